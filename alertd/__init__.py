@@ -1,0 +1,1 @@
+"""alertd: evacuation orders and shelter openings pushed to residents phones."""

@@ -1,0 +1,174 @@
+"""The mobile API: device registration, settings, location, watched places, alert inbox."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Any
+
+from aiohttp import web
+
+from alertd import devices, errors, validate, web as w
+
+MAX_TOKEN = 4096
+TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
+routes = web.RouteTableDef()
+
+
+def _token(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_TOKEN:
+        raise errors.InvalidInput(f"push_token must be a string of 1 to {MAX_TOKEN} characters")
+    if not TOKEN_RE.match(value):
+        raise errors.InvalidInput("push_token must be printable ASCII without spaces")
+    return value
+
+
+@routes.post("/v1/devices")
+async def register(request: web.Request) -> web.Response:
+    """Register a phone; the secret is returned once and stored only hashed."""
+    body = validate.obj(await w.json_body(request))
+    validate.only(body, {"platform", "push_token", "locale"})
+    platform = body.get("platform")
+    if platform not in ("ios", "android"):
+        raise errors.InvalidInput("platform must be ios or android")
+    token = _token(body.get("push_token"))
+    locale = validate.locale(body.get("locale", "ja"))
+    device_id, secret = await devices.register(w.ctx(request).pool, platform, token, locale)
+    return web.json_response({"device_id": str(device_id), "device_secret": secret}, status=201)
+
+
+def _clock(value: str) -> time:
+    hh, mm = value.split(":")
+    return time(int(hh), int(mm))
+
+
+@routes.patch("/v1/me")
+async def update_me(request: web.Request) -> web.Response:
+    """Change push token, locale, tips or quiet hours."""
+    dev = await w.device(request)
+    body = validate.obj(await w.json_body(request))
+    validate.only(body, {"push_token", "locale", "tips", "quiet_hours", "drill"})
+    changes: dict[str, Any] = {}
+    if "push_token" in body:
+        changes["push_token"] = _token(body["push_token"])
+    if "locale" in body:
+        changes["locale"] = validate.locale(body["locale"])
+    for flag in ("tips", "drill"):
+        if flag in body:
+            if not isinstance(body[flag], bool):
+                raise errors.InvalidInput(f"{flag} must be true or false")
+            changes[flag] = body[flag]
+    if "quiet_hours" in body:
+        quiet = body["quiet_hours"]
+        if quiet is None:
+            changes["quiet_start"] = changes["quiet_end"] = None
+        else:
+            quiet = validate.obj(quiet, "quiet_hours")
+            validate.only(quiet, {"start", "end"}, "quiet_hours")
+            changes["quiet_start"] = _clock(validate.clock(quiet.get("start"), "quiet_hours.start"))
+            changes["quiet_end"] = _clock(validate.clock(quiet.get("end"), "quiet_hours.end"))
+    await devices.update(w.ctx(request).pool, dev.id, changes)
+    fresh = await devices.get(w.ctx(request).pool, dev.id)
+    assert fresh is not None
+    return web.json_response(_me(fresh))
+
+
+def _me(dev: devices.Device) -> dict[str, Any]:
+    quiet = None
+    if dev.quiet_start is not None and dev.quiet_end is not None:
+        quiet = {"start": dev.quiet_start.strftime("%H:%M"),
+                 "end": dev.quiet_end.strftime("%H:%M")}
+    return {"device_id": str(dev.id), "platform": dev.platform, "locale": dev.locale,
+            "tips": dev.tips, "quiet_hours": quiet, "drill": dev.drill,
+            "push_enabled": dev.token_state == "active"}
+
+
+@routes.get("/v1/me")
+async def get_me(request: web.Request) -> web.Response:
+    """The device's own settings and places."""
+    dev = await w.device(request)
+    out = _me(dev)
+    out["places"] = [p.as_json() for p in await devices.places(w.ctx(request).pool, dev)]
+    return web.json_response(out)
+
+
+@routes.delete("/v1/me")
+async def delete_me(request: web.Request) -> web.Response:
+    """Erase the device and everything about it."""
+    dev = await w.device(request)
+    await devices.delete(w.ctx(request).pool, dev.id)
+    return web.Response(status=204)
+
+
+@routes.put("/v1/me/location")
+async def put_location(request: web.Request) -> web.Response:
+    """Share the current location (matchable within a second)."""
+    dev = await w.device(request)
+    body = validate.obj(await w.json_body(request))
+    validate.only(body, {"lat", "lon", "accuracy_m"})
+    lat, lon = validate.lat_lon(body)
+    accuracy = None
+    if body.get("accuracy_m") is not None:
+        accuracy = validate.number(body, "accuracy_m", 0, 100_000)
+    await devices.set_location(w.ctx(request).pool, dev, lat, lon, accuracy)
+    return web.Response(status=204)
+
+
+@routes.delete("/v1/me/location")
+async def delete_location(request: web.Request) -> web.Response:
+    """Stop sharing the location; the stored one is erased."""
+    dev = await w.device(request)
+    await devices.clear_location(w.ctx(request).pool, dev)
+    return web.Response(status=204)
+
+
+@routes.put("/v1/me/places/{place_id}")
+async def put_place(request: web.Request) -> web.Response:
+    """Watch a point or a municipality (at most three places)."""
+    dev = await w.device(request)
+    place_id = validate.ident(request.match_info["place_id"], "place_id")
+    body = validate.obj(await w.json_body(request))
+    validate.only(body, {"label", "lat", "lon", "area_code"})
+    label = validate.text(body, "label", max_len=100)
+    assert label is not None
+    if "area_code" in body:
+        if "lat" in body or "lon" in body:
+            raise errors.InvalidInput("give either lat/lon or area_code, not both")
+        code = body["area_code"]
+        table = w.ctx(request).table
+        if not isinstance(code, str) or not table.is_known(code):
+            raise errors.InvalidInput(f"area_code {code!r} is not a known municipality code")
+        place = devices.Place(place_id, label, None, None, code)
+    else:
+        lat, lon = validate.lat_lon(body)
+        place = devices.Place(place_id, label, lat, lon, None)
+    created = await devices.put_place(w.ctx(request).pool, dev, place)
+    return web.json_response(place.as_json(), status=201 if created else 200)
+
+
+@routes.delete("/v1/me/places/{place_id}")
+async def delete_place(request: web.Request) -> web.Response:
+    """Stop watching a place."""
+    dev = await w.device(request)
+    if not await devices.delete_place(w.ctx(request).pool, dev, request.match_info["place_id"]):
+        raise errors.NotFound("no such place")
+    return web.Response(status=204)
+
+
+@routes.get("/v1/me/alerts")
+async def alerts(request: web.Request) -> web.Response:
+    """The device's inbox: alerts sent to it, newest first."""
+    dev = await w.device(request)
+    rows = await w.ctx(request).pool.fetch(
+        "SELECT d.order_id, d.version, d.kind, d.level, d.title, d.body, d.state, d.created_at,"
+        " o.state AS order_state FROM deliveries d JOIN orders o ON o.id = d.order_id"
+        " WHERE d.device_id = $1 AND d.state NOT IN ('cancelled')"
+        " ORDER BY d.created_at DESC, d.id DESC LIMIT 200",
+        dev.id,
+    )
+    return web.json_response({"alerts": [
+        {"alert_id": str(r["order_id"]), "version": r["version"], "kind": r["kind"],
+         "level": r["level"], "title": r["title"], "body": r["body"],
+         "order_state": r["order_state"], "at": r["created_at"].isoformat()}
+        for r in rows
+    ]})

@@ -1,0 +1,143 @@
+"""The staff API: preview, issue, amend, lift and inspect evacuation orders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from alertd import errors, metrics, orders, pipeline, web as w
+
+routes = web.RouteTableDef()
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def _order_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["order_id"])
+    except ValueError as exc:
+        raise errors.NotFound("no such order") from exc
+
+
+@routes.post("/v1/staff/orders:preview")
+async def preview(request: web.Request) -> web.Response:
+    """How many devices an order would reach, by municipality; nothing is sent."""
+    await w.staff_member(request, "viewer")
+    c = w.ctx(request)
+    spec = orders.parse_spec(await w.json_body(request), c.table, c.cfg.orders,
+                             datetime.now(UTC))
+    match = c.points.match(spec.area.geometry, spec.area.area_codes)
+    count = await c.pool.fetchval(
+        "SELECT count(*) FROM devices WHERE seq = ANY($1::bigint[]) AND token_state = 'active'",
+        match.seqs.tolist(),
+    )
+    by_area = c.points.by_area(spec.area.geometry, spec.area.area_codes)
+    return web.json_response({"devices": int(count), "by_area": by_area})
+
+
+def _body_hash(raw: Any) -> bytes:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).digest()
+
+
+@routes.post("/v1/staff/orders")
+async def create(request: web.Request) -> web.Response:
+    """Issue an order; with Idempotency-Key, a retried request gets the first answer."""
+    who = await w.staff_member(request, "operator")
+    c = w.ctx(request)
+    raw = await w.json_body(request)
+    spec = orders.parse_spec(raw, c.table, c.cfg.orders, datetime.now(UTC))
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise errors.InvalidInput(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    async with c.pool.acquire() as conn, conn.transaction():
+        if key is not None:
+            first = await conn.fetchval(
+                "INSERT INTO idempotency_keys (staff_id, key, request_hash, status, response)"
+                " VALUES ($1, $2, $3, 0, '{}') ON CONFLICT DO NOTHING RETURNING true",
+                who.id, key, _body_hash(raw),
+            )
+            if not first:
+                row = await conn.fetchrow(
+                    "SELECT request_hash, status, response FROM idempotency_keys"
+                    " WHERE staff_id = $1 AND key = $2", who.id, key,
+                )
+                if bytes(row["request_hash"]) != _body_hash(raw):
+                    raise errors.InvalidInput("Idempotency-Key was used for a different request")
+                return web.json_response(row["response"], status=row["status"],
+                                         headers={"Idempotent-Replayed": "true"})
+        accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
+        answer = {"id": str(accepted.order_id), "version": accepted.version,
+                  "devices": accepted.devices}
+        if key is not None:
+            await conn.execute(
+                "UPDATE idempotency_keys SET status = 201, response = $3"
+                " WHERE staff_id = $1 AND key = $2", who.id, key, answer,
+            )
+    metrics.ORDERS.labels("issued").inc()
+    return web.json_response(answer, status=201,
+                             headers={"Location": f"/v1/staff/orders/{accepted.order_id}"})
+
+
+@routes.get("/v1/staff/orders")
+async def list_orders(request: web.Request) -> web.Response:
+    """Orders, newest first (active ones unless ?state=all)."""
+    await w.staff_member(request, "viewer")
+    c = w.ctx(request)
+    every = request.query.get("state") == "all"
+    rows = await c.pool.fetch(
+        "SELECT o.id, o.version, o.state, o.source, o.created_at, v.level, v.hazard,"
+        " v.headline, v.expires_at, v.matched FROM orders o JOIN order_versions v"
+        " ON v.order_id = o.id AND v.version = o.version"
+        " WHERE $1 OR o.state = 'active' ORDER BY o.created_at DESC LIMIT 200", every,
+    )
+    return web.json_response({"orders": [
+        {"id": str(r["id"]), "version": r["version"], "state": r["state"],
+         "source": r["source"], "level": r["level"], "hazard": r["hazard"],
+         "headline": r["headline"], "expires_at": r["expires_at"].isoformat(),
+         "matched": r["matched"], "created_at": r["created_at"].isoformat()}
+        for r in rows
+    ]})
+
+
+@routes.get("/v1/staff/orders/{order_id}")
+async def get_order(request: web.Request) -> web.Response:
+    """The order with its delivery counts."""
+    await w.staff_member(request, "viewer")
+    c = w.ctx(request)
+    order = await pipeline.load(c.pool, _order_id(request), c.table, c.cfg.orders)
+    counts = await pipeline.counts(c.pool, order.id)
+    out = orders.as_json(order, counts)
+    out["expired"] = order.spec.expires_at <= datetime.now(UTC)
+    return web.json_response(out)
+
+
+@routes.patch("/v1/staff/orders/{order_id}")
+async def amend(request: web.Request) -> web.Response:
+    """A new version of the order (level, area, text or expiry)."""
+    await w.staff_member(request, "operator")
+    c = w.ctx(request)
+    order_id = _order_id(request)
+    raw = await w.json_body(request)
+    async with c.pool.acquire() as conn:
+        order = await pipeline.load(conn, order_id, c.table, c.cfg.orders)
+        spec = orders.parse_patch(raw, order.spec, c.table, c.cfg.orders, datetime.now(UTC))
+        accepted = await pipeline.amend(conn, c.points, order, spec)
+    metrics.ORDERS.labels("amended").inc()
+    return web.json_response({"id": str(accepted.order_id), "version": accepted.version,
+                              "devices": accepted.devices})
+
+
+@routes.post("/v1/staff/orders/{order_id}/lift")
+async def lift(request: web.Request) -> web.Response:
+    """Lift (解除) the order: every device that holds it is told, nobody else."""
+    await w.staff_member(request, "operator")
+    c = w.ctx(request)
+    async with c.pool.acquire() as conn:
+        order = await pipeline.load(conn, _order_id(request), c.table, c.cfg.orders)
+        devices = await pipeline.lift(conn, order)
+    metrics.ORDERS.labels("lifted").inc()
+    return web.json_response({"id": str(order.id), "state": "lifted", "devices": devices})

@@ -1,0 +1,143 @@
+"""The daemon: builds the HTTP app and runs the roles (api, worker) until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from alertd import api_mobile, api_staff, db, metrics, outbox, points, settings
+from alertd import web as w
+from alertd.dispatcher import Dispatcher, Sender
+from geo import index as geo_index
+from geo import municipalities
+
+log = structlog.get_logger(__name__)
+
+ROLES = ("api", "worker", "feeds", "scheduler")
+
+
+def areas_path(cfg: settings.Settings) -> Path:
+    """The municipal areas file: configured, else the one shipped in the package."""
+    if cfg.geo.areas_file:
+        return Path(cfg.geo.areas_file)
+    return settings.defaults_path().parent / "areas" / "fukushima_areas.geojson"
+
+
+def parse_roles(text: str) -> tuple[str, ...]:
+    """Roles from a comma list, checked."""
+    roles = tuple(r.strip() for r in text.split(",") if r.strip())
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise SystemExit(f"--role must be a comma list of {', '.join(ROLES)}; got {text!r}")
+    return roles
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    c = w.ctx(request)
+    try:
+        async with asyncio.timeout(2):
+            pending = await db.pending_migrations(c.pool)
+    except Exception as exc:
+        return w.problem(503, f"database unreachable: {type(exc).__name__}")
+    if pending:
+        return w.problem(503, f"migrations not applied: {', '.join(pending)}")
+    if not c.points.ready.is_set():
+        return w.problem(503, "point index still loading")
+    return web.json_response({"status": "ready", "points": len(c.points.index)})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    c = w.ctx(request)
+    with contextlib.suppress(Exception):
+        depth = await outbox.depth(c.pool)
+        for service in ("apns", "fcm"):
+            metrics.OUTBOX_DEPTH.labels(service).set(depth.get(service, 0))
+    metrics.INDEX_POINTS.set(len(c.points.index))
+    return web.Response(body=metrics.render(), content_type="text/plain")
+
+
+def build_app(context: w.Context) -> web.Application:
+    """The aiohttp application with every route."""
+    app = web.Application(middlewares=[w.error_middleware],
+                          client_max_size=context.cfg.http.max_body_bytes)
+    app[w.CONTEXT] = context
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.add_routes(api_mobile.routes)
+    app.add_routes(api_staff.routes)
+    return app
+
+
+def make_senders(cfg: settings.Settings) -> dict[str, tuple[Sender, int]]:
+    """The push senders enabled in the configuration."""
+    out: dict[str, tuple[Sender, int]] = {}
+    if cfg.apns.enabled:
+        from alertd.apns import ApnsSender
+
+        out["apns"] = (ApnsSender(cfg.apns), cfg.apns.concurrency)
+    if cfg.fcm.enabled:
+        from alertd.fcm import FcmSender
+
+        out["fcm"] = (FcmSender(cfg.fcm), cfg.fcm.concurrency)
+    return out
+
+
+async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
+    """Run the daemon until SIGTERM/SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool = await db.connect(cfg.database.url, min_size=cfg.database.pool_min,
+                            max_size=cfg.database.pool_max)
+    async with pool.acquire() as conn:
+        pending = await db.pending_migrations(conn)
+    if pending:
+        log.warning("migrations_pending", versions=pending, hint="run `alertd migrate`")
+    table = municipalities.Table.load(areas_path(cfg))
+    pts = points.Points(index=geo_index.PointIndex(cfg.geo.cell_deg), table=table)
+    context = w.Context(cfg=cfg, pool=pool, points=pts, table=table)
+    tasks: list[asyncio.Task[Any]] = []
+    runner: web.AppRunner | None = None
+    dispatcher: Dispatcher | None = None
+    senders: dict[str, tuple[Sender, int]] = {}
+    try:
+        if "api" in roles:
+            tasks.append(asyncio.create_task(points.follow(cfg.database.url, pts, stop)))
+            runner = web.AppRunner(build_app(context), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
+        if "worker" in roles:
+            senders = make_senders(cfg)
+            for sender, _ in senders.values():
+                start = getattr(sender, "start", None)
+                if start is not None:
+                    await start()
+            dispatcher = Dispatcher(pool, cfg, senders)
+            tasks.append(asyncio.create_task(dispatcher.run()))
+        log.info("alertd_started", roles=list(roles), port=cfg.http.port if runner else None)
+        await stop.wait()
+        log.info("alertd_stopping")
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        if dispatcher is not None:
+            dispatcher.stop()
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for sender, _ in senders.values():
+            with contextlib.suppress(Exception):
+                await sender.close()
+        await pool.close()
+        log.info("alertd_stopped")

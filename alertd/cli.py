@@ -1,0 +1,106 @@
+"""The `alertd` command line: migrate, run, sandbox, staff-token, localdb."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from alertd import errors, settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alertd", description="Evacuation alerts to residents' phones.")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="extra configuration file (may be repeated; later files win)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations")
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--role", default="api,worker",
+                     help="comma list of roles: api, worker, feeds, scheduler (default api,worker)")
+    run.add_argument("--migrate", action="store_true", help="apply migrations before starting")
+    sub.add_parser("sandbox", help="run the local fake APNs and FCM (--port-base N --dir D)")
+    tok = sub.add_parser("staff-token", help="manage staff tokens")
+    tok_sub = tok.add_subparsers(dest="action", required=True)
+    create = tok_sub.add_parser("create", help="create a token (printed alone on the last line)")
+    create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    create.add_argument("--label", default="")
+    ldb = sub.add_parser("localdb", help="find or start a local PostgreSQL and print its URL")
+    ldb.add_argument("--dir", default=".local/pg", help="where a private cluster lives")
+    return p
+
+
+async def _migrate(cfg: settings.Settings) -> int:
+    from alertd import db
+
+    conn = await db.connect_one(cfg.database.url)
+    try:
+        applied = await db.migrate(conn)
+    finally:
+        await conn.close()
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+async def _staff_token(cfg: settings.Settings, role: str, label: str) -> int:
+    from alertd import db, staff
+
+    conn = await db.connect_one(cfg.database.url)
+    try:
+        token = await staff.create(conn, role, label)
+    finally:
+        await conn.close()
+    print(f"created a {role} staff token; it is shown only once:")
+    print(token)
+    return 0
+
+
+async def _run(cfg: settings.Settings, roles: str, migrate_first: bool) -> int:
+    from alertd import app
+
+    parsed = app.parse_roles(roles)
+    if migrate_first:
+        await _migrate(cfg)
+    await app.serve(cfg, parsed)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `alertd` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sandbox":
+        from alertd.sandbox import server
+
+        return server.main(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        cfg = settings.load(args.config)
+    except errors.ConfigError as exc:
+        print(f"alertd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from alertd import logs
+
+    logs.configure(cfg.log.format, cfg.log.level)
+    try:
+        if args.command == "migrate":
+            return asyncio.run(_migrate(cfg))
+        if args.command == "run":
+            return asyncio.run(_run(cfg, args.role, args.migrate))
+        if args.command == "staff-token":
+            return asyncio.run(_staff_token(cfg, args.role, args.label))
+        if args.command == "localdb":
+            from alertd import localdb
+
+            print(asyncio.run(localdb.ensure(cfg.database.url, args.dir)))
+            return 0
+    except errors.AlertdError as exc:
+        print(f"alertd: {exc.reason}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

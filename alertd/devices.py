@@ -1,0 +1,178 @@
+"""Registered phones: registration, credentials, settings, location and watched places (SQL)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import time
+from typing import Any
+
+import asyncpg
+
+from alertd import credentials, errors
+
+MAX_PLACES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: uuid.UUID
+    seq: int
+    platform: str
+    push_token: str
+    token_state: str
+    locale: str
+    tips: bool
+    quiet_start: time | None
+    quiet_end: time | None
+    drill: bool
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Device:
+        """Build from a devices row."""
+        return cls(
+            id=row["id"], seq=row["seq"], platform=row["platform"],
+            push_token=row["push_token"], token_state=row["token_state"],
+            locale=row["locale"], tips=row["tips"], quiet_start=row["quiet_start"],
+            quiet_end=row["quiet_end"], drill=row["drill"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    place_id: str
+    label: str
+    lat: float | None
+    lon: float | None
+    area_code: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The place as the API shows it."""
+        out: dict[str, Any] = {"place_id": self.place_id, "label": self.label}
+        if self.area_code is not None:
+            out["area_code"] = self.area_code
+        else:
+            out["lat"], out["lon"] = self.lat, self.lon
+        return out
+
+
+_DEVICE_COLUMNS = (
+    "id, seq, platform, push_token, token_state, locale, tips, quiet_start, quiet_end, drill"
+)
+
+
+async def register(pool: asyncpg.Pool, platform: str, push_token: str,
+                   locale: str) -> tuple[uuid.UUID, str]:
+    """Create a device and return its id and its (only ever shown once) secret."""
+    device_id = uuid.uuid4()
+    secret = credentials.new_secret("ds_")
+    await pool.execute(
+        "INSERT INTO devices (id, platform, push_token, secret_hash, locale)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        device_id, platform, push_token, credentials.digest(secret), locale,
+    )
+    return device_id, secret
+
+
+async def authenticate(pool: asyncpg.Pool, secret: str) -> Device | None:
+    """The device holding this secret, or None."""
+    row = await pool.fetchrow(
+        f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE secret_hash = $1",
+        credentials.digest(secret),
+    )
+    return Device.from_row(row) if row else None
+
+
+async def get(pool: asyncpg.Pool, device_id: uuid.UUID) -> Device | None:
+    """The device with this id, or None."""
+    row = await pool.fetchrow(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE id = $1", device_id)
+    return Device.from_row(row) if row else None
+
+
+async def update(pool: asyncpg.Pool, device_id: uuid.UUID, changes: dict[str, Any]) -> None:
+    """Apply settings changes; a new push token re-enables sending."""
+    sets: list[str] = []
+    args: list[Any] = [device_id]
+    for column, value in changes.items():
+        args.append(value)
+        sets.append(f"{column} = ${len(args)}")
+    if "push_token" in changes:
+        sets.append("token_state = 'active'")
+    if not sets:
+        return
+    await pool.execute(
+        f"UPDATE devices SET {', '.join(sets)}, updated_at = now() WHERE id = $1", *args
+    )
+
+
+async def delete(pool: asyncpg.Pool, device_id: uuid.UUID) -> None:
+    """Erase the device and everything about it (places, location, deliveries cascade)."""
+    await pool.execute("DELETE FROM devices WHERE id = $1", device_id)
+
+
+async def set_location(pool: asyncpg.Pool, device: Device, lat: float, lon: float,
+                       accuracy_m: float | None) -> None:
+    """Store the device's current location (slot 0)."""
+    await pool.execute(
+        "INSERT INTO device_points (device_id, device_seq, slot, lon, lat, accuracy_m)"
+        " VALUES ($1, $2, 0, $3, $4, $5)"
+        " ON CONFLICT (device_id, slot) DO UPDATE SET lon = EXCLUDED.lon, lat = EXCLUDED.lat,"
+        " accuracy_m = EXCLUDED.accuracy_m, updated_at = now()",
+        device.id, device.seq, lon, lat, accuracy_m,
+    )
+
+
+async def clear_location(pool: asyncpg.Pool, device: Device) -> None:
+    """Stop sharing the current location: it is erased."""
+    await pool.execute("DELETE FROM device_points WHERE device_id = $1 AND slot = 0", device.id)
+
+
+async def put_place(pool: asyncpg.Pool, device: Device, place: Place) -> bool:
+    """Create or replace a watched place; True when it was created. A 4th place conflicts."""
+    async with pool.acquire() as conn, conn.transaction():
+        # Serialise place changes of one device so two requests cannot both take the last slot.
+        await conn.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", device.id)
+        rows = await conn.fetch(
+            "SELECT slot, place_id FROM device_points WHERE device_id = $1 AND slot > 0",
+            device.id,
+        )
+        existing = {r["place_id"]: r["slot"] for r in rows}
+        slot = existing.get(place.place_id)
+        created = slot is None
+        if slot is None:
+            free = sorted(set(range(1, MAX_PLACES + 1)) - set(existing.values()))
+            if not free:
+                raise errors.Conflict(
+                    f"a device may watch at most {MAX_PLACES} places; delete one first"
+                )
+            slot = free[0]
+        await conn.execute(
+            "INSERT INTO device_points"
+            " (device_id, device_seq, slot, place_id, label, lon, lat, area_code)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (device_id, slot) DO UPDATE SET place_id = EXCLUDED.place_id,"
+            " label = EXCLUDED.label, lon = EXCLUDED.lon, lat = EXCLUDED.lat,"
+            " area_code = EXCLUDED.area_code, updated_at = now()",
+            device.id, device.seq, slot, place.place_id, place.label, place.lon, place.lat,
+            place.area_code,
+        )
+    return created
+
+
+async def delete_place(pool: asyncpg.Pool, device: Device, place_id: str) -> bool:
+    """Remove a watched place; False when there was none."""
+    status = await pool.execute(
+        "DELETE FROM device_points WHERE device_id = $1 AND place_id = $2 AND slot > 0",
+        device.id, place_id,
+    )
+    return str(status) != "DELETE 0"
+
+
+async def places(pool: asyncpg.Pool, device: Device) -> list[Place]:
+    """The device's watched places."""
+    rows = await pool.fetch(
+        "SELECT place_id, label, lat, lon, area_code FROM device_points"
+        " WHERE device_id = $1 AND slot > 0 ORDER BY slot",
+        device.id,
+    )
+    return [Place(r["place_id"], r["label"], r["lat"], r["lon"], r["area_code"]) for r in rows]

@@ -1,0 +1,211 @@
+"""The dispatcher: claims due deliveries, sends them with bounded concurrency, records outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from alertd import db, metrics, outbox, settings
+from alertd.outbox import Claimed, Result
+from alertd.pipeline import OUTBOX_CHANNEL
+from alertd.push import Outcome, PushMessage
+
+log = structlog.get_logger(__name__)
+
+
+class Sender(Protocol):
+    async def send(self, msg: PushMessage) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+def message(c: Claimed, critical_levels: tuple[int, ...]) -> PushMessage:
+    """The push message of a claimed delivery."""
+    return PushMessage(
+        delivery_id=c.id, apns_id=str(c.apns_id),
+        platform="ios" if c.service == "apns" else "android", token=c.push_token,
+        kind=c.kind, alert_id=str(c.order_id), level=c.level, title=c.title, body=c.body,
+        collapse_id=str(c.order_id), thread_id=f"order-{c.order_id}", expires_at=c.expires_at,
+        priority=c.priority,
+        critical=c.level is not None and c.level in critical_levels and c.kind != "order_lifted",
+    )
+
+
+class Dispatcher:
+    """One dispatcher process's claim/send/record loop over every configured service."""
+
+    def __init__(self, pool: asyncpg.Pool, cfg: settings.Settings,
+                 senders: dict[str, tuple[Sender, int]]) -> None:
+        self.pool = pool
+        self.cfg = cfg
+        self.senders = senders  # service -> (sender, concurrency)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.wakes = {service: asyncio.Event() for service in senders}
+        self.stopping = asyncio.Event()
+        self.inflight: dict[int, asyncio.Task[None]] = {}
+        self.results: list[Result] = []
+        self.invalid: list[tuple[Any, str]] = []
+        self.flushed = asyncio.Event()
+        self._flush_now = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run until stop() is called, then finish or release in-flight deliveries."""
+        listener = asyncio.create_task(self._listen())
+        flusher = asyncio.create_task(self._flusher())
+        loops = [asyncio.create_task(self._service_loop(s, n))
+                 for s, (_, n) in self.senders.items()]
+        try:
+            await self.stopping.wait()
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._drain()
+            flusher.cancel()
+            listener.cancel()
+            await asyncio.gather(flusher, listener, return_exceptions=True)
+            await self._flush()
+
+    def stop(self) -> None:
+        """Stop claiming; run() then finishes in-flight sends within the grace period."""
+        self.stopping.set()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for event in self.wakes.values():
+            event.set()
+
+    async def _drain(self) -> None:
+        tasks = list(self.inflight.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.cfg.dispatch.shutdown_grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        unfinished = list(self.inflight)
+        await self._flush()
+        if unfinished:
+            with contextlib.suppress(Exception):
+                await outbox.release(self.pool, unfinished, self.worker)
+            log.info("dispatcher_released", deliveries=len(unfinished))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                conn = await db.connect_one(self.cfg.database.url)
+            except Exception as exc:
+                log.warning("outbox_listen_failed", error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake_all())
+                self._wake_all()
+                while not conn.is_closed():
+                    await asyncio.sleep(5.0)
+                    await conn.execute("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox_listener_lost", error=str(exc))
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _service_loop(self, service: str, concurrency: int) -> None:
+        dcfg = self.cfg.dispatch
+        sender, _ = self.senders[service]
+        room = asyncio.Semaphore(concurrency)
+        while not self.stopping.is_set():
+            free = room._value  # noqa: SLF001 - read-only peek at the free slots
+            got = 0
+            if free > 0:
+                try:
+                    claimed = await outbox.claim(self.pool, service, min(free, dcfg.batch_size),
+                                                 dcfg.lease_s, self.worker)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("claim_failed", service=service, error=str(exc))
+                    claimed = []
+                got = len(claimed)
+                for c in claimed:
+                    await room.acquire()
+                    task = asyncio.create_task(self._deliver(sender, c, room))
+                    self.inflight[c.id] = task
+            if got and got == min(free, dcfg.batch_size):
+                continue  # there may be more due right now
+            if free <= 0 or got:
+                # Wait for a slot to free up, or for new work.
+                await self._wait(service, min(dcfg.poll_s, 0.05) if free <= 0 else dcfg.poll_s)
+            else:
+                await self._wait(service, dcfg.poll_s)
+
+    async def _wait(self, service: str, timeout: float) -> None:
+        event = self.wakes[service]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        event.clear()
+
+    async def _deliver(self, sender: Sender, c: Claimed, room: asyncio.Semaphore) -> None:
+        bound = structlog.contextvars.bound_contextvars(delivery_id=c.id, order_id=str(c.order_id))
+        with bound:
+            try:
+                now = datetime.now(UTC)
+                if c.token_state != "active":
+                    outcome = Outcome("invalid_token", reason="push token disabled")
+                elif c.expires_at <= now:
+                    outcome = Outcome("failed", reason="expired before it could be sent")
+                else:
+                    start = time.perf_counter()
+                    try:
+                        outcome = await sender.send(message(c, self.cfg.apns.critical_levels))
+                    except Exception as exc:  # a sender bug must not lose the delivery
+                        log.exception("send_crashed")
+                        outcome = Outcome("retry", reason=f"sender error: {type(exc).__name__}")
+                    metrics.SEND_LATENCY.labels(c.service).observe(time.perf_counter() - start)
+                dcfg = self.cfg.dispatch
+                result = outbox.decide(c, outcome, datetime.now(UTC),
+                                       max_attempts=dcfg.max_attempts, base_s=dcfg.backoff_base_s,
+                                       max_s=dcfg.backoff_max_s)
+                metrics.DELIVERIES.labels(c.service, result.state).inc()
+                if result.state == "invalid_token":
+                    self.invalid.append((c.device_id, c.push_token))
+                if result.state != "sent":
+                    log.info("delivery_outcome", state=result.state, reason=result.reason,
+                             attempts=c.attempts)
+                self.results.append(result)
+                if len(self.results) >= self.cfg.dispatch.batch_size:
+                    self._flush_now.set()
+                self.inflight.pop(c.id, None)
+            finally:
+                room.release()
+                self.wakes[c.service].set()
+
+    async def _flusher(self) -> None:
+        interval = self.cfg.dispatch.flush_ms / 1000
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), interval)
+            self._flush_now.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self.results and not self.invalid:
+            return
+        results, self.results = self.results, []
+        invalid, self.invalid = self.invalid, []
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await outbox.record(conn, results, self.worker)
+                await outbox.invalidate_tokens(conn, invalid)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Keep them for the next flush; the lease protects the rows meanwhile.
+            log.warning("record_failed", error=str(exc), results=len(results))
+            self.results[:0] = results
+            self.invalid[:0] = invalid
+            return
+        self.flushed.set()

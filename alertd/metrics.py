@@ -1,0 +1,25 @@
+"""Prometheus metrics of this process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+
+ORDERS = Counter("alertd_orders_total", "Orders accepted, by action.", ["action"],
+                 registry=REGISTRY)
+DELIVERIES = Counter("alertd_deliveries_total", "Delivery attempts by service and outcome.",
+                     ["service", "outcome"], registry=REGISTRY)
+SEND_LATENCY = Histogram(
+    "alertd_send_seconds", "Time of one push request to APNs or FCM.", ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY,
+)
+OUTBOX_DEPTH = Gauge("alertd_outbox_depth", "Deliveries waiting to be sent, by service.",
+                     ["service"], registry=REGISTRY)
+INDEX_POINTS = Gauge("alertd_index_points", "Points in this node's geofence index.",
+                     registry=REGISTRY)
+
+
+def render() -> bytes:
+    """The exposition text of every metric."""
+    return generate_latest(REGISTRY)

@@ -1,0 +1,162 @@
+"""The durable outbox: claiming due deliveries with a lease, recording outcomes (SQL)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from alertd.push import Outcome
+
+FINAL = ("sent", "invalid_token", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery this dispatcher holds the lease of."""
+
+    id: int
+    apns_id: uuid.UUID
+    order_id: uuid.UUID
+    device_id: uuid.UUID
+    kind: str
+    service: str
+    level: int | None
+    title: str
+    body: str
+    priority: int
+    expires_at: datetime
+    attempts: int
+    push_token: str
+    token_state: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Claimed:
+        """Build from a claim query row."""
+        return cls(**{k: row[k] for k in cls.__slots__})  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """An outcome to record for a claimed delivery."""
+
+    id: int
+    state: str  # pending (retry later) or a final state
+    due_at: datetime | None
+    provider_id: str | None
+    reason: str | None
+
+
+_CLAIM = """
+WITH due AS (
+    SELECT id FROM deliveries
+    WHERE service = $1 AND state IN ('pending', 'sending') AND due_at <= now()
+    ORDER BY due_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d
+SET state = 'sending', due_at = now() + make_interval(secs => $3),
+    attempts = d.attempts + 1, claimed_by = $4
+FROM due, devices v
+WHERE d.id = due.id AND v.id = d.device_id
+RETURNING d.id, d.apns_id, d.order_id, d.device_id, d.kind, d.service, d.level, d.title, d.body,
+          d.priority, d.expires_at, d.attempts, v.push_token, v.token_state, d.created_at
+"""
+
+
+async def claim(conn: asyncpg.Connection | asyncpg.Pool, service: str, limit: int,
+                lease_s: float, worker: str) -> list[Claimed]:
+    """Take up to `limit` due deliveries of one service (expired leases included)."""
+    rows = await conn.fetch(_CLAIM, service, limit, lease_s, worker)
+    return [Claimed.from_row(r) for r in rows]
+
+
+async def record(conn: asyncpg.Connection | asyncpg.Pool, results: list[Result],
+                 worker: str) -> int:
+    """Write outcomes of deliveries this worker still holds; returns rows written."""
+    if not results:
+        return 0
+    status = await conn.execute(
+        "UPDATE deliveries d SET state = u.state, due_at = COALESCE(u.due_at, d.due_at),"
+        " provider_id = COALESCE(u.provider_id, d.provider_id), reason = u.reason,"
+        " claimed_by = NULL,"
+        " done_at = CASE WHEN u.state = ANY($7::text[]) THEN now() END"
+        " FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
+        "   AS u(id, state, due_at, provider_id, reason)"
+        " WHERE d.id = u.id AND d.state = 'sending' AND d.claimed_by = $6",
+        [r.id for r in results], [r.state for r in results], [r.due_at for r in results],
+        [r.provider_id for r in results], [r.reason for r in results], worker, list(FINAL),
+    )
+    return int(str(status).split()[-1])
+
+
+async def invalidate_tokens(conn: asyncpg.Connection | asyncpg.Pool,
+                            pairs: list[tuple[uuid.UUID, str]]) -> None:
+    """Disable the push tokens the services refused, and drop their queued deliveries."""
+    if not pairs:
+        return
+    devices = [d for d, _ in pairs]
+    tokens = [t for _, t in pairs]
+    await conn.execute(
+        "UPDATE devices v SET token_state = 'invalid', updated_at = now()"
+        " FROM unnest($1::uuid[], $2::text[]) AS u(id, token)"
+        " WHERE v.id = u.id AND v.push_token = u.token",
+        devices, tokens,
+    )
+    await conn.execute(
+        "UPDATE deliveries SET state = 'invalid_token', reason = 'push token refused earlier',"
+        " done_at = now() WHERE device_id = ANY($1::uuid[]) AND state = 'pending'"
+        " AND device_id IN (SELECT id FROM devices WHERE token_state = 'invalid')",
+        devices,
+    )
+
+
+async def release(conn: asyncpg.Connection | asyncpg.Pool, ids: list[int], worker: str) -> None:
+    """Hand unfinished claims back so any dispatcher may send them at once."""
+    if ids:
+        await conn.execute(
+            "UPDATE deliveries SET state = 'pending', due_at = now(), claimed_by = NULL,"
+            " attempts = greatest(attempts - 1, 0)"
+            " WHERE id = ANY($1::bigint[]) AND state = 'sending' AND claimed_by = $2",
+            ids, worker,
+        )
+
+
+async def depth(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
+    """Deliveries waiting to be sent, by service."""
+    rows = await conn.fetch(
+        "SELECT service, count(*) AS n FROM deliveries WHERE state IN ('pending', 'sending')"
+        " GROUP BY service"
+    )
+    return {r["service"]: int(r["n"]) for r in rows}
+
+
+def backoff(attempts: int, base_s: float, max_s: float, retry_after: float | None,
+            rng: random.Random | None = None) -> float:
+    """Seconds until the next attempt: exponential with jitter, never before Retry-After."""
+    r = rng or random
+    exp = min(max_s, base_s * (2 ** max(0, attempts - 1)))
+    delay = exp * (0.5 + r.random() / 2)  # "equal jitter": spread retries, keep a floor
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(max(delay, 0.0), max(max_s, retry_after or 0.0))
+
+
+def decide(claimed: Claimed, outcome: Outcome, now: datetime, *, max_attempts: int,
+           base_s: float, max_s: float) -> Result:
+    """What to record for an outcome: final, or pending again with the next attempt time."""
+    if outcome.status != "retry":
+        return Result(claimed.id, outcome.status, None, outcome.provider_id, outcome.reason or None)
+    if claimed.attempts >= max_attempts:
+        return Result(claimed.id, "failed", None, None,
+                      f"gave up after {claimed.attempts} attempts: {outcome.reason}")
+    due = now + timedelta(seconds=backoff(claimed.attempts, base_s, max_s, outcome.retry_after))
+    if due >= claimed.expires_at:
+        return Result(claimed.id, "failed", None, None,
+                      f"expired before a retry could be sent: {outcome.reason}")
+    return Result(claimed.id, "pending", due, None, outcome.reason or None)

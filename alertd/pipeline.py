@@ -1,0 +1,206 @@
+"""Accepting orders: one transaction from order version to rendered outbox rows and NOTIFY."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import numpy as np
+import structlog
+
+from alertd import errors, orders, render
+from alertd.orders import Order, OrderSpec
+from alertd.points import Points
+
+log = structlog.get_logger(__name__)
+
+OUTBOX_CHANNEL = "alertd_outbox"
+LIFT_TTL = timedelta(hours=24)
+_COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level",
+            "title", "body", "priority", "expires_at")
+_SERVICE = {"ios": "apns", "android": "fcm"}
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What accepting an order (or a version of it) did."""
+
+    order_id: uuid.UUID
+    version: int
+    devices: int
+    created: bool
+
+
+async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
+                   drill_only: bool = False) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, platform, locale FROM devices WHERE seq = ANY($1::bigint[])"
+        " AND token_state = 'active' AND ($2::boolean IS FALSE OR drill)",
+        seqs.tolist(), drill_only,
+    )
+
+
+def _rows(order_id: uuid.UUID, version: int, spec: OrderSpec, kind: str,
+          devices: list[asyncpg.Record], expires_at: datetime) -> list[tuple[Any, ...]]:
+    texts: dict[str, render.Text] = {}
+    out = []
+    for dev in devices:
+        locale = dev["locale"]
+        text = texts.get(locale)
+        if text is None:
+            text = render.order_text(kind, locale, spec.level, spec.hazard, spec.headline,
+                                     spec.instruction)
+            texts[locale] = text
+        out.append((uuid.uuid4(), order_id, version, dev["id"], kind,
+                    _SERVICE[dev["platform"]], spec.level, text.title, text.body, 10,
+                    expires_at))
+    return out
+
+
+async def _enqueue(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        await conn.copy_records_to_table("deliveries", records=rows, columns=_COLUMNS)
+        await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+
+
+async def _insert_version(conn: asyncpg.Connection, order_id: uuid.UUID, version: int,
+                          spec: OrderSpec, matched: int) -> None:
+    await conn.execute(
+        "INSERT INTO order_versions (order_id, version, level, hazard, area_kind, area,"
+        " area_codes, headline, instruction, expires_at, matched)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        order_id, version, spec.level, spec.hazard, spec.area.kind, spec.area_json,
+        list(spec.area.area_codes), spec.headline, spec.instruction, spec.expires_at, matched,
+    )
+
+
+async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
+                 source: str = "staff", source_key: str | None = None,
+                 created_by: uuid.UUID | None = None) -> Accepted:
+    """Store a new order and its deliveries in one transaction; a known source_key is a no-op."""
+    matched = points.match(spec.area.geometry, spec.area.area_codes)
+    order_id = uuid.uuid4()
+    async with conn.transaction():
+        inserted = await conn.fetchval(
+            "INSERT INTO orders (id, source, source_key, created_by) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (source_key) DO NOTHING RETURNING id",
+            order_id, source, source_key, created_by,
+        )
+        if inserted is None:
+            row = await conn.fetchrow(
+                "SELECT o.id, o.version, v.matched FROM orders o JOIN order_versions v"
+                " ON v.order_id = o.id AND v.version = o.version WHERE o.source_key = $1",
+                source_key,
+            )
+            return Accepted(row["id"], row["version"], row["matched"], created=False)
+        devices = await _devices(conn, matched.seqs)
+        await _insert_version(conn, order_id, 1, spec, len(devices))
+        await _enqueue(conn, _rows(order_id, 1, spec, "order", devices, spec.expires_at))
+    log.info("order_accepted", order_id=str(order_id), version=1, devices=len(devices),
+             level=spec.level)
+    return Accepted(order_id, 1, len(devices), created=True)
+
+
+async def _current_recipients(conn: asyncpg.Connection, order_id: uuid.UUID) -> set[uuid.UUID]:
+    # A device currently holds the order when its latest delivery of it is an order or an
+    # update that was not cancelled, refused or failed.
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (device_id) device_id, kind, state FROM deliveries"
+        " WHERE order_id = $1 ORDER BY device_id, id DESC",
+        order_id,
+    )
+    return {r["device_id"] for r in rows if r["kind"] != "order_lifted"
+            and r["state"] not in ("cancelled", "failed", "invalid_token")}
+
+
+async def load(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID,
+               table: Any, cfg: Any, *, for_update: bool = False) -> Order:
+    """The order with its current version."""
+    row = await conn.fetchrow(
+        "SELECT o.id, o.version, o.state, o.source, o.created_at, v.* FROM orders o"
+        " JOIN order_versions v ON v.order_id = o.id AND v.version = o.version"
+        " WHERE o.id = $1" + (" FOR UPDATE OF o" if for_update else ""),
+        order_id,
+    )
+    if row is None:
+        raise errors.NotFound(f"no order {order_id}")
+    return Order(id=row["id"], version=row["version"], state=row["state"], source=row["source"],
+                 spec=orders.spec_from_row(row, table, cfg), created_at=row["created_at"])
+
+
+async def amend(conn: asyncpg.Connection, points: Points, order: Order,
+                spec: OrderSpec) -> Accepted:
+    """Store a new version: newly covered devices get the order, covered ones an update
+    when the level rises, devices no longer covered get the lifting."""
+    if order.state != "active":
+        raise errors.Conflict("the order has been lifted; issue a new one")
+    matched = points.match(spec.area.geometry, spec.area.area_codes)
+    version = order.version + 1
+    async with conn.transaction():
+        bumped = await conn.fetchval(
+            "UPDATE orders SET version = $2 WHERE id = $1 AND version = $3 AND state = 'active'"
+            " RETURNING version", order.id, version, order.version,
+        )
+        if bumped is None:
+            raise errors.Conflict("the order changed meanwhile; read it again and retry")
+        devices = await _devices(conn, matched.seqs)
+        covered = {d["id"] for d in devices}
+        holders = await _current_recipients(conn, order.id)
+        new = [d for d in devices if d["id"] not in holders]
+        rows = _rows(order.id, version, spec, "order", new, spec.expires_at)
+        if spec.level > order.spec.level:
+            raised = [d for d in devices if d["id"] in holders]
+            rows += _rows(order.id, version, spec, "order_update", raised, spec.expires_at)
+        dropped = holders - covered
+        if dropped:
+            gone = await conn.fetch("SELECT id, platform, locale FROM devices"
+                                    " WHERE id = ANY($1::uuid[])", list(dropped))
+            rows += _rows(order.id, version, order.spec, "order_lifted", gone,
+                          datetime.now(UTC) + LIFT_TTL)
+        await _insert_version(conn, order.id, version, spec, len(devices))
+        await _enqueue(conn, rows)
+    log.info("order_amended", order_id=str(order.id), version=version, devices=len(devices))
+    return Accepted(order.id, version, len(devices), created=True)
+
+
+async def lift(conn: asyncpg.Connection, order: Order) -> int:
+    """Lift (解除) the order: pending sends are cancelled, every device that holds it is told."""
+    async with conn.transaction():
+        state = await conn.fetchval(
+            "UPDATE orders SET state = 'lifted', lifted_at = now() WHERE id = $1"
+            " AND state = 'active' RETURNING state", order.id,
+        )
+        if state is None:
+            raise errors.Conflict("the order has already been lifted")
+        await conn.execute(
+            "UPDATE deliveries SET state = 'cancelled', reason = 'order lifted', done_at = now()"
+            " WHERE order_id = $1 AND state = 'pending' AND kind IN ('order', 'order_update')",
+            order.id,
+        )
+        holders = await _current_recipients(conn, order.id)
+        devices = await conn.fetch("SELECT id, platform, locale FROM devices"
+                                   " WHERE id = ANY($1::uuid[])", list(holders))
+        await _enqueue(conn, _rows(order.id, order.version, order.spec, "order_lifted", devices,
+                                   datetime.now(UTC) + LIFT_TTL))
+    log.info("order_lifted", order_id=str(order.id), devices=len(devices))
+    return len(devices)
+
+
+async def counts(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID) -> dict[str, int]:
+    """Delivery counts of an order: matched devices and deliveries by outcome."""
+    row = await conn.fetchrow(
+        "SELECT count(DISTINCT device_id) FILTER (WHERE kind IN ('order', 'order_update'))"
+        "   AS matched,"
+        " count(*) FILTER (WHERE state = 'sent') AS sent,"
+        " count(*) FILTER (WHERE state IN ('pending', 'sending')) AS pending,"
+        " count(*) FILTER (WHERE state = 'failed') AS failed,"
+        " count(*) FILTER (WHERE state = 'invalid_token') AS invalid_token,"
+        " count(*) FILTER (WHERE state = 'cancelled') AS cancelled,"
+        " count(*) FILTER (WHERE kind = 'order_lifted') AS lifted"
+        " FROM deliveries WHERE order_id = $1",
+        order_id,
+    )
+    return {k: int(v) for k, v in row.items()}

@@ -1,0 +1,169 @@
+"""The node's live point index: loaded from PostgreSQL, kept current by LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import numpy as np
+import structlog
+
+from alertd import db
+from geo import index as geo_index
+from geo import municipalities
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "alertd_points"
+SLOTS = 4  # slot 0: current location; 1-3: watched places
+
+
+def key(seq: int, slot: int) -> int:
+    """The index key of one device point."""
+    return seq * SLOTS + slot
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Devices an area reaches, as device sequence numbers."""
+
+    seqs: np.ndarray  # int64, unique, sorted
+
+
+@dataclass(slots=True)
+class Points:
+    """Every device's points (geometry index) and watched municipalities (code -> keys)."""
+
+    index: geo_index.PointIndex
+    table: municipalities.Table
+    watchers: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    watched_code: dict[int, str] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def set_point(self, k: int, lon: float | None, lat: float | None,
+                  area_code: str | None) -> None:
+        """Insert, move or (with all None) remove one device point."""
+        old_code = self.watched_code.pop(k, None)
+        if old_code is not None:
+            self.watchers[old_code].discard(k)
+        if lon is not None and lat is not None:
+            self.index.upsert(k, lon, lat)
+        else:
+            self.index.remove(k)
+        if area_code is not None:
+            code6 = municipalities.to_code6(area_code)
+            self.watchers[code6].add(k)
+            self.watched_code[k] = code6
+
+    def match(self, geometry: Any, codes: tuple[str, ...] = ()) -> Match:
+        """Devices with a point in the geometry or watching a municipality it touches."""
+        keys = [self.index.match(geometry)]
+        watched = set(codes) if codes else set(self.table.intersecting(geometry))
+        for code in watched:
+            members = self.watchers.get(code)
+            if members:
+                keys.append(np.fromiter(members, dtype=np.int64, count=len(members)))
+        allkeys = np.concatenate(keys) if len(keys) > 1 else keys[0]
+        return Match(seqs=np.unique(allkeys // SLOTS))
+
+    def by_area(self, geometry: Any, codes: tuple[str, ...] = ()) -> dict[str, int]:
+        """Reached devices per municipality (a device may count in several)."""
+        out: dict[str, int] = {}
+        candidates = codes or tuple(self.table.intersecting(geometry))
+        for code in candidates:
+            part = geometry.intersection(self.table.get(code))
+            hits = self.index.match(part) if not part.is_empty else np.empty(0, np.int64)
+            members = self.watchers.get(code, set())
+            seqs = set((hits // SLOTS).tolist()) | {k // SLOTS for k in members}
+            if seqs:
+                out[code] = len(seqs)
+        return out
+
+
+async def load(conn: asyncpg.Connection | asyncpg.Pool, points: Points) -> None:
+    """(Re)load every point from the database into the index."""
+    rows = await conn.fetch(
+        "SELECT device_seq * $1 + slot AS k, lon, lat, area_code FROM device_points", SLOTS
+    )
+    with_xy = [r for r in rows if r["lon"] is not None]
+    keys = np.fromiter((r["k"] for r in with_xy), dtype=np.int64, count=len(with_xy))
+    lon = np.fromiter((r["lon"] for r in with_xy), dtype=np.float64, count=len(with_xy))
+    lat = np.fromiter((r["lat"] for r in with_xy), dtype=np.float64, count=len(with_xy))
+    points.index.build(keys, lon, lat)
+    points.watchers.clear()
+    points.watched_code.clear()
+    for r in rows:
+        if r["area_code"] is not None:
+            code6 = municipalities.to_code6(r["area_code"])
+            points.watchers[code6].add(r["k"])
+            points.watched_code[r["k"]] = code6
+    points.ready.set()
+    log.info("points_loaded", points=len(with_xy), watched_areas=len(rows) - len(with_xy))
+
+
+async def _apply(conn: asyncpg.Connection, points: Points, changed: set[tuple[int, int]]) -> None:
+    seqs = [s for s, _ in changed]
+    slots = [sl for _, sl in changed]
+    rows = await conn.fetch(
+        "SELECT c.seq, c.slot, p.lon, p.lat, p.area_code"
+        " FROM unnest($1::bigint[], $2::smallint[]) AS c(seq, slot)"
+        " LEFT JOIN device_points p ON p.device_seq = c.seq AND p.slot = c.slot",
+        seqs, slots,
+    )
+    for r in rows:
+        points.set_point(key(r["seq"], r["slot"]), r["lon"], r["lat"], r["area_code"])
+
+
+async def follow(url: str, points: Points, stop: asyncio.Event) -> None:
+    """Load the index, then apply every change notified until `stop` is set."""
+    while not stop.is_set():
+        try:
+            conn = await db.connect_one(url)
+        except Exception as exc:  # database down: keep the old index and try again
+            log.warning("points_connect_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            continue
+        try:
+            await _follow_on(conn, points, stop)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("points_listener_lost", error=str(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+async def _follow_on(conn: asyncpg.Connection, points: Points, stop: asyncio.Event) -> None:
+    pending: set[tuple[int, int]] = set()
+    wake = asyncio.Event()
+
+    def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
+        seq, _, slot = payload.partition(",")
+        pending.add((int(seq), int(slot)))
+        wake.set()
+
+    # Listen before loading so no change between the two is missed.
+    await conn.add_listener(CHANNEL, on_notify)
+    await load(conn, points)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            waiter = asyncio.ensure_future(wake.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED,
+                               timeout=5.0)
+            waiter.cancel()
+            if conn.is_closed():
+                raise asyncpg.InterfaceError("listener connection closed")
+            wake.clear()
+            if pending:
+                batch = set(pending)
+                pending.clear()
+                await _apply(conn, points, batch)
+            else:
+                await conn.execute("SELECT 1")  # notice a dead connection promptly
+    finally:
+        stopper.cancel()

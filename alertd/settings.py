@@ -1,0 +1,272 @@
+"""The one frozen settings tree: packaged defaults, then --config files, then ALERTD_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alertd import errors
+
+
+@dataclass(frozen=True, slots=True)
+class Http:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 262144
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    url: str = "postgresql://postgres@127.0.0.1:5432/alertd"
+    pool_min: int = 2
+    pool_max: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    format: str = "auto"
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Orders:
+    default_ttl_s: int = 86400
+    max_ttl_s: int = 604800
+    max_vertices: int = 20000
+    max_area_km2: float = 50000.0
+    circle_segments: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Geo:
+    cell_deg: float = 0.01
+    areas_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    batch_size: int = 500
+    lease_s: float = 30.0
+    max_attempts: int = 8
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 300.0
+    flush_ms: int = 20
+    shutdown_grace_s: float = 10.0
+    poll_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Apns:
+    enabled: bool = True
+    host: str = ""
+    port: int = 443
+    use_sandbox: bool = False
+    ca_file: str = ""
+    key_file: str = ""
+    key_id: str = ""
+    team_id: str = ""
+    cert_file: str = ""
+    topic: str = "jp.fukushima.bousai"
+    max_connections: int = 4
+    concurrency: int = 400
+    timeout_s: float = 10.0
+    critical_levels: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Fcm:
+    enabled: bool = True
+    endpoint: str = "https://fcm.googleapis.com"
+    service_account_file: str = ""
+    project_id: str = ""
+    concurrency: int = 200
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduler:
+    enabled: bool = True
+    tips_cron: str = "0 10 * * sat"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    http: Http = field(default_factory=Http)
+    database: Database = field(default_factory=Database)
+    log: Log = field(default_factory=Log)
+    orders: Orders = field(default_factory=Orders)
+    geo: Geo = field(default_factory=Geo)
+    dispatch: Dispatch = field(default_factory=Dispatch)
+    apns: Apns = field(default_factory=Apns)
+    fcm: Fcm = field(default_factory=Fcm)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "log.format": ("auto", "json", "console"),
+    "log.level": ("debug", "info", "warning", "error"),
+}
+_POSITIVE = {
+    "http.max_body_bytes", "database.pool_min", "database.pool_max", "orders.default_ttl_s",
+    "orders.max_ttl_s", "orders.max_vertices", "orders.max_area_km2", "orders.circle_segments",
+    "geo.cell_deg", "dispatch.batch_size", "dispatch.lease_s", "dispatch.max_attempts",
+    "dispatch.backoff_base_s", "dispatch.backoff_max_s", "dispatch.flush_ms",
+    "dispatch.poll_s", "apns.max_connections", "apns.concurrency", "apns.timeout_s",
+    "fcm.concurrency", "fcm.timeout_s",
+}
+
+
+def defaults_path() -> Path:
+    """Path of the packaged config/alertd.toml."""
+    return Path(str(resources.files("alertd.defaults").joinpath("alertd.toml")))
+
+
+def load(
+    files: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from the packaged defaults, the given files and the environment."""
+    env = os.environ if environ is None else environ
+    merged: dict[str, dict[str, Any]] = {}
+    for path in (defaults_path(), *files):
+        _merge(merged, _read_toml(Path(path)), str(path))
+    _merge(merged, _from_env(env), "environment")
+    return _build(merged)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise errors.ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise errors.ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _sections() -> dict[str, type[Any]]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def _merge(into: dict[str, dict[str, Any]], data: Mapping[str, Any], origin: str) -> None:
+    sections = _sections()
+    for section, values in data.items():
+        if section not in sections:
+            raise errors.ConfigError(f"unknown config section [{section}] in {origin}")
+        if not isinstance(values, Mapping):
+            raise errors.ConfigError(f"config key {section} in {origin} must be a table")
+        known = {f.name for f in dataclasses.fields(sections[section])}
+        for key, value in values.items():
+            if key not in known:
+                raise errors.ConfigError(f"unknown config key {section}.{key} in {origin}")
+            into.setdefault(section, {})[key] = value
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    sections = _sections()
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in env.items():
+        if not name.startswith("ALERTD_"):
+            continue
+        rest = name[len("ALERTD_"):].lower()
+        section, _, key = rest.partition("_")
+        if section not in sections:
+            continue  # other ALERTD_* variables (e.g. ALERTD_TEST_*) are not settings
+        out.setdefault(section, {})[key] = _EnvText(raw)
+    return out
+
+
+class _EnvText(str):
+    """A value that came from the environment and still needs converting."""
+
+
+def _build(merged: dict[str, dict[str, Any]]) -> Settings:
+    built: dict[str, Any] = {}
+    for section, cls in _sections().items():
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for key, raw in merged.get(section, {}).items():
+            values[key] = _convert(f"{section}.{key}", hints[key], raw)
+        built[section] = cls(**values)
+    settings = Settings(**built)
+    _validate(settings)
+    return settings
+
+
+def _convert(name: str, hint: Any, raw: Any) -> Any:
+    from_env = isinstance(raw, _EnvText)
+    try:
+        if hint is bool:
+            if from_env:
+                low = raw.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(raw, bool):
+                return raw
+            raise ValueError
+        if hint is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw) if from_env or isinstance(raw, int) else _bad()
+        if hint is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw) if from_env or isinstance(raw, int | float) else _bad()
+        if hint is str:
+            return str(raw) if from_env or isinstance(raw, str) else _bad()
+        if typing.get_origin(hint) is tuple:
+            items = json.loads(raw) if from_env else raw
+            if not isinstance(items, list):
+                raise ValueError
+            (inner, _) = typing.get_args(hint)
+            return tuple(_convert(name, inner, item) for item in items)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise errors.ConfigError(
+            f"config key {name} must be {_type_name(hint)}, got {raw!r}"
+        ) from exc
+    raise errors.ConfigError(f"config key {name} has an unsupported type")
+
+
+def _bad() -> Any:
+    raise ValueError
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return {"bool": "a boolean", "int": "an integer", "float": "a number",
+                "str": "a string"}.get(hint.__name__, hint.__name__)
+    if isinstance(hint, types.GenericAlias):
+        return "a list"
+    return str(hint)
+
+
+def _validate(settings: Settings) -> None:
+    for dotted in _POSITIVE:
+        section, key = dotted.split(".")
+        if getattr(getattr(settings, section), key) <= 0:
+            raise errors.ConfigError(f"config key {dotted} must be greater than 0")
+    for dotted, choices in _CHOICES.items():
+        section, key = dotted.split(".")
+        if getattr(getattr(settings, section), key) not in choices:
+            raise errors.ConfigError(f"config key {dotted} must be one of {', '.join(choices)}")
+    if not 0 < settings.http.port < 65536:
+        raise errors.ConfigError("config key http.port must be between 1 and 65535")
+    if not settings.database.url.startswith(("postgres://", "postgresql://")):
+        raise errors.ConfigError("config key database.url must be a postgresql:// URL")
+    if settings.database.pool_min > settings.database.pool_max:
+        raise errors.ConfigError("config key database.pool_min must not exceed pool_max")
+    for level in settings.apns.critical_levels:
+        if level not in (3, 4, 5):
+            raise errors.ConfigError("config key apns.critical_levels may hold only 3, 4, 5")
