@@ -1,0 +1,118 @@
+"""The outbox on a real PostgreSQL: claims, leases, outcomes, token invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from alertd import devices, outbox
+
+COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level", "title",
+           "body", "priority", "expires_at")
+
+
+async def _seed(pool: asyncpg.Pool, n: int, token: str = "tok") -> tuple[uuid.UUID, list[uuid.UUID]]:
+    order_id = uuid.uuid4()
+    await pool.execute("INSERT INTO orders (id) VALUES ($1)", order_id)
+    ids = []
+    rows = []
+    for i in range(n):
+        device_id, _ = await devices.register(pool, "ios", f"{token}-{i}", "ja")
+        ids.append(device_id)
+        rows.append((uuid.uuid4(), order_id, 1, device_id, "order", "apns", 4, "t", "b", 10,
+                     datetime.now(UTC) + timedelta(hours=1)))
+    await pool.copy_records_to_table("deliveries", records=rows, columns=COLUMNS)
+    return order_id, ids
+
+
+async def test_claim_takes_each_row_once(pool: asyncpg.Pool) -> None:
+    """Two dispatchers claiming at once get disjoint sets covering every due row."""
+    await _seed(pool, 50)
+    a, b = await asyncio.gather(
+        outbox.claim(pool, "apns", 30, 30.0, "a"), outbox.claim(pool, "apns", 30, 30.0, "b")
+    )
+    ids_a, ids_b = {c.id for c in a}, {c.id for c in b}
+    assert not ids_a & ids_b
+    assert len(ids_a | ids_b) == 50
+    assert await outbox.claim(pool, "apns", 100, 30.0, "c") == []
+
+
+async def test_claim_respects_service(pool: asyncpg.Pool) -> None:
+    """An FCM dispatcher does not take APNs rows."""
+    await _seed(pool, 3)
+    assert await outbox.claim(pool, "fcm", 10, 30.0, "a") == []
+
+
+async def test_expired_lease_is_reclaimed(pool: asyncpg.Pool) -> None:
+    """Rows of a dispatcher that died become claimable once their lease ends."""
+    await _seed(pool, 5)
+    first = await outbox.claim(pool, "apns", 10, 30.0, "dead")
+    assert len(first) == 5
+    assert await outbox.claim(pool, "apns", 10, 30.0, "alive") == []
+    await pool.execute("UPDATE deliveries SET due_at = now() - interval '1 second'")
+    again = await outbox.claim(pool, "apns", 10, 30.0, "alive")
+    assert {c.id for c in again} == {c.id for c in first}
+    assert all(c.attempts == 2 for c in again)
+
+
+async def test_only_the_holder_records(pool: asyncpg.Pool) -> None:
+    """An outcome from a dispatcher whose lease was taken over is ignored."""
+    await _seed(pool, 1)
+    (c,) = await outbox.claim(pool, "apns", 10, 30.0, "old")
+    await pool.execute("UPDATE deliveries SET due_at = now() - interval '1 second'")
+    (again,) = await outbox.claim(pool, "apns", 10, 30.0, "new")
+    stale = outbox.Result(c.id, "failed", None, None, "stale")
+    assert await outbox.record(pool, [stale], "old") == 0
+    fresh = outbox.Result(again.id, "sent", None, "p-1", None)
+    assert await outbox.record(pool, [fresh], "new") == 1
+    row = await pool.fetchrow("SELECT state, provider_id, done_at FROM deliveries")
+    assert (row["state"], row["provider_id"]) == ("sent", "p-1")
+    assert row["done_at"] is not None
+
+
+async def test_retry_is_not_due_before_its_time(pool: asyncpg.Pool) -> None:
+    """A delivery put back for retry is not claimed again before due_at."""
+    await _seed(pool, 1)
+    (c,) = await outbox.claim(pool, "apns", 10, 30.0, "w")
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    await outbox.record(pool, [outbox.Result(c.id, "pending", later, None, "503")], "w")
+    assert await outbox.claim(pool, "apns", 10, 30.0, "w") == []
+    assert await pool.fetchval("SELECT state FROM deliveries") == "pending"
+
+
+async def test_invalid_token_disables_device(pool: asyncpg.Pool) -> None:
+    """A refused token disables the device and drops its other queued deliveries."""
+    order_id, (device_id,) = await _seed(pool, 1, token="gone")
+    other_order = uuid.uuid4()
+    await pool.execute("INSERT INTO orders (id) VALUES ($1)", other_order)
+    await pool.execute(
+        "INSERT INTO deliveries (apns_id, order_id, version, device_id, kind, service, title,"
+        " body, expires_at) VALUES ($1, $2, 1, $3, 'order', 'apns', 't', 'b',"
+        " now() + interval '1 hour')", uuid.uuid4(), other_order, device_id,
+    )
+    claimed = await outbox.claim(pool, "apns", 1, 30.0, "w")
+    await outbox.invalidate_tokens(pool, [(device_id, claimed[0].push_token)])
+    assert await pool.fetchval("SELECT token_state FROM devices") == "invalid"
+    states = await pool.fetch("SELECT state FROM deliveries WHERE state <> 'sending'")
+    assert [r["state"] for r in states] == ["invalid_token"]
+
+
+async def test_rotated_token_is_not_disabled(pool: asyncpg.Pool) -> None:
+    """A refusal for an old token does not disable the device's new token."""
+    _, (device_id,) = await _seed(pool, 1, token="old")
+    await devices.update(pool, device_id, {"push_token": "new-token"})
+    await outbox.invalidate_tokens(pool, [(device_id, "old-0")])
+    assert await pool.fetchval("SELECT token_state FROM devices") == "active"
+
+
+async def test_release_makes_rows_due_now(pool: asyncpg.Pool) -> None:
+    """Released claims are immediately claimable by another dispatcher, attempt not counted."""
+    await _seed(pool, 3)
+    claimed = await outbox.claim(pool, "apns", 10, 30.0, "leaving")
+    await outbox.release(pool, [c.id for c in claimed], "leaving")
+    again = await outbox.claim(pool, "apns", 10, 30.0, "staying")
+    assert len(again) == 3
+    assert all(c.attempts == 1 for c in again)

@@ -1,0 +1,74 @@
+"""Retry decisions of the outbox (pure)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from alertd import outbox
+from alertd.push import Outcome
+
+NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+
+
+def _claimed(attempts: int, expires_in: float = 3600) -> outbox.Claimed:
+    return outbox.Claimed(
+        id=1, apns_id=uuid.uuid4(), order_id=uuid.uuid4(), device_id=uuid.uuid4(), kind="order",
+        service="apns", level=4, title="t", body="b", priority=10,
+        expires_at=NOW + timedelta(seconds=expires_in), attempts=attempts, push_token="x",
+        token_state="active", created_at=NOW,
+    )
+
+
+def test_backoff_grows_exponentially_within_jitter() -> None:
+    """The delay doubles per attempt, jittered between half and the full value."""
+    rng = random.Random(7)
+    for attempt in range(1, 8):
+        d = outbox.backoff(attempt, 1.0, 300.0, None, rng)
+        full = min(300.0, 2 ** (attempt - 1))
+        assert full / 2 <= d <= full
+
+
+def test_backoff_honours_retry_after() -> None:
+    """Retry-After is a floor even when the exponential delay is shorter."""
+    assert outbox.backoff(1, 1.0, 300.0, 42.0, random.Random(1)) >= 42.0
+
+
+def test_backoff_is_capped() -> None:
+    """The delay never exceeds backoff_max_s (without a longer Retry-After)."""
+    assert outbox.backoff(40, 1.0, 60.0, None, random.Random(1)) <= 60.0
+
+
+def test_retry_becomes_pending_with_due_time() -> None:
+    """A retryable outcome puts the row back as pending with a later due time."""
+    r = outbox.decide(_claimed(1), Outcome("retry", reason="503"), NOW, max_attempts=5,
+                      base_s=1.0, max_s=60.0)
+    assert r.state == "pending"
+    assert r.due_at is not None and r.due_at > NOW
+
+
+def test_gives_up_after_max_attempts() -> None:
+    """The last allowed attempt failing turns the row failed with the reason kept."""
+    r = outbox.decide(_claimed(5), Outcome("retry", reason="503 ServiceUnavailable"), NOW,
+                      max_attempts=5, base_s=1.0, max_s=60.0)
+    assert r.state == "failed"
+    assert r.reason is not None and "503 ServiceUnavailable" in r.reason
+
+
+def test_never_retries_past_expiry() -> None:
+    """A retry that would fall after the order's expiry fails instead."""
+    r = outbox.decide(_claimed(1, expires_in=0.2), Outcome("retry", retry_after=10.0), NOW,
+                      max_attempts=5, base_s=1.0, max_s=60.0)
+    assert r.state == "failed"
+    assert r.reason is not None and "expired" in r.reason
+
+
+def test_final_outcomes_pass_through() -> None:
+    """Sent and invalid-token outcomes are recorded as they are."""
+    sent = outbox.decide(_claimed(1), Outcome("sent", provider_id="abc"), NOW, max_attempts=5,
+                         base_s=1.0, max_s=60.0)
+    assert (sent.state, sent.provider_id) == ("sent", "abc")
+    bad = outbox.decide(_claimed(1), Outcome("invalid_token", reason="Unregistered"), NOW,
+                        max_attempts=5, base_s=1.0, max_s=60.0)
+    assert bad.state == "invalid_token"
