@@ -84,7 +84,6 @@ async def record(conn: asyncpg.Connection | asyncpg.Pool, results: list[Result],
     status = await conn.execute(
         "UPDATE deliveries d SET state = u.state, due_at = COALESCE(u.due_at, d.due_at),"
         " provider_id = COALESCE(u.provider_id, d.provider_id), reason = u.reason,"
-        " claimed_by = NULL,"
         " done_at = CASE WHEN u.state = ANY($7::text[]) THEN now() END"
         " FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
         "   AS u(id, state, due_at, provider_id, reason)"

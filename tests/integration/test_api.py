@@ -1,0 +1,256 @@
+"""The HTTP API in-process on a real PostgreSQL: validation, credentials, roles, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from alertd import app, credentials, points, settings, staff
+from alertd import web as w
+from geo import index as geo_index
+from geo import municipalities
+
+SQUARE = {"type": "Polygon", "coordinates": [[
+    [140.40, 37.70], [140.55, 37.70], [140.55, 37.80], [140.40, 37.80], [140.40, 37.70]]]}
+
+
+@pytest.fixture
+async def client(pool: asyncpg.Pool, db_url: str, areas_path: Path) -> AsyncIterator[TestClient]:
+    """A test client on the real app, following point changes from the database."""
+    cfg = settings.load(environ={"ALERTD_DATABASE_URL": db_url,
+                                 "ALERTD_HTTP_MAX_BODY_BYTES": "20000"})
+    table = municipalities.Table.load(areas_path)
+    pts = points.Points(index=geo_index.PointIndex(cfg.geo.cell_deg), table=table)
+    stop = asyncio.Event()
+    follower = asyncio.create_task(points.follow(db_url, pts, stop))
+    await asyncio.wait_for(pts.ready.wait(), 10)
+    c = TestClient(TestServer(app.build_app(w.Context(cfg=cfg, pool=pool, points=pts,
+                                                      table=table))))
+    await c.start_server()
+    yield c
+    await c.close()
+    stop.set()
+    await follower
+
+
+async def _json(resp: Any) -> Any:
+    return await resp.json()
+
+
+async def _register(client: TestClient, token: str = "tok-1") -> tuple[str, str]:
+    r = await client.post("/v1/devices", json={"platform": "ios", "push_token": token,
+                                               "locale": "ja"})
+    assert r.status == 201
+    body = await r.json()
+    return body["device_id"], body["device_secret"]
+
+
+def _auth(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def test_device_secret_is_stored_hashed(client: TestClient, pool: asyncpg.Pool) -> None:
+    """The database holds only the digest of a device secret, never the secret."""
+    device_id, secret = await _register(client)
+    row = await pool.fetchrow("SELECT secret_hash FROM devices")
+    assert bytes(row["secret_hash"]) == credentials.digest(secret)
+    assert secret.encode() not in bytes(row["secret_hash"])
+    r = await client.get("/v1/me", headers=_auth(secret))
+    assert r.status == 200 and (await r.json())["device_id"] == device_id
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"platform": "windows", "push_token": "x"}, 422, "platform"),
+        ({"platform": "ios", "push_token": ""}, 422, "push_token"),
+        ({"platform": "ios", "push_token": "a b"}, 422, "push_token"),
+        ({"platform": "ios", "push_token": "x" * 5000}, 422, "push_token"),
+        ({"platform": "ios", "push_token": "x", "locale": "日本"}, 422, "locale"),
+        ({"platform": "ios", "push_token": "x", "extra": 1}, 422, "unknown field"),
+        ([1, 2], 422, "object"),
+    ],
+)
+async def test_registration_validates(client: TestClient, body: Any, status: int,
+                                      fragment: str) -> None:
+    """Bad registrations get a 4xx with a JSON reason naming the problem."""
+    r = await client.post("/v1/devices", json=body)
+    assert r.status == status
+    assert fragment in (await r.json())["error"]
+
+
+async def test_malformed_json_and_huge_bodies(client: TestClient) -> None:
+    """Invalid JSON is a 400 and a body over the limit a 413, both with reasons."""
+    r = await client.post("/v1/devices", data=b"{not json", headers={"Content-Type":
+                                                                       "application/json"})
+    assert r.status == 400 and "JSON" in (await r.json())["error"]
+    r = await client.post("/v1/devices", data=b"x" * 30000)
+    assert r.status == 413 and "too large" in (await r.json())["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"lat": 91, "lon": 140}, "lat"),
+        ({"lat": 37, "lon": -181}, "lon"),
+        ({"lat": "37", "lon": 140}, "lat"),
+        ({"lat": 37}, "lon"),
+    ],
+)
+async def test_location_is_range_checked(client: TestClient, body: Any, fragment: str) -> None:
+    """Out-of-range or missing coordinates are refused with 422."""
+    _, secret = await _register(client)
+    r = await client.put("/v1/me/location", json=body, headers=_auth(secret))
+    assert r.status == 422 and fragment in (await r.json())["error"]
+
+
+async def test_fourth_place_conflicts(client: TestClient) -> None:
+    """Three places may be watched; a fourth is refused with 409, replacing one is fine."""
+    _, secret = await _register(client)
+    for i, spec in enumerate([{"lat": 37.7, "lon": 140.4}, {"area_code": "072010"},
+                              {"area_code": "0720301"}]):
+        r = await client.put(f"/v1/me/places/p{i}", json={"label": f"p{i}", **spec},
+                             headers=_auth(secret))
+        assert r.status == 201
+    r = await client.put("/v1/me/places/p3", json={"label": "x", "lat": 37.0, "lon": 140.0},
+                         headers=_auth(secret))
+    assert r.status == 409
+    r = await client.put("/v1/me/places/p0", json={"label": "home", "lat": 37.0, "lon": 140.0},
+                         headers=_auth(secret))
+    assert r.status == 200
+    me = await (await client.get("/v1/me", headers=_auth(secret))).json()
+    assert [p["place_id"] for p in me["places"]] == ["p0", "p1", "p2"]
+    assert me["places"][0]["label"] == "home"
+
+
+async def test_unknown_area_code_is_refused(client: TestClient) -> None:
+    """A watched municipality must be a known code."""
+    _, secret = await _register(client)
+    r = await client.put("/v1/me/places/a", json={"label": "x", "area_code": "131016"},
+                         headers=_auth(secret))
+    assert r.status == 422 and "area_code" in (await r.json())["error"]
+
+
+async def test_device_cannot_touch_another_devices_data(client: TestClient) -> None:
+    """A device's secret reaches only its own places; others' stay untouched."""
+    _, a = await _register(client, "tok-a")
+    _, b = await _register(client, "tok-b")
+    r = await client.put("/v1/me/places/home", json={"label": "B home", "lat": 37.7,
+                                                     "lon": 140.4}, headers=_auth(b))
+    assert r.status == 201
+    assert (await client.delete("/v1/me/places/home", headers=_auth(a))).status == 404
+    me_b = await (await client.get("/v1/me", headers=_auth(b))).json()
+    assert [p["place_id"] for p in me_b["places"]] == ["home"]
+    me_a = await (await client.get("/v1/me", headers=_auth(a))).json()
+    assert me_a["places"] == []
+    assert (await client.get("/v1/me", headers=_auth("ds_forged"))).status == 401
+    assert (await client.get("/v1/me")).status == 401
+
+
+async def test_delete_erases_everything(client: TestClient, pool: asyncpg.Pool) -> None:
+    """DELETE /v1/me removes the device, its location and its places."""
+    _, secret = await _register(client)
+    await client.put("/v1/me/location", json={"lat": 37.7, "lon": 140.4}, headers=_auth(secret))
+    await client.put("/v1/me/places/x", json={"label": "x", "lat": 37.7, "lon": 140.4},
+                     headers=_auth(secret))
+    assert (await client.delete("/v1/me", headers=_auth(secret))).status == 204
+    assert await pool.fetchval("SELECT count(*) FROM devices") == 0
+    assert await pool.fetchval("SELECT count(*) FROM device_points") == 0
+    assert (await client.get("/v1/me", headers=_auth(secret))).status == 401
+
+
+async def test_staff_roles_are_enforced(client: TestClient, pool: asyncpg.Pool) -> None:
+    """No token is 401, a viewer cannot issue (403) but can preview, an operator can issue."""
+    viewer = await staff.create(pool, "viewer")
+    operator = await staff.create(pool, "operator")
+    body = {"level": 4, "hazard": "flood", "area": SQUARE, "headline": {"ja": "避難"}}
+    assert (await client.post("/v1/staff/orders", json=body)).status == 401
+    r = await client.post("/v1/staff/orders", json=body, headers=_auth("st_nope"))
+    assert r.status == 401
+    r = await client.post("/v1/staff/orders", json=body, headers=_auth(viewer))
+    assert r.status == 403 and "operator" in (await r.json())["error"]
+    r = await client.post("/v1/staff/orders:preview", json=body, headers=_auth(viewer))
+    assert r.status == 200
+    r = await client.post("/v1/staff/orders", json=body, headers=_auth(operator))
+    assert r.status == 201
+    order_id = (await r.json())["id"]
+    r = await client.post(f"/v1/staff/orders/{order_id}/lift", headers=_auth(viewer))
+    assert r.status == 403
+    r = await client.patch(f"/v1/staff/orders/{order_id}", json={"level": 5},
+                           headers=_auth(viewer))
+    assert r.status == 403
+    assert (await client.get(f"/v1/staff/orders/{order_id}", headers=_auth(viewer))).status == 200
+    assert (await client.get(f"/v1/staff/orders/{order_id}")).status == 401
+
+
+async def test_staff_tokens_are_stored_hashed(pool: asyncpg.Pool) -> None:
+    """Only the digest of a staff token is stored."""
+    token = await staff.create(pool, "admin")
+    stored = await pool.fetchval("SELECT token_hash FROM staff_tokens")
+    assert bytes(stored) == credentials.digest(token)
+
+
+@pytest.mark.parametrize(
+    ("area", "fragment"),
+    [
+        ({"type": "Polygon", "coordinates": [[[140.4, 37.7], [140.5, 37.7], [140.5, 37.8],
+                                              [140.4, 37.8]]]}, "closed"),
+        ({"type": "Polygon", "coordinates": [[[140.4, 37.7], [140.5, 97.7], [140.5, 37.8],
+                                              [140.4, 37.7]]]}, "lat"),
+        ({"circle": {"lat": 37.7, "lon": 140.4, "radius_m": -5}}, "radius"),
+        ({"area_codes": ["999999"]}, "999999"),
+        ({"area_codes": []}, "area"),
+        ({"type": "Point", "coordinates": [140.4, 37.7]}, "area"),
+    ],
+)
+async def test_invalid_areas_are_422(client: TestClient, pool: asyncpg.Pool, area: Any,
+                                     fragment: str) -> None:
+    """Invalid order areas are refused with 422 and a reason."""
+    operator = await staff.create(pool, "operator")
+    body = {"level": 4, "hazard": "flood", "area": area, "headline": {"ja": "避難"}}
+    r = await client.post("/v1/staff/orders", json=body, headers=_auth(operator))
+    assert r.status == 422
+    assert fragment in (await r.json())["error"]
+    assert await pool.fetchval("SELECT count(*) FROM orders") == 0
+
+
+@pytest.mark.parametrize(
+    ("patch", "fragment"),
+    [({"level": 2}, "level"), ({"hazard": "zombies"}, "hazard"), ({"headline": {}}, "headline"),
+     ({"expires_at": "2001-01-01T00:00:00+09:00"}, "expires_at"), ({}, "nothing")],
+)
+async def test_order_fields_are_validated(client: TestClient, pool: asyncpg.Pool,
+                                          patch: dict[str, Any], fragment: str) -> None:
+    """Bad levels, hazards, texts and expiries are refused with 422."""
+    operator = await staff.create(pool, "operator")
+    base = {"level": 4, "hazard": "flood", "area": SQUARE, "headline": {"ja": "避難"}}
+    r = await client.post("/v1/staff/orders", json={**base, **patch}, headers=_auth(operator))
+    if patch:
+        assert r.status == 422 and fragment in (await r.json())["error"]
+        r = await client.post("/v1/staff/orders", json=base, headers=_auth(operator))
+    assert r.status == 201
+    order_id = (await r.json())["id"]
+    r = await client.patch(f"/v1/staff/orders/{order_id}", json=patch, headers=_auth(operator))
+    assert r.status == 422 and fragment in (await r.json())["error"]
+
+
+async def test_health_endpoints(client: TestClient) -> None:
+    """/healthz and /readyz answer 200 and /metrics exposes the alertd counters."""
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 200
+    text = await (await client.get("/metrics")).text()
+    assert "alertd_outbox_depth" in text and "alertd_deliveries_total" in text
+
+
+async def test_unknown_order_is_404(client: TestClient, pool: asyncpg.Pool) -> None:
+    """An unknown or malformed order id is a 404 with a reason."""
+    viewer = await staff.create(pool, "viewer")
+    for oid in ("nope", "00000000-0000-0000-0000-000000000000"):
+        r = await client.get(f"/v1/staff/orders/{oid}", headers=_auth(viewer))
+        assert r.status == 404 and "order" in (await r.json())["error"]
