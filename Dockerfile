@@ -1,0 +1,27 @@
+# alertd: the daemon image. Build: docker build -t alertd .
+# Run: docker run -e ALERTD_DATABASE_URL=postgresql://... -p 8080:8080 alertd
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY alertd ./alertd
+COPY geo ./geo
+COPY feeds ./feeds
+COPY sheets ./sheets
+COPY config ./config
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin alertd
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+WORKDIR /app
+USER alertd
+ENV ALERTD_HTTP_HOST=0.0.0.0 \
+    ALERTD_HTTP_PORT=8080 \
+    ALERTD_LOG_FORMAT=json \
+    PYTHONUNBUFFERED=1
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD python -c "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2).status == 200 else 1)"
+ENTRYPOINT ["alertd"]
+CMD ["run", "--migrate"]
