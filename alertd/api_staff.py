@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alertd import errors, metrics, orders, pipeline, web as w
+from alertd import errors, metrics, orders, pipeline, points, web as w
 
 routes = web.RouteTableDef()
 MAX_IDEMPOTENCY_KEY = 200
@@ -30,6 +30,7 @@ async def preview(request: web.Request) -> web.Response:
     c = w.ctx(request)
     spec = orders.parse_spec(await w.json_body(request), c.table, c.cfg.orders,
                              datetime.now(UTC))
+    await points.catch_up(c.pool, c.points)
     match = c.points.match(spec.area.geometry, spec.area.area_codes)
     count = await c.pool.fetchval(
         "SELECT count(*) FROM devices WHERE seq = ANY($1::bigint[]) AND token_state = 'active'",
@@ -69,6 +70,7 @@ async def create(request: web.Request) -> web.Response:
                     raise errors.InvalidInput("Idempotency-Key was used for a different request")
                 return web.json_response(row["response"], status=row["status"],
                                          headers={"Idempotent-Replayed": "true"})
+        await points.catch_up(c.pool, c.points)
         accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
         answer = {"id": str(accepted.order_id), "version": accepted.version,
                   "devices": accepted.devices}
@@ -125,6 +127,7 @@ async def amend(request: web.Request) -> web.Response:
     async with c.pool.acquire() as conn:
         order = await pipeline.load(conn, order_id, c.table, c.cfg.orders)
         spec = orders.parse_patch(raw, order.spec, c.table, c.cfg.orders, datetime.now(UTC))
+        await points.catch_up(c.pool, c.points)
         accepted = await pipeline.amend(conn, c.points, order, spec)
     metrics.ORDERS.labels("amended").inc()
     return web.json_response({"id": str(accepted.order_id), "version": accepted.version,

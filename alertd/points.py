@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ class Points:
     watchers: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     watched_code: dict[int, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    barriers: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     def set_point(self, k: int, lon: float | None, lat: float | None,
                   area_code: str | None) -> None:
@@ -82,6 +84,28 @@ class Points:
             if seqs:
                 out[code] = len(seqs)
         return out
+
+
+async def catch_up(pool: asyncpg.Pool, points: Points, timeout: float = 1.0) -> bool:
+    """Wait until every point change committed before now is in the index.
+
+    NOTIFYs arrive in commit order, so once our own marker comes back through the channel,
+    every earlier change has been applied: an order never misses a location that was saved
+    before it was issued. False when the follower did not answer in time."""
+    if not points.ready.is_set():
+        return False
+    token = uuid.uuid4().hex
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    points.barriers[token] = fut
+    try:
+        await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, "sync:" + token)
+        await asyncio.wait_for(fut, timeout)
+        return True
+    except TimeoutError:
+        log.warning("points_catch_up_timeout")
+        return False
+    finally:
+        points.barriers.pop(token, None)
 
 
 async def load(conn: asyncpg.Connection | asyncpg.Pool, points: Points) -> None:
@@ -139,11 +163,15 @@ async def follow(url: str, points: Points, stop: asyncio.Event) -> None:
 
 async def _follow_on(conn: asyncpg.Connection, points: Points, stop: asyncio.Event) -> None:
     pending: set[tuple[int, int]] = set()
+    syncs: list[str] = []
     wake = asyncio.Event()
 
     def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
-        seq, _, slot = payload.partition(",")
-        pending.add((int(seq), int(slot)))
+        if payload.startswith("sync:"):
+            syncs.append(payload[5:])
+        else:
+            seq, _, slot = payload.partition(",")
+            pending.add((int(seq), int(slot)))
         wake.set()
 
     # Listen before loading so no change between the two is missed.
@@ -159,11 +187,16 @@ async def _follow_on(conn: asyncpg.Connection, points: Points, stop: asyncio.Eve
             if conn.is_closed():
                 raise asyncpg.InterfaceError("listener connection closed")
             wake.clear()
+            done, syncs[:] = list(syncs), []
             if pending:
                 batch = set(pending)
                 pending.clear()
                 await _apply(conn, points, batch)
-            else:
+            elif not done:
                 await conn.execute("SELECT 1")  # notice a dead connection promptly
+            for token in done:
+                fut = points.barriers.get(token)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
     finally:
         stopper.cancel()
