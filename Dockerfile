@@ -22,6 +22,6 @@ ENV ALERTD_HTTP_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-  CMD python -c "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2).status == 200 else 1)"
+  CMD python -c "import os, sys, urllib.request; port = os.environ.get('ALERTD_HTTP_PORT', '8080'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=2).status == 200 else 1)"
 ENTRYPOINT ["alertd"]
 CMD ["run", "--migrate"]

@@ -65,8 +65,10 @@ class Dispatcher:
         try:
             await self.stopping.wait()
         finally:
-            for task in loops:
-                task.cancel()
+            self.stopping.set()
+            self._wake_all()
+            # Loops are not cancelled: a claim in progress must finish and hand its rows to
+            # tasks, or they would stay leased to a process that is gone.
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
             flusher.cancel()
@@ -162,7 +164,12 @@ class Dispatcher:
                 else:
                     start = time.perf_counter()
                     try:
-                        outcome = await sender.send(message(c, self.cfg.apns.critical_levels))
+                        msg = message(c, self.cfg.apns.critical_levels)
+                    except ValueError as exc:  # a row that can never make a valid push
+                        msg, outcome = None, Outcome("failed", reason=f"invalid message: {exc}")
+                    try:
+                        if msg is not None:
+                            outcome = await sender.send(msg)
                     except Exception as exc:  # a sender bug must not lose the delivery
                         log.exception("send_crashed")
                         outcome = Outcome("retry", reason=f"sender error: {type(exc).__name__}")

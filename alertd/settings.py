@@ -59,7 +59,7 @@ class Dispatch:
     max_attempts: int = 8
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
-    flush_ms: int = 20
+    flush_ms: int = 10
     shutdown_grace_s: float = 10.0
     poll_s: float = 1.0
 

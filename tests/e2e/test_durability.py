@@ -103,9 +103,10 @@ async def test_sigkill_mid_fanout_loses_nothing(
     assert set(tokens) == {f"crash-{i}" for i in range(n)}
     apns_ids = Counter(d["headers"].get("apns-id") for d in got if d["service"] == "apns")
     repeats = sum(c - 1 for c in tokens.values())
-    # At-least-once across a crash: a repeat is a request whose answer died with the process;
-    # it carries the same apns-id (and collapse id), so the phone shows one notification.
-    assert repeats <= 2 * 50
+    # At-least-once across a crash: a repeat is a request in flight (at most 50 + 50) or whose
+    # outcome was not yet written (one flush window) when the process died. It carries the same
+    # apns-id and collapse id, so the phone shows one notification.
+    assert repeats <= 2 * (50 + 50)
     assert len(apns_ids) == n // 2
     daemon.kill(signal.SIGTERM)
 

@@ -1,0 +1,240 @@
+"""FCM HTTP v1 sender on aiohttp; a background task keeps the OAuth2 access token fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import google.auth.crypt
+import google.auth.jwt
+import structlog
+
+from alertd import errors, outcomes, push, settings
+
+log = structlog.get_logger(__name__)
+
+SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+REFRESH_AT = 0.8  # refresh once 80% of an access token's lifetime has passed
+REFRESH_RETRY_S = (1.0, 30.0)  # back-off bounds while the token endpoint fails
+ASSERTION_TTL_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """The fields of a Google service-account file that the sender needs."""
+
+    project_id: str
+    client_email: str
+    token_uri: str
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """An OAuth2 access token and when (time.monotonic) it should be replaced."""
+
+    value: str
+    refresh_at: float
+    expires_at: float
+
+
+def load_service_account(path: str) -> ServiceAccount:
+    """Read and check a service-account JSON file."""
+    if not path:
+        raise errors.ConfigError("FCM needs fcm.service_account_file")
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise errors.ConfigError(f"config key fcm.service_account_file: {path}: {exc}") from exc
+    fields = ("project_id", "client_email", "token_uri", "private_key")
+    if not isinstance(info, dict) or not all(isinstance(info.get(f), str) for f in fields):
+        raise errors.ConfigError(f"{path} is not a service-account file ({', '.join(fields)})")
+    return ServiceAccount(info["project_id"], info["client_email"], info["token_uri"], info)
+
+
+def assertion(account: ServiceAccount, now: float) -> str:
+    """The signed RS256 JWT that the jwt-bearer grant exchanges for an access token."""
+    # google-auth ships these two without annotations.
+    signer = google.auth.crypt.RSASigner.from_service_account_info(  # type: ignore[no-untyped-call]
+        account.info
+    )
+    claims = {
+        "iss": account.client_email,
+        "scope": SCOPE,
+        "aud": account.token_uri,
+        "iat": int(now),
+        "exp": int(now) + ASSERTION_TTL_S,
+    }
+    token: bytes = google.auth.jwt.encode(signer, claims)  # type: ignore[no-untyped-call]
+    return token.decode()
+
+
+class FcmSender:
+    """Sends PushMessages through FCM HTTP v1 and maps every answer to an Outcome."""
+
+    def __init__(self, config: settings.Fcm) -> None:
+        self._config = config
+        self._account: ServiceAccount | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._url = ""
+        self._token: AccessToken | None = None
+        self._token_ready = asyncio.Event()
+        self._refresh_now = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._refresher: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._paused_until = 0.0  # time.monotonic() before which no send starts
+
+    @property
+    def access_token(self) -> str | None:
+        """The current access token, if any (for tests and diagnostics)."""
+        return self._token.value if self._token else None
+
+    def paused_for(self) -> float:
+        """Seconds left in a quota pause (0 when not paused)."""
+        return max(self._paused_until - time.monotonic(), 0.0)
+
+    async def start(self) -> None:
+        """Load the service account, open the session, fetch the first access token."""
+        if self._session is not None:
+            return
+        self._account = load_service_account(self._config.service_account_file)
+        project = self._config.project_id or self._account.project_id
+        self._url = f"{self._config.endpoint.rstrip('/')}/v1/projects/{project}/messages:send"
+        # One connection more than concurrent sends, so a token refresh never queues behind them.
+        connector = aiohttp.TCPConnector(limit=self._config.concurrency + 1)
+        self._session = aiohttp.ClientSession(connector=connector)
+        self._refresher = asyncio.create_task(self._keep_token_fresh(), name="fcm-token")
+        try:
+            await asyncio.wait_for(self._token_ready.wait(), self._config.timeout_s)
+        except TimeoutError:
+            log.warning("fcm_token_not_ready", timeout_s=self._config.timeout_s)
+
+    async def send(self, msg: push.PushMessage) -> push.Outcome:
+        """Send one push and return its outcome; never raises for provider or network trouble."""
+        if msg.expires_at <= datetime.now(UTC):
+            return push.Outcome("failed", reason="expired")
+        if self._closed.is_set():
+            return push.Outcome("retry", reason="sender closed")
+        await self.start()
+        if not await self._wait_out_pause():
+            return push.Outcome("retry", reason="sender closed")
+        async with self._slots:
+            try:
+                return await asyncio.wait_for(self._post(msg), self._config.timeout_s)
+            except Exception as exc:  # every transport failure becomes an outcome
+                outcome = outcomes.from_exception(exc)
+                log.warning("fcm_send_error", delivery_id=msg.delivery_id,
+                            token=push.redact_token(msg.token), reason=outcome.reason)
+                return outcome
+
+    async def _wait_out_pause(self) -> bool:
+        """Wait while a quota pause lasts; False if the sender closed meanwhile."""
+        while (left := self.paused_for()) > 0 and not self._closed.is_set():
+            try:
+                await asyncio.wait_for(self._closed.wait(), left)
+            except TimeoutError:
+                pass
+        return not self._closed.is_set()
+
+    async def _post(self, msg: push.PushMessage) -> push.Outcome:
+        assert self._session is not None
+        token = self._token
+        while token is None or token.expires_at <= time.monotonic():
+            if token is not None:
+                self._token_rejected(token)  # the refresher is late; ask it now
+            await self._token_ready.wait()
+            token = self._token
+        body = json.dumps(push.fcm_message(msg), ensure_ascii=False).encode()
+        headers = {
+            "Authorization": f"Bearer {token.value}",
+            "Content-Type": "application/json; charset=utf-8",
+        }
+        async with self._session.post(self._url, data=body, headers=headers) as resp:
+            raw = await resp.read()
+            retry_after = outcomes.parse_retry_after(
+                resp.headers.get("Retry-After"), datetime.now(UTC)
+            )
+            status = resp.status
+        outcome = outcomes.from_fcm(status, _json(raw), retry_after)
+        if status == 401:
+            self._token_rejected(token)
+        if outcome.pause_service:
+            self._pause(outcome.retry_after or outcomes.QUOTA_DEFAULT_PAUSE_S)
+        if outcome.status != "sent":
+            log.info("fcm_not_sent", delivery_id=msg.delivery_id, outcome=outcome.status,
+                     reason=outcome.reason, token=push.redact_token(msg.token))
+        return outcome
+
+    def _pause(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        if until > self._paused_until:
+            self._paused_until = until
+            log.warning("fcm_paused", seconds=seconds)
+
+    def _token_rejected(self, token: AccessToken) -> None:
+        if self._token is token:  # only the first 401 for a token asks for a new one
+            self._token = None
+            self._token_ready.clear()
+            self._refresh_now.set()
+
+    async def _keep_token_fresh(self) -> None:
+        failures = 0
+        while not self._closed.is_set():
+            try:
+                self._token = await self._fetch_token()
+            except Exception as exc:  # the refresher must outlive any failure
+                failures += 1
+                delay = min(REFRESH_RETRY_S[0] * 2 ** (failures - 1), REFRESH_RETRY_S[1])
+                log.warning("fcm_token_failed", error=type(exc).__name__, retry_in=delay)
+            else:
+                failures = 0
+                self._token_ready.set()
+                delay = self._token.refresh_at - time.monotonic()
+            self._refresh_now.clear()
+            try:
+                await asyncio.wait_for(self._refresh_now.wait(), max(delay, 0.0))
+            except TimeoutError:
+                pass
+
+    async def _fetch_token(self) -> AccessToken:
+        assert self._session is not None and self._account is not None
+        form = {"grant_type": JWT_BEARER, "assertion": assertion(self._account, time.time())}
+        started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
+        async with self._session.post(self._account.token_uri, data=form, timeout=timeout) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status != 200 or not isinstance(body, dict):
+                raise ValueError(f"token endpoint answered {resp.status}")
+        lifetime = float(body.get("expires_in", 3600))
+        value = body["access_token"]
+        if not isinstance(value, str):
+            raise ValueError("token endpoint gave no access_token")
+        log.info("fcm_token_fetched", expires_in=lifetime)
+        return AccessToken(value, started + lifetime * REFRESH_AT, started + lifetime)
+
+    async def close(self) -> None:
+        """Stop the token refresher and close the HTTP session."""
+        self._closed.set()
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+            self._refresher = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _json(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -1,0 +1,495 @@
+"""The real ApnsSender (aioapns, HTTP/2 over TLS) and FcmSender against the sandbox fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from alertd import apns, fcm, push, settings
+from alertd.sandbox import material
+from alertd.sandbox.server import Sandbox
+
+ORDER = "ord-20260701-001"
+
+
+@dataclass(frozen=True)
+class Running:
+    sandbox: Sandbox
+    settings: settings.Settings
+
+    @property
+    def inspect(self) -> str:
+        return self.sandbox.inspect_url
+
+
+def free_port_base() -> int:
+    """A port N with N, N+1 and N+2 free right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + 3):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no free port range")
+
+
+@pytest.fixture(scope="module")
+async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    directory = tmp_path_factory.mktemp("sandbox")
+    for _ in range(5):
+        sandbox = Sandbox(directory, free_port_base())
+        try:
+            await sandbox.start()
+            break
+        except OSError:
+            continue
+    else:
+        raise RuntimeError("could not start the sandbox")
+    loaded = settings.load([sandbox.config_path], environ={})
+    yield Running(sandbox, loaded)
+    await sandbox.close()
+
+
+def read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def token(prefix: str = "dev-") -> str:
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+def message(device: str, platform: push.Platform = "ios", **changes: Any) -> push.PushMessage:
+    delivery = int(uuid.uuid4().int % 10**9)
+    msg = push.PushMessage(
+        delivery_id=delivery,
+        apns_id=push.apns_id_for(delivery),
+        platform=platform,
+        token=device,
+        kind="order",
+        alert_id=ORDER,
+        level=4,
+        title="【警戒レベル4】避難指示",
+        body="渡利地区に避難指示。渡利小学校へ避難してください。",
+        collapse_id=ORDER,
+        thread_id=push.thread_id_for(ORDER),
+        expires_at=(datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0),
+    )
+    return dataclasses.replace(msg, **changes)
+
+
+async def deliveries(running: Running, device: str | None = None) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{running.inspect}/deliveries") as resp:
+            assert resp.status == 200
+            entries: list[dict[str, Any]] = await resp.json()
+    return [e for e in entries if device is None or e["token"] == device]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    """Wait until check() holds, failing after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def apns_sender(config: settings.Apns) -> AsyncIterator[apns.ApnsSender]:
+    sender = apns.ApnsSender(config)
+    await sender.start()
+    try:
+        yield sender
+    finally:
+        await sender.close()
+
+
+@contextlib.asynccontextmanager
+async def fcm_sender(config: settings.Fcm) -> AsyncIterator[fcm.FcmSender]:
+    sender = fcm.FcmSender(config)
+    await sender.start()
+    try:
+        yield sender
+    finally:
+        await sender.close()
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP server that accepts connections and never answers; yields its port."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+
+
+# --- sandbox files ------------------------------------------------------------------------
+
+
+async def test_sandbox_writes_a_loadable_config_and_credentials(running: Running) -> None:
+    """sandbox.toml loads as alertd settings and names the CA, .p8 key and service account."""
+    a, f = running.settings.apns, running.settings.fcm
+    assert (a.host, a.port, a.topic) == ("127.0.0.1", running.sandbox.apns_port, material.TOPIC)
+    assert Path(a.ca_file).is_absolute() and Path(a.ca_file).name == "ca.pem"
+    p8 = read(a.key_file)
+    assert p8.startswith(b"-----BEGIN PRIVATE KEY-----")
+    key = serialization.load_pem_private_key(p8, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert f.endpoint == f"http://127.0.0.1:{running.sandbox.fcm_port}"
+    account = json.loads(read(f.service_account_file))
+    assert account["type"] == "service_account"
+    assert account["project_id"] == "alertd-sandbox"
+    assert account["token_uri"] == f"http://127.0.0.1:{running.sandbox.fcm_port}/token"
+    assert isinstance(
+        serialization.load_pem_private_key(account["private_key"].encode(), None),
+        rsa.RSAPrivateKey,
+    )
+
+
+# --- APNs ---------------------------------------------------------------------------------
+
+
+async def test_apns_push_is_sent_with_contract_headers_and_payload(running: Running) -> None:
+    """A normal token is sent over HTTP/2 with the contract's headers and payload."""
+    device = token()
+    msg = message(device)
+    async with apns_sender(running.settings.apns) as sender:
+        outcome = await sender.send(msg)
+    assert outcome == push.Outcome("sent", provider_id=msg.apns_id)
+    [entry] = await deliveries(running, device)
+    headers = entry["headers"]
+    assert (entry["service"], entry["status"]) == ("apns", 200)
+    assert headers["apns-push-type"] == "alert"
+    assert headers["apns-priority"] == "10"
+    assert headers["apns-collapse-id"] == ORDER
+    assert headers["apns-topic"] == "jp.fukushima.bousai"
+    assert headers["apns-id"] == msg.apns_id
+    assert abs(int(headers["apns-expiration"]) - msg.expires_at.timestamp()) <= 2
+    assert headers["authorization"] == "<redacted>"
+    assert entry["payload"] == push.apns_payload(msg)
+    assert datetime.fromisoformat(entry["at"]).tzinfo is not None
+
+
+async def test_apns_tip_goes_out_with_priority_5(running: Running) -> None:
+    """Tips are sent with apns-priority 5."""
+    device = token()
+    async with apns_sender(running.settings.apns) as sender:
+        outcome = await sender.send(message(device, kind="tip", level=None, priority=5))
+    assert outcome.status == "sent"
+    [entry] = await deliveries(running, device)
+    assert entry["headers"]["apns-priority"] == "5"
+
+
+@pytest.mark.parametrize(("prefix", "status", "reason"),
+                         [("gone-", 410, "Unregistered"), ("bad-", 400, "BadDeviceToken")])
+async def test_apns_dead_tokens_are_invalid(
+    running: Running, prefix: str, status: int, reason: str
+) -> None:
+    """gone- and bad- tokens come back as invalid_token with Apple's reason."""
+    device = token(prefix)
+    async with apns_sender(running.settings.apns) as sender:
+        outcome = await sender.send(message(device))
+    assert outcome == push.Outcome("invalid_token", reason=reason)
+    assert [e["status"] for e in await deliveries(running, device)] == [status]
+
+
+async def test_apns_busy_then_down_follow_the_script(running: Running) -> None:
+    """busy- is retried once then sent; down- is retried twice then sent."""
+    busy, down = token("busy-"), token("down-")
+    async with apns_sender(running.settings.apns) as sender:
+        busy_outcomes = [(await sender.send(message(busy))).status for _ in range(2)]
+        down_outcomes = [(await sender.send(message(down))).status for _ in range(3)]
+    assert busy_outcomes == ["retry", "sent"]
+    assert down_outcomes == ["retry", "retry", "sent"]
+    assert [e["status"] for e in await deliveries(running, busy)] == [429, 200]
+    assert [e["status"] for e in await deliveries(running, down)] == [503, 503, 200]
+
+
+async def test_apns_many_error_bodies_on_one_connection(running: Running) -> None:
+    """Over 64 KiB of error bodies on one connection all arrive (flow control is returned)."""
+    config = dataclasses.replace(running.settings.apns, max_connections=1, timeout_s=30.0)
+    devices = [token("gone-") for _ in range(1600)]
+    assert running.sandbox.apns is not None
+    before = running.sandbox.apns.accepted
+    async with apns_sender(config) as sender:
+        results = await asyncio.gather(*(sender.send(message(d)) for d in devices))
+    assert {r.status for r in results} == {"invalid_token"}
+    # Without the window update aioapns would stall until its 10 s idle timer reconnects.
+    assert running.sandbox.apns.accepted == before + 1
+
+
+async def test_apns_certificate_auth_is_accepted(running: Running) -> None:
+    """Certificate auth (apns_client.pem signed by the sandbox CA) works instead of a JWT."""
+    client_pem = running.sandbox.directory / material.APNS_CLIENT_CERT
+    config = dataclasses.replace(running.settings.apns, key_file="", cert_file=str(client_pem))
+    device = token()
+    async with apns_sender(config) as sender:
+        assert (await sender.send(message(device))).status == "sent"
+    [entry] = await deliveries(running, device)
+    assert "authorization" not in entry["headers"]
+
+
+async def test_apns_jwt_signed_by_a_stranger_is_refused(running: Running, tmp_path: Path) -> None:
+    """A provider JWT not signed with the sandbox key is refused as InvalidProviderToken."""
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "stranger.p8"
+    key_file.write_bytes(stranger.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    config = dataclasses.replace(running.settings.apns, key_file=str(key_file))
+    device = token()
+    async with apns_sender(config) as sender:
+        outcome = await sender.send(message(device))
+    assert outcome.reason == "InvalidProviderToken"
+    assert [e["status"] for e in await deliveries(running, device)] == [403]
+
+
+async def test_apns_expired_message_is_not_sent(running: Running) -> None:
+    """A message past its expiry fails as expired without reaching APNs."""
+    device = token()
+    expired = message(device, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    async with apns_sender(running.settings.apns) as sender:
+        assert await sender.send(expired) == push.Outcome("failed", reason="expired")
+    assert await deliveries(running, device) == []
+
+
+async def test_apns_silent_server_times_out_as_retry(running: Running) -> None:
+    """A server that never answers yields a retry within timeout_s."""
+    async with silent_server() as port:
+        config = dataclasses.replace(running.settings.apns, port=port, timeout_s=0.5)
+        async with apns_sender(config) as sender:
+            started = time.monotonic()
+            outcome = await sender.send(message(token()))
+            elapsed = time.monotonic() - started
+    assert outcome == push.Outcome("retry", reason="timeout")
+    assert elapsed < 1.0
+
+
+async def test_apns_late_answer_after_a_timeout_leaves_the_connection_usable(
+    running: Running,
+) -> None:
+    """A slow- answer arriving after our timeout is dropped; the same connection sends on."""
+    assert running.sandbox.apns is not None
+    fake = running.sandbox.apns
+    config = dataclasses.replace(running.settings.apns, timeout_s=0.3, max_connections=1)
+    before = fake.accepted
+    async with apns_sender(config) as sender:
+        late = await sender.send(message(token("slow-")))
+
+        async def answered() -> bool:
+            return fake.delayed == 0
+
+        await eventually(answered)
+        after = await sender.send(message(token()))
+    assert late == push.Outcome("retry", reason="timeout")
+    assert after.status == "sent"
+    assert fake.accepted == before + 1
+
+
+# --- FCM ----------------------------------------------------------------------------------
+
+
+async def test_fcm_push_uses_the_oauth_token_and_contract_body(running: Running) -> None:
+    """The sender fetches an access token and posts the contract's HTTP v1 body with it."""
+    device = token()
+    msg = message(device, "android")
+    assert running.sandbox.fcm is not None
+    async with fcm_sender(running.settings.fcm) as sender:
+        assert sender.access_token is not None
+        assert sender.access_token in running.sandbox.fcm.tokens  # issued by the fake
+        outcome = await sender.send(msg)
+    assert outcome.status == "sent"
+    assert (outcome.provider_id or "").startswith("projects/alertd-sandbox/messages/")
+    [entry] = await deliveries(running, device)
+    assert (entry["service"], entry["status"]) == ("fcm", 200)
+    assert entry["headers"]["authorization"] == "<redacted>"
+    sent = entry["payload"]["message"]
+    expected = push.fcm_message(msg)["message"]
+    assert abs(int(sent["android"].pop("ttl")[:-1]) - int(expected["android"].pop("ttl")[:-1])) <= 2
+    assert sent == expected
+
+
+@pytest.mark.parametrize(("prefix", "status"), [("gone-", 404), ("bad-", 400)])
+async def test_fcm_dead_tokens_are_invalid(running: Running, prefix: str, status: int) -> None:
+    """UNREGISTERED and an invalid registration token come back as invalid_token."""
+    device = token(prefix)
+    async with fcm_sender(running.settings.fcm) as sender:
+        outcome = await sender.send(message(device, "android"))
+    assert outcome.status == "invalid_token"
+    assert [e["status"] for e in await deliveries(running, device)] == [status]
+
+
+async def test_fcm_down_is_retried_twice_then_sent(running: Running) -> None:
+    """UNAVAILABLE (503) is retried; the third attempt is sent."""
+    device = token("down-")
+    async with fcm_sender(running.settings.fcm) as sender:
+        statuses = [(await sender.send(message(device, "android"))).status for _ in range(3)]
+    assert statuses == ["retry", "retry", "sent"]
+
+
+async def test_fcm_quota_exceeded_pauses_every_send(running: Running) -> None:
+    """QUOTA_EXCEEDED retries with Retry-After and holds back all sends until the pause ends."""
+    busy, other = token("busy-"), token()
+    async with fcm_sender(running.settings.fcm) as sender:
+        first = await sender.send(message(busy, "android"))
+        assert sender.paused_for() > 0.5
+        started = time.monotonic()
+        second = await sender.send(message(other, "android"))
+        waited = time.monotonic() - started
+        third = await sender.send(message(busy, "android"))
+    assert (first.status, first.retry_after, first.pause_service) == ("retry", 1.0, True)
+    assert second.status == "sent" and third.status == "sent"
+    assert 0.5 < waited < 3.0
+    [entry] = await deliveries(running, other)
+    assert entry["status"] == 200
+
+
+async def test_fcm_rejected_access_token_is_refreshed(running: Running) -> None:
+    """A 401 (revoked access token) retries and makes the sender fetch a new token."""
+    async with fcm_sender(running.settings.fcm) as sender:
+        old = sender.access_token
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{running.inspect}/fcm/revoke-tokens") as resp:
+                assert resp.status == 200
+        outcome = await sender.send(message(token(), "android"))
+
+        async def refreshed() -> bool:
+            return sender.access_token not in (None, old)
+
+        await eventually(refreshed)
+        again = await sender.send(message(token(), "android"))
+    assert outcome.status == "retry" and outcome.reason.startswith("UNAUTHENTICATED")
+    assert again.status == "sent"
+
+
+async def test_fcm_access_token_is_renewed_before_it_expires(running: Running) -> None:
+    """The background task fetches a new access token at 80% of its lifetime."""
+    fake = running.sandbox.fcm
+    assert fake is not None
+    fake.token_ttl_s = 1
+    try:
+        async with fcm_sender(running.settings.fcm) as sender:
+            first = sender.access_token
+
+            async def renewed() -> bool:
+                return sender.access_token not in (None, first)
+
+            await eventually(renewed, within=5.0)
+            assert (await sender.send(message(token(), "android"))).status == "sent"
+    finally:
+        fake.token_ttl_s = 3600
+    assert first is not None
+
+
+async def test_fcm_token_endpoint_refuses_a_foreign_assertion(running: Running) -> None:
+    """The token endpoint verifies the RS256 assertion against the service-account key."""
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = stranger.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+    account = fcm.load_service_account(running.settings.fcm.service_account_file)
+    forged = fcm.ServiceAccount(account.project_id, account.client_email, account.token_uri,
+                                dict(account.info, private_key=pem))
+    form = {"grant_type": fcm.JWT_BEARER, "assertion": fcm.assertion(forged, time.time())}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(account.token_uri, data=form) as resp:
+            body = await resp.json()
+            assert resp.status == 400
+    assert body["error"] == "invalid_grant"
+    assert jwt.decode(form["assertion"], options={"verify_signature": False})["scope"] == fcm.SCOPE
+
+
+async def test_fcm_silent_server_times_out_as_retry(running: Running) -> None:
+    """An FCM endpoint that never answers yields a retry within timeout_s."""
+    async with silent_server() as port:
+        config = dataclasses.replace(
+            running.settings.fcm, endpoint=f"http://127.0.0.1:{port}", timeout_s=0.5
+        )
+        async with fcm_sender(config) as sender:
+            started = time.monotonic()
+            outcome = await sender.send(message(token(), "android"))
+            elapsed = time.monotonic() - started
+    assert outcome == push.Outcome("retry", reason="timeout")
+    assert elapsed < 1.0
+
+
+# --- inspection and process ------------------------------------------------------------------
+
+
+async def test_inspection_since_and_delete_reset_the_script(running: Running) -> None:
+    """?since= returns the rest of the log; DELETE clears it and resets busy counters."""
+    busy = token("busy-")
+    async with fcm_sender(running.settings.fcm) as sender:
+        assert (await sender.send(message(busy, "android"))).status == "retry"
+    mark = len(await deliveries(running)) - 1
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{running.inspect}/deliveries?since={mark}") as resp:
+            [last] = await resp.json()
+        async with session.delete(f"{running.inspect}/deliveries") as resp:
+            assert resp.status == 204
+        async with session.get(f"{running.inspect}/deliveries?since=-1") as resp:
+            assert resp.status == 400
+    assert (last["token"], last["status"]) == (busy, 429)
+    assert await deliveries(running) == []
+    async with fcm_sender(running.settings.fcm) as sender:
+        assert (await sender.send(message(busy, "android"))).status == "retry"
+
+
+async def test_sandbox_process_serves_until_sigterm(tmp_path: Path) -> None:
+    """`python -m alertd.sandbox.server` writes sandbox.toml when ready and exits 0 on SIGTERM."""
+    base = free_port_base()
+    proc = subprocess.Popen(  # noqa: ASYNC220 - short-lived child, polled below
+        [sys.executable, "-m", "alertd.sandbox.server", "--port-base", str(base),
+         "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        ready = tmp_path / "sandbox.toml"
+
+        async def written() -> bool:
+            assert proc.poll() is None, "the sandbox exited early"
+            return ready.exists()
+
+        await eventually(written, within=20.0)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{base + 2}/healthz") as resp:
+                assert resp.status == 200
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert out.startswith("sandbox ready ")
+    assert not ready.exists()

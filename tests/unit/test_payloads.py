@@ -1,0 +1,209 @@
+"""Push domain values and the APNs / FCM payload builders."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from alertd import errors, push
+
+NOW = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+TITLE = "【警戒レベル4】避難指示"
+BODY = "福島市渡利地区に避難指示を発令しました。直ちに渡利小学校へ避難してください。"
+
+
+def message(**changes: Any) -> push.PushMessage:
+    base = push.PushMessage(
+        delivery_id=42,
+        apns_id=push.apns_id_for(42),
+        platform="ios",
+        token="a" * 64,
+        kind="order",
+        alert_id="ord-20260701-001",
+        level=4,
+        title=TITLE,
+        body=BODY,
+        collapse_id="ord-20260701-001",
+        thread_id=push.thread_id_for("ord-20260701-001"),
+        expires_at=NOW + timedelta(hours=6),
+        priority=10,
+        critical=False,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def size(payload: dict[str, Any]) -> int:
+    return len(push.encode_apns(payload))
+
+
+def body_fill(target: int, **changes: Any) -> str:
+    """An ASCII body that makes the APNs payload exactly `target` bytes."""
+    base = size(push.apns_payload(message(body="", **changes)))
+    return "x" * (target - base)
+
+
+def test_apns_payload_follows_the_contract() -> None:
+    """An order becomes the contract's APNs shape with time-sensitive interruption."""
+    payload = push.apns_payload(message())
+    assert payload == {
+        "aps": {
+            "alert": {"title": TITLE, "body": BODY},
+            "sound": "default",
+            "interruption-level": "time-sensitive",
+            "thread-id": "order-ord-20260701-001",
+        },
+        "alert_id": "ord-20260701-001",
+        "kind": "order",
+        "level": 4,
+    }
+
+
+def test_critical_message_uses_critical_interruption_and_sound() -> None:
+    """A critical push asks for the critical interruption level and a critical sound."""
+    aps = push.apns_payload(message(critical=True, level=5))["aps"]
+    assert aps["interruption-level"] == "critical"
+    assert aps["sound"] == {"critical": 1, "name": "default", "volume": 1.0}
+
+
+def test_missing_level_is_null_for_apns_and_empty_for_fcm() -> None:
+    """A push without a level (a tip) sends JSON null to APNs and "" in FCM data."""
+    tip = message(kind="tip", level=None, priority=5)
+    assert push.apns_payload(tip)["level"] is None
+    assert push.fcm_message(tip, NOW)["message"]["data"]["level"] == ""
+
+
+def test_japanese_text_is_sent_as_utf8_not_escaped() -> None:
+    """The size limit counts UTF-8 bytes of unescaped JSON, as aioapns sends it."""
+    wire = push.encode_apns(push.apns_payload(message()))
+    assert TITLE.encode() in wire
+    assert b"\\u" not in wire
+
+
+def test_payload_of_exactly_4096_bytes_is_kept_whole() -> None:
+    """A payload of exactly 4096 bytes is sent unchanged."""
+    msg = message(body=body_fill(4096))
+    payload = push.apns_payload(msg)
+    assert size(payload) == 4096
+    assert payload["aps"]["alert"]["body"] == msg.body
+
+
+def test_payload_of_4097_bytes_is_shortened_to_fit() -> None:
+    """One byte over the limit shortens the body, ending it with an ellipsis."""
+    msg = message(body=body_fill(4097))
+    payload = push.apns_payload(msg)
+    body = payload["aps"]["alert"]["body"]
+    assert size(payload) <= 4096
+    assert body.endswith("…")
+    assert msg.body.startswith(body[:-1])
+    assert payload["aps"]["alert"]["title"] == TITLE
+
+
+def test_japanese_body_is_cut_on_character_boundaries_as_little_as_possible() -> None:
+    """A long Japanese body is cut between characters, keeping as much text as fits."""
+    msg = message(body="避難所は開設済みです。" * 200)
+    payload = push.apns_payload(msg)
+    body = payload["aps"]["alert"]["body"]
+    wire = push.encode_apns(payload)
+    assert len(wire) <= 4096
+    assert wire.decode("utf-8")  # still valid UTF-8
+    kept = body[:-1]
+    assert body.endswith("…") and msg.body.startswith(kept)
+    one_more = dict(payload, aps=dict(payload["aps"], alert={
+        "title": TITLE, "body": msg.body[: len(kept) + 1] + "…"}))
+    assert size(one_more) > 4096
+
+
+def test_escaped_characters_count_as_sent() -> None:
+    """Quotes and newlines count with their JSON escapes when fitting the body."""
+    msg = message(body='"引用"\n' * 1000)
+    payload = push.apns_payload(msg)
+    assert size(payload) <= 4096
+    assert payload["aps"]["alert"]["body"].endswith("…")
+
+
+def test_critical_payload_is_measured_with_its_larger_sound() -> None:
+    """The critical sound dictionary is counted when fitting the body."""
+    msg = message(body=body_fill(4096), critical=True)
+    assert size(push.apns_payload(msg)) <= 4096
+    assert push.apns_payload(msg)["aps"]["alert"]["body"].endswith("…")
+
+
+def test_oversized_title_raises_payload_too_large() -> None:
+    """A title that alone exceeds the limit cannot be fixed and raises PayloadTooLarge."""
+    with pytest.raises(errors.PayloadTooLarge):
+        push.apns_payload(message(title="警" * 1400))
+
+
+def test_fcm_message_follows_the_contract() -> None:
+    """An order becomes the contract's FCM HTTP v1 body with string data values."""
+    body = push.fcm_message(message(platform="android"), NOW)
+    assert body == {
+        "message": {
+            "token": "a" * 64,
+            "notification": {"title": TITLE, "body": BODY},
+            "data": {"alert_id": "ord-20260701-001", "kind": "order", "level": "4"},
+            "android": {
+                "priority": "HIGH",
+                "ttl": "21600s",
+                "collapse_key": "ord-20260701-001",
+            },
+        }
+    }
+    assert all(isinstance(v, str) for v in body["message"]["data"].values())
+    json.dumps(body)  # serialisable as is
+
+
+def test_fcm_tip_has_normal_priority() -> None:
+    """Tips (priority 5) go out with FCM priority NORMAL."""
+    tip = message(kind="tip", level=None, priority=5)
+    assert push.fcm_message(tip, NOW)["message"]["android"]["priority"] == "NORMAL"
+
+
+def test_fcm_ttl_is_clamped_to_zero_and_four_weeks() -> None:
+    """The FCM ttl never goes negative nor beyond FCM's four-week maximum."""
+    assert push.fcm_ttl(NOW - timedelta(minutes=1), NOW) == "0s"
+    assert push.fcm_ttl(NOW + timedelta(days=60), NOW) == "2419200s"
+    assert push.fcm_ttl(NOW + timedelta(seconds=90.9), NOW) == "90s"
+
+
+def test_apns_id_is_a_stable_uuid_per_delivery() -> None:
+    """apns_id_for gives the same UUID for the same delivery and different ones otherwise."""
+    first = push.apns_id_for(7)
+    assert first == push.apns_id_for(7) != push.apns_id_for(8)
+    assert str(uuid.UUID(first)) == first
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"kind": "news"},
+        {"platform": "web"},
+        {"priority": 7},
+        {"collapse_id": "x" * 65},
+        {"expires_at": datetime(2026, 7, 1, 9, 0)},
+        {"apns_id": "not-a-uuid"},
+        {"token": ""},
+    ],
+)
+def test_invalid_push_messages_are_refused(changes: dict[str, Any]) -> None:
+    """A PushMessage with an unknown kind, bad priority, long collapse id etc. is refused."""
+    with pytest.raises(ValueError):
+        message(**changes)
+
+
+def test_outcome_refuses_unknown_status() -> None:
+    """Outcome only takes the four statuses the dispatcher understands."""
+    with pytest.raises(ValueError):
+        push.Outcome("lost")  # type: ignore[arg-type]
+
+
+def test_redacted_token_never_shows_the_whole_token() -> None:
+    """Logged tokens keep only a short prefix."""
+    token = "0123456789abcdef" * 4
+    assert push.redact_token(token) == "01234567…"
+    assert "…" == push.redact_token("short")
