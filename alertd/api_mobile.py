@@ -8,7 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from alertd import devices, errors, validate, web as w
+from alertd import devices, errors, validate
+from alertd import web as w
 
 MAX_TOKEN = 4096
 TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces

@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from alertd import errors, metrics, orders, pipeline, points, web as w
+from alertd import errors, metrics, orders, pipeline, points
+from alertd import web as w
 
 routes = web.RouteTableDef()
 MAX_IDEMPOTENCY_KEY = 200

@@ -11,7 +11,8 @@ from alertd import errors, settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alertd", description="Evacuation alerts to residents' phones.")
+    p = argparse.ArgumentParser(prog="alertd",
+                                description="Evacuation alerts to residents' phones.")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="extra configuration file (may be repeated; later files win)")
     sub = p.add_subparsers(dest="command", required=True)

@@ -124,7 +124,7 @@ class Dispatcher:
         sender, _ = self.senders[service]
         room = asyncio.Semaphore(concurrency)
         while not self.stopping.is_set():
-            free = room._value  # noqa: SLF001 - read-only peek at the free slots
+            free = room._value
             got = 0
             if free > 0:
                 try:
@@ -146,10 +146,10 @@ class Dispatcher:
             else:
                 await self._wait(service, dcfg.poll_s)
 
-    async def _wait(self, service: str, timeout: float) -> None:
+    async def _wait(self, service: str, seconds: float) -> None:
         event = self.wakes[service]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), seconds)
         event.clear()
 
     async def _deliver(self, sender: Sender, c: Claimed, room: asyncio.Semaphore) -> None:

@@ -62,7 +62,8 @@ def _texts(raw: Any, key: str, max_len: int, required: bool) -> dict[str, str]:
     if isinstance(raw, str):
         raw = {"ja": raw}
     if not isinstance(raw, dict) or (required and not raw):
-        raise errors.InvalidInput(f"{key} must be an object of language -> text, e.g. {{\"ja\": …}}")
+        raise errors.InvalidInput(
+            f"{key} must be an object of language -> text, e.g. {{\"ja\": …}}")
     out: dict[str, str] = {}
     for lang, value in raw.items():
         validate.locale(lang)

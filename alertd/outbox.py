@@ -37,7 +37,7 @@ class Claimed:
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Claimed:
         """Build from a claim query row."""
-        return cls(**{k: row[k] for k in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{k: row[k] for k in cls.__slots__})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def backoff(attempts: int, base_s: float, max_s: float, retry_after: float | Non
     delay = exp * (0.5 + r.random() / 2)  # "equal jitter": spread retries, keep a floor
     if retry_after is not None:
         delay = max(delay, retry_after)
-    return min(max(delay, 0.0), max(max_s, retry_after or 0.0))
+    return float(min(max(delay, 0.0), max(max_s, retry_after or 0.0)))
 
 
 def decide(claimed: Claimed, outcome: Outcome, now: datetime, *, max_attempts: int,

@@ -36,11 +36,12 @@ class Accepted:
 
 async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
                    drill_only: bool = False) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT id, platform, locale FROM devices WHERE seq = ANY($1::bigint[])"
         " AND token_state = 'active' AND ($2::boolean IS FALSE OR drill)",
         seqs.tolist(), drill_only,
     )
+    return rows
 
 
 def _rows(order_id: uuid.UUID, version: int, spec: OrderSpec, kind: str,

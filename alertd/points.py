@@ -86,7 +86,7 @@ class Points:
         return out
 
 
-async def catch_up(pool: asyncpg.Pool, points: Points, timeout: float = 1.0) -> bool:
+async def catch_up(pool: asyncpg.Pool, points: Points, within_s: float = 1.0) -> bool:
     """Wait until every point change committed before now is in the index.
 
     NOTIFYs arrive in commit order, so once our own marker comes back through the channel,
@@ -99,7 +99,7 @@ async def catch_up(pool: asyncpg.Pool, points: Points, timeout: float = 1.0) -> 
     points.barriers[token] = fut
     try:
         await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, "sync:" + token)
-        await asyncio.wait_for(fut, timeout)
+        await asyncio.wait_for(fut, within_s)
         return True
     except TimeoutError:
         log.warning("points_catch_up_timeout")

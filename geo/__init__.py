@@ -1,0 +1,1 @@
+"""Geography for alertd: order areas, the municipality table and the point index."""

@@ -14,7 +14,13 @@ import pytest
 
 from alertd import db
 from tests.e2e.conftest import (
-    Client, Daemon, Sandbox, daemon_env, free_port_base, staff_token, wait_for,
+    Client,
+    Daemon,
+    Sandbox,
+    daemon_env,
+    free_port_base,
+    staff_token,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e

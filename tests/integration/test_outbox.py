@@ -14,7 +14,8 @@ COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "le
            "body", "priority", "expires_at")
 
 
-async def _seed(pool: asyncpg.Pool, n: int, token: str = "tok") -> tuple[uuid.UUID, list[uuid.UUID]]:
+async def _seed(pool: asyncpg.Pool, n: int,
+                token: str = "tok") -> tuple[uuid.UUID, list[uuid.UUID]]:
     order_id = uuid.uuid4()
     await pool.execute("INSERT INTO orders (id) VALUES ($1)", order_id)
     ids = []
@@ -85,7 +86,7 @@ async def test_retry_is_not_due_before_its_time(pool: asyncpg.Pool) -> None:
 
 async def test_invalid_token_disables_device(pool: asyncpg.Pool) -> None:
     """A refused token disables the device and drops its other queued deliveries."""
-    order_id, (device_id,) = await _seed(pool, 1, token="gone")
+    _, (device_id,) = await _seed(pool, 1, token="gone")
     other_order = uuid.uuid4()
     await pool.execute("INSERT INTO orders (id) VALUES ($1)", other_order)
     await pool.execute(
