@@ -168,6 +168,10 @@ class ApnsSender:
         _log_unsent("apns_not_sent", msg, outcome)
         return outcome
 
+    def paused_for(self) -> float:
+        """Seconds the whole service is paused for (APNs has no such signal: always 0)."""
+        return 0.0
+
     async def close(self) -> None:
         """Close the APNs connections."""
         if self._client is not None:

@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 class Sender(Protocol):
     async def send(self, msg: PushMessage) -> Outcome: ...
 
+    def paused_for(self) -> float: ...
+
     async def close(self) -> None: ...
 
 
@@ -161,6 +163,9 @@ class Dispatcher:
                     outcome = Outcome("invalid_token", reason="push token disabled")
                 elif c.expires_at <= now:
                     outcome = Outcome("failed", reason="expired before it could be sent")
+                elif (pause := sender.paused_for()) > 0:
+                    # Waiting out a quota pause here could outlast the lease: hand it back.
+                    outcome = Outcome("retry", reason="service paused", retry_after=pause)
                 else:
                     start = time.perf_counter()
                     try:
