@@ -1,0 +1,322 @@
+"""An in-memory index of many points (device locations, watched places) for area matching.
+
+Layout: a *base* snapshot of contiguous arrays sorted by grid cell (``lon``, ``lat``, ``keys``,
+``cell_start`` offsets), a sorted copy of the keys with their base positions for lookups, an
+``alive`` flag per base point, and a small *delta* of points added or moved since the snapshot.
+A move within the same cell is written into the base in place; anything else masks the base
+entry and goes to the delta, and the index compacts (rebuilds the base) once the delta or the
+masked entries exceed 5 % of the base (at least 1,024, at most 100,000).
+
+Matching a polygon rasterises its edges onto the grid (see :mod:`geo.grid`): clean runs of cells
+inside the polygon contribute all their points untested, clean runs outside none, and only the
+points of cells an edge crosses go through ``shapely.intersects_xy``, in one vectorised call.
+The result is exactly the set ``shapely.intersects_xy(geometry, lon, lat)`` selects.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import shapely
+
+from geo import grid
+from geo.errors import InvalidPoint
+from geo.grid import Floats, Ints
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_POLYGONAL = ("Polygon", "MultiPolygon")
+_MIN_DELTA = 1024
+_MAX_DELTA = 100_000
+
+
+class _Delta:
+    """Points added or moved since the last compaction, in growable dense arrays."""
+
+    __slots__ = ("keys", "lat", "lon", "n", "slot")
+
+    def __init__(self) -> None:
+        self.slot: dict[int, int] = {}
+        self.n = 0
+        self.keys: Ints = np.zeros(64, dtype=np.int64)
+        self.lon: Floats = np.zeros(64, dtype=np.float64)
+        self.lat: Floats = np.zeros(64, dtype=np.float64)
+
+    def put(self, key: int, lon: float, lat: float) -> None:
+        """Insert or overwrite one point."""
+        i = self.slot.get(key)
+        if i is None:
+            if self.n == len(self.keys):
+                size = 2 * len(self.keys)
+                self.keys = np.resize(self.keys, size)
+                self.lon = np.resize(self.lon, size)
+                self.lat = np.resize(self.lat, size)
+            i = self.n
+            self.n += 1
+            self.slot[key] = i
+            self.keys[i] = key
+        self.lon[i] = lon
+        self.lat[i] = lat
+
+    def discard(self, key: int) -> None:
+        """Drop one point if present, moving the last point into its slot."""
+        i = self.slot.pop(key, None)
+        if i is None:
+            return
+        self.n -= 1
+        if i != self.n:
+            moved = int(self.keys[self.n])
+            self.keys[i], self.lon[i], self.lat[i] = moved, self.lon[self.n], self.lat[self.n]
+            self.slot[moved] = i
+
+    def match(self, geometry: shapely.Geometry) -> Ints:
+        """Keys of the delta points the geometry covers."""
+        if self.n == 0:
+            return _EMPTY
+        lon, lat = self.lon[: self.n], self.lat[: self.n]
+        minx, miny, maxx, maxy = shapely.bounds(geometry)
+        near = np.flatnonzero((lon >= minx) & (lon <= maxx) & (lat >= miny) & (lat <= maxy))
+        hits = near[shapely.intersects_xy(geometry, lon[near], lat[near])]
+        found: Ints = self.keys[hits]
+        return found
+
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        return int(self.keys.nbytes + self.lon.nbytes + self.lat.nbytes)
+
+
+def _check_points(lon: Floats, lat: Floats) -> None:
+    """Refuse coordinates that are not finite or out of range."""
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+    bad |= np.abs(lon) > 180.0
+    bad |= np.abs(lat) > 90.0
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidPoint(f"point {i} has an invalid position ({lon[i]!r}, {lat[i]!r})")
+
+
+class PointIndex:
+    """Points keyed by int64, answering "which keys lie in this area" quickly."""
+
+    def __init__(self, cell_deg: float = 0.01, *, points_per_cell: float = 2.0) -> None:
+        if not (cell_deg > 0 and points_per_cell > 0):
+            raise ValueError("cell_deg and points_per_cell must be positive")
+        self._cell_deg = cell_deg
+        self._points_per_cell = points_per_cell
+        self._clear()
+
+    def _clear(self) -> None:
+        self._grid: grid.Grid | None = None
+        self._lon: Floats = np.zeros(0, dtype=np.float64)
+        self._lat: Floats = np.zeros(0, dtype=np.float64)
+        self._keys: Ints = _EMPTY
+        self._cell_start: np.ndarray = np.zeros(1, dtype=np.int32)
+        self._sorted_keys: Ints = _EMPTY
+        self._key_pos: np.ndarray = np.zeros(0, dtype=np.int32)
+        self._alive: np.ndarray = np.zeros(0, dtype=np.bool_)
+        self._dead = 0
+        self._delta = _Delta()
+        self._fit_n = 0
+
+    def build(self, keys: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> None:
+        """Replace the index's contents with these points (keys must be unique)."""
+        k = np.ascontiguousarray(keys, dtype=np.int64)
+        x = np.ascontiguousarray(lon, dtype=np.float64)
+        y = np.ascontiguousarray(lat, dtype=np.float64)
+        if not (k.ndim == x.ndim == y.ndim == 1 and len(k) == len(x) == len(y)):
+            raise InvalidPoint("keys, lon and lat must be 1-D arrays of the same length")
+        _check_points(x, y)
+        key_order = np.argsort(k)
+        sorted_keys = k[key_order]
+        dup = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+        if len(dup):
+            raise InvalidPoint(f"duplicate key {int(sorted_keys[dup[0]])}")
+        self._clear()
+        if len(k) == 0:
+            return
+        g = grid.fit(x, y, self._cell_deg, self._points_per_cell)
+        cells = grid.cell_ids(g, x, y)
+        order = np.argsort(cells, kind="stable")
+        pos_type = np.int32 if len(k) < 2**31 else np.int64
+        counts = np.bincount(cells, minlength=g.size)
+        cell_start = np.zeros(g.size + 1, dtype=pos_type)
+        np.cumsum(counts, out=cell_start[1:])
+        del counts, cells
+        self._grid = g
+        self._lon, self._lat, self._keys = x[order], y[order], k[order]
+        self._cell_start = cell_start
+        # Base position of each key, in key order: the inverse of ``order`` composed with it.
+        inverse = np.empty(len(k), dtype=pos_type)
+        inverse[order] = np.arange(len(k), dtype=pos_type)
+        self._sorted_keys = sorted_keys
+        self._key_pos = inverse[key_order]
+        self._alive = np.ones(len(k), dtype=np.bool_)
+        self._fit_n = len(k)
+
+    def __len__(self) -> int:
+        return len(self._keys) - self._dead + self._delta.n
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, int | np.integer):
+            return False
+        if int(key) in self._delta.slot:
+            return True
+        pos = self._base_pos(int(key))
+        return pos >= 0 and bool(self._alive[pos])
+
+    def pending(self) -> int:
+        """Changes held outside the base snapshot: delta points plus masked base points."""
+        return self._delta.n + self._dead
+
+    def _base_pos(self, key: int) -> int:
+        """Position of ``key`` in the base, or -1."""
+        i = int(np.searchsorted(self._sorted_keys, key))
+        if i < len(self._sorted_keys) and int(self._sorted_keys[i]) == key:
+            return int(self._key_pos[i])
+        return -1
+
+    def upsert(self, key: int, lon: float, lat: float) -> None:
+        """Insert a point or move an existing one."""
+        key, lon, lat = int(key), float(lon), float(lat)
+        if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
+            raise InvalidPoint(f"invalid position ({lon!r}, {lat!r})")
+        pos = self._base_pos(key)
+        if pos >= 0:
+            assert self._grid is not None
+            home = int(np.searchsorted(self._cell_start, pos, side="right")) - 1
+            if grid.cell_at(self._grid, lon, lat) == home:
+                # Same cell: the base stays sorted by cell, so update it in place.
+                self._lon[pos], self._lat[pos] = lon, lat
+                if not self._alive[pos]:
+                    self._alive[pos] = True
+                    self._dead -= 1
+                self._delta.discard(key)
+                return
+            if self._alive[pos]:
+                self._alive[pos] = False
+                self._dead += 1
+        self._delta.put(key, lon, lat)
+        self._maybe_compact()
+
+    def remove(self, key: int) -> None:
+        """Remove a point; removing an absent key does nothing."""
+        key = int(key)
+        self._delta.discard(key)
+        pos = self._base_pos(key)
+        if pos >= 0 and self._alive[pos]:
+            self._alive[pos] = False
+            self._dead += 1
+            self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
+        limit = max(_MIN_DELTA, min(_MAX_DELTA, len(self._keys) // 20))
+        if self._delta.n > limit or self._dead > limit:
+            self.compact()
+
+    def compact(self) -> None:
+        """Fold the delta and the removals into a fresh base snapshot."""
+        if self.pending() == 0 or self._merge():
+            return
+        live = self._alive
+        d = self._delta
+        self.build(
+            np.concatenate([self._keys[live], d.keys[: d.n]]),
+            np.concatenate([self._lon[live], d.lon[: d.n]]),
+            np.concatenate([self._lat[live], d.lat[: d.n]]),
+        )
+
+    def _merge(self) -> bool:
+        """Compact in linear time, merging the delta into the base, while the grid still fits."""
+        g, d = self._grid, self._delta
+        if g is None or not self._fit_n / 2 <= len(self) <= 2 * self._fit_n:
+            return False
+        cells = grid.cell_ids(g, d.lon[: d.n], d.lat[: d.n], strict=True)
+        if (cells < 0).any():
+            return False
+        by_cell = np.argsort(cells, kind="stable")
+        cells, keys = cells[by_cell], d.keys[: d.n][by_cell]
+        pos_type = self._cell_start.dtype
+        alive = self._alive
+        dead_before = np.zeros(len(alive) + 1, dtype=np.int64)
+        np.cumsum(~alive, out=dead_before[1:])
+        start = self._cell_start.astype(np.int64)
+        live_start = start - dead_before[start]
+        # Each delta point goes at the end of its cell; base points shift past the insertions.
+        ins = live_start[cells + 1]
+        new_start = live_start + np.searchsorted(cells, np.arange(g.size + 1), side="left")
+        kept = alive[self._key_pos]
+        old = self._key_pos[kept].astype(np.int64)
+        live_pos = old - dead_before[old]
+        moved = live_pos + np.searchsorted(ins, live_pos, side="right")
+        added = ins + np.arange(len(ins))
+        by_key = np.argsort(keys)
+        sorted_keys = self._sorted_keys[kept]
+        at = np.searchsorted(sorted_keys, keys[by_key])
+        self._sorted_keys = np.insert(sorted_keys, at, keys[by_key])
+        self._key_pos = np.insert(moved, at, added[by_key]).astype(pos_type)
+        self._lon = np.insert(self._lon[alive], ins, d.lon[: d.n][by_cell])
+        self._lat = np.insert(self._lat[alive], ins, d.lat[: d.n][by_cell])
+        self._keys = np.insert(self._keys[alive], ins, keys)
+        self._cell_start = new_start.astype(pos_type)
+        self._alive = np.ones(len(self._keys), dtype=np.bool_)
+        self._dead = 0
+        self._delta = _Delta()
+        return True
+
+    def nbytes(self) -> int:
+        """Bytes held by the index's arrays."""
+        arrays = (
+            self._lon,
+            self._lat,
+            self._keys,
+            self._cell_start,
+            self._sorted_keys,
+            self._key_pos,
+            self._alive,
+        )
+        return sum(int(a.nbytes) for a in arrays) + self._delta.nbytes()
+
+    def match(self, geometry: shapely.Geometry) -> Ints:
+        """Keys of all points the geometry covers, boundary included."""
+        if geometry is None or shapely.is_empty(geometry) or len(self) == 0:
+            return _EMPTY
+        shapely.prepare(geometry)
+        base = self._match_base(geometry)
+        delta = self._delta.match(geometry)
+        if len(delta) == 0:
+            return base
+        return np.concatenate([base, delta])
+
+    def _match_base(self, geometry: shapely.Geometry) -> Ints:
+        g = self._grid
+        if g is None:
+            return _EMPTY
+        win = grid.window(g, tuple(shapely.bounds(geometry)))
+        if win is None:
+            return _EMPTY
+        if shapely.get_type_id(geometry) in (3, 6):
+            mask = _edge_mask(g, win, geometry)
+        else:
+            # Lines, points, collections: no cell is known clean, test every point.
+            mask = np.ones(win.shape, dtype=np.bool_)
+        r = grid.runs(g, win, mask)
+        todo = np.flatnonzero(~r.boundary & ~r.closed)
+        cx, cy = grid.centres(g, r.first[todo])
+        inside = todo[shapely.contains_xy(geometry, cx, cy)]
+        starts, ends = self._cell_start[r.first], self._cell_start[r.last + 1]
+        edge = np.flatnonzero(r.boundary)
+        cand = grid.expand(starts[edge].astype(np.int64), ends[edge].astype(np.int64))
+        hits = cand[shapely.intersects_xy(geometry, self._lon[cand], self._lat[cand])]
+        taken = grid.expand(starts[inside].astype(np.int64), ends[inside].astype(np.int64))
+        pos = np.concatenate([taken, hits])
+        if self._dead:
+            pos = pos[self._alive[pos]]
+        found: Ints = self._keys[pos]
+        return found
+
+
+def _edge_mask(g: grid.Grid, win: grid.Window, geometry: shapely.Geometry) -> grid.Bools:
+    """Cells of the window touched by any ring of a (multi)polygon."""
+    rings = shapely.get_rings(shapely.get_parts(geometry))
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    return grid.edge_mask(g, win, coords[:, 0], coords[:, 1], ring.astype(np.int64))

@@ -1,0 +1,270 @@
+"""Tests for geo.areas: parsing and validating staff order areas."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+
+from geo import areas, municipalities
+from geo.areas import Area, parse_area
+from geo.errors import InvalidArea, UnknownAreaCode
+from geo.municipalities import Table
+
+AREAS = Path(__file__).resolve().parents[2] / "config" / "areas" / "fukushima_areas.geojson"
+R = 6_371_008.8
+
+
+@pytest.fixture(scope="module")
+def table() -> Table:
+    return municipalities.load(AREAS)
+
+
+def _square(x: float, y: float, size: float) -> list[list[float]]:
+    return [[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]
+
+
+def _polygon(*rings: list[list[float]]) -> dict[str, Any]:
+    return {"type": "Polygon", "coordinates": list(rings)}
+
+
+def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance, written independently of the code under test."""
+    a = (
+        math.sin(math.radians(lat2 - lat1) / 2) ** 2
+        + math.cos(math.radians(lat1))
+        * math.cos(math.radians(lat2))
+        * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * R * math.asin(math.sqrt(a))
+
+
+def _refused(obj: object, table: Table, **limits: Any) -> str:
+    with pytest.raises(InvalidArea) as caught:
+        parse_area(obj, table, **limits)
+    return caught.value.reason
+
+
+def test_polygon_is_accepted(table: Table) -> None:
+    """A closed GeoJSON Polygon becomes a polygon Area with no area codes."""
+    area = parse_area(_polygon(_square(140.0, 37.0, 0.1)), table)
+    assert area == Area("polygon", area.geometry, ())
+    assert shapely.get_type_id(area.geometry) == 3
+    assert shapely.area(area.geometry) == pytest.approx(0.01)
+
+
+def test_to_geojson_round_trips(table: Table) -> None:
+    """to_geojson gives plain GeoJSON whose coordinates parse back to the same area."""
+    area = parse_area(_polygon(_square(140.0, 37.0, 0.1)), table)
+    doc = area.to_geojson()
+    assert doc["type"] == "Polygon"
+    assert isinstance(doc["coordinates"][0][0], list)
+    again = parse_area(doc, table)
+    assert shapely.equals(again.geometry, area.geometry)
+    assert areas.to_geojson(area) == doc
+
+
+def test_feature_wrapping_a_multipolygon(table: Table) -> None:
+    """A Feature wrapping a MultiPolygon is accepted with both parts."""
+    obj = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {
+            "type": "MultiPolygon",
+            "coordinates": [[_square(140.0, 37.0, 0.1)], [_square(140.5, 37.0, 0.1)]],
+        },
+    }
+    area = parse_area(obj, table)
+    assert shapely.get_type_id(area.geometry) == 6
+    assert shapely.intersects_xy(area.geometry, [140.05, 140.55, 140.3], [37.05] * 3).tolist() == [
+        True,
+        True,
+        False,
+    ]
+
+
+def test_holes_are_respected(table: Table) -> None:
+    """A point in a polygon's hole is outside the area; the ring around it is inside."""
+    area = parse_area(_polygon(_square(140.0, 37.0, 1.0), _square(140.4, 37.4, 0.2)), table)
+    assert not shapely.intersects_xy(area.geometry, 140.5, 37.5)
+    assert shapely.intersects_xy(area.geometry, 140.2, 37.5)
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        ([1, 2], "must be a JSON object"),
+        ({}, "must be a GeoJSON Polygon"),
+        ({"circle": {}, "area_codes": []}, "must be a GeoJSON Polygon"),
+        ({"type": "Point", "coordinates": [140, 37]}, "unsupported GeoJSON type 'Point'"),
+        ({"type": "Feature", "geometry": None}, "no geometry"),
+        ({"type": "Polygon", "coordinates": []}, "polygon 0 must be a non-empty list of rings"),
+        ({"type": "MultiPolygon", "coordinates": []}, "non-empty list of polygons"),
+        ({"type": "Polygon", "coordinates": [5]}, "ring 0 of polygon 0 must be a list"),
+    ],
+)
+def test_unknown_shapes_are_refused(table: Table, obj: object, reason: str) -> None:
+    """Anything that is not one of the three area shapes is refused with its reason."""
+    assert reason in _refused(obj, table)
+
+
+@pytest.mark.parametrize(
+    ("position", "reason"),
+    [
+        (["140", 37.05], "longitude must be a number"),
+        ([140.05, True], "latitude must be a number"),
+        ([140.05], "must be a [lon, lat] pair"),
+        ([140.05, 37.05, 10.0], "must be a [lon, lat] pair"),
+        ({"lon": 140.05}, "must be a [lon, lat] pair"),
+        ([float("nan"), 37.05], "longitude is not a finite number"),
+        ([140.05, float("inf")], "latitude is not a finite number"),
+        ([180.5, 37.05], "longitude 180.5 is outside -180..180"),
+        ([140.05, -90.5], "latitude -90.5 is outside -90..90"),
+    ],
+)
+def test_bad_positions_are_refused(table: Table, position: object, reason: str) -> None:
+    """A bad position is refused, naming the position, ring, polygon and coordinate."""
+    ring: list[Any] = _square(140.0, 37.0, 0.1)
+    ring[2] = position
+    got = _refused(_polygon(ring), table)
+    assert got.startswith("position 2 of ring 0 of polygon 0")
+    assert reason in got
+
+
+def test_unclosed_ring_is_refused_not_closed(table: Table) -> None:
+    """An open ring is refused with the exact reason rather than closed silently."""
+    ring = [*_square(140.0, 37.0, 0.1)[:-1], [140.0, 37.01]]
+    assert _refused(_polygon(ring), table) == (
+        "ring 0 of polygon 0 is not closed: first and last positions differ"
+    )
+
+
+def test_short_ring_is_refused(table: Table) -> None:
+    """A ring with fewer than 4 positions is refused."""
+    ring = [[140.0, 37.0], [140.1, 37.0], [140.0, 37.0]]
+    assert "has 3 positions" in _refused(_polygon(ring), table)
+
+
+def test_too_many_vertices_are_refused(table: Table) -> None:
+    """More positions than max_vertices in total is refused."""
+    obj = {
+        "type": "MultiPolygon",
+        "coordinates": [[_square(140.0, 37.0, 0.1)], [_square(140.5, 37.0, 0.1)]],
+    }
+    assert parse_area(obj, table, max_vertices=10).kind == "polygon"
+    assert "more than 9 vertices" in _refused(obj, table, max_vertices=9)
+
+
+def test_bow_tie_is_repaired(table: Table) -> None:
+    """A self-crossing bow-tie is repaired into its two lobes and accepted."""
+    ring = [[140.0, 37.0], [140.2, 37.2], [140.2, 37.0], [140.0, 37.2], [140.0, 37.0]]
+    area = parse_area(_polygon(ring), table)
+    assert shapely.is_valid(area.geometry)
+    assert shapely.area(area.geometry) == pytest.approx(0.02)
+    assert shapely.intersects_xy(area.geometry, [140.02, 140.18], [37.1, 37.1]).all()
+
+
+def test_degenerate_ring_is_empty(table: Table) -> None:
+    """A zero-area ring (all positions on one line) is refused as empty."""
+    ring = [[140.0, 37.0], [140.1, 37.1], [140.2, 37.2], [140.0, 37.0]]
+    assert "area is empty" in _refused(_polygon(ring), table)
+
+
+def test_repair_that_adds_ground_is_refused(table: Table) -> None:
+    """A hole outside its shell would become extra ground when repaired, so it is refused."""
+    obj = _polygon(_square(140.0, 37.0, 0.2), _square(140.3, 37.0, 0.1))
+    assert "intersects itself" in _refused(obj, table)
+
+
+def test_area_km2_is_equal_area_on_the_sphere() -> None:
+    """A lon/lat rectangle measures R²·Δλ·(sin φ2 − sin φ1), the exact spherical area."""
+    exact = R**2 * math.radians(1.0) * (math.sin(math.radians(38)) - math.sin(math.radians(37)))
+    assert areas.area_km2(shapely.box(140, 37, 141, 38)) == pytest.approx(exact / 1e6, rel=1e-12)
+
+
+def test_too_large_area_is_refused(table: Table) -> None:
+    """A polygon above max_area_km2 is refused with its size in km²."""
+    obj = _polygon(_square(139.0, 36.0, 1.0))  # about 9,900 km²
+    assert parse_area(obj, table, max_area_km2=10000).kind == "polygon"
+    assert "km², more than the limit of 9000 km²" in _refused(obj, table, max_area_km2=9000)
+
+
+def _circle(lat: float, lon: float, radius_m: float, table: Table) -> Area:
+    return parse_area({"circle": {"lat": lat, "lon": lon, "radius_m": radius_m}}, table)
+
+
+def test_circle_is_round_on_the_sphere(table: Table) -> None:
+    """At lat 37.5 a circle is wider in degrees of longitude by about 1/cos(37.5°)."""
+    area = _circle(37.5, 140.4, 10_000, table)
+    minx, miny, maxx, maxy = shapely.bounds(area.geometry)
+    assert area.kind == "circle" and area.area_codes == ()
+    ratio = (maxx - minx) / (maxy - miny)
+    assert ratio == pytest.approx(1 / math.cos(math.radians(37.5)), rel=0.01)
+
+
+@pytest.mark.parametrize("radius_m", [500.0, 10_000.0, 200_000.0])
+def test_circle_covers_its_radius_and_no_more(table: Table, radius_m: float) -> None:
+    """Points at 0.99 of the radius in every direction are inside; at 1.01 outside."""
+    area = _circle(37.5, 140.4, radius_m, table)
+    bearings = np.arange(0.0, 360.0, 2.5)
+    for scale, expected in ((0.99, True), (1.01, False)):
+        lon, lat = areas.destination(140.4, 37.5, bearings, radius_m * scale)
+        for x, y in zip(lon, lat, strict=True):
+            assert _haversine(140.4, 37.5, x, y) == pytest.approx(radius_m * scale, rel=1e-9)
+        assert (shapely.intersects_xy(area.geometry, lon, lat) == expected).all(), scale
+
+
+@pytest.mark.parametrize(
+    ("circle", "reason"),
+    [
+        ({"lat": 37.5, "lon": 140.4, "radius_m": 0}, "radius_m must be greater than 0"),
+        ({"lat": 37.5, "lon": 140.4, "radius_m": -5}, "radius_m must be greater than 0"),
+        ({"lat": 37.5, "lon": 140.4, "radius_m": 200_001}, "at most 200000"),
+        ({"lat": 37.5, "lon": 140.4, "radius_m": "5"}, "radius_m must be a number"),
+        ({"lat": 97.5, "lon": 140.4, "radius_m": 5}, "latitude 97.5 is outside"),
+        ({"lat": 37.5, "lon": -190, "radius_m": 5}, "longitude -190 is outside"),
+        ({"lat": 37.5, "lon": 140.4}, "lat, lon and radius_m"),
+        ({"lat": 89.9, "lon": 140.4, "radius_m": 50_000}, "reaches a pole"),
+        ({"lat": 0.0, "lon": 179.9, "radius_m": 50_000}, "antimeridian"),
+        ([37.5, 140.4], "lat, lon and radius_m"),
+    ],
+)
+def test_bad_circles_are_refused(table: Table, circle: object, reason: str) -> None:
+    """Circles with bad centres or radii are refused with the reason."""
+    assert reason in _refused({"circle": circle}, table)
+
+
+def test_area_codes_union_and_dedupe(table: Table) -> None:
+    """Codes resolve to the union of their areas, as unique 6-digit codes in order."""
+    area = parse_area({"area_codes": ["072133", "072010", "0720100", "072133"]}, table)
+    assert area.kind == "codes"
+    assert area.area_codes == ("072133", "072010")
+    union = shapely.union(table.get("072010"), table.get("072133"))
+    assert shapely.area(shapely.symmetric_difference(area.geometry, union)) < 1e-12
+
+
+def test_sub_area_code_covers_only_that_sub_area(table: Table) -> None:
+    """A 7-digit sub-area code is reported as its municipality but covers only the sub-area."""
+    area = parse_area({"area_codes": ["0720302"]}, table)
+    assert area.area_codes == ("072036",)
+    main = shapely.point_on_surface(table.get("0720301"))
+    assert not shapely.intersects(area.geometry, main)
+
+
+def test_unknown_area_code_is_named(table: Table) -> None:
+    """An unknown code raises UnknownAreaCode naming it."""
+    with pytest.raises(UnknownAreaCode, match="131016"):
+        parse_area({"area_codes": ["072010", "131016"]}, table)
+
+
+@pytest.mark.parametrize(
+    ("codes", "reason"),
+    [([], "non-empty list"), ("072010", "non-empty list"), (["072010", 72028], "area_codes[1]")],
+)
+def test_bad_area_code_lists_are_refused(table: Table, codes: object, reason: str) -> None:
+    """area_codes must be a non-empty list of strings."""
+    assert reason in _refused({"area_codes": codes}, table)
