@@ -1,15 +1,17 @@
 """Benchmark geo.index.PointIndex.match against a numpy bbox prefilter + shapely.contains_xy.
 
-Points are spread uniformly over Fukushima's bounding box; the area is an irregular 2,000-vertex
-star covering about 5 % of that box. Both methods run in the same process, several times, and
-the medians are compared. Not part of the test suite:
+Points are spread uniformly over Fukushima's bounding box; each area is a 2,000-vertex polygon
+covering about 5 % of that box: "star", an irregular star with a smooth-ish edge, and "spiky",
+a worst case whose every vertex has a random radius. Both methods run in the same process,
+several times, and the medians are compared. Not part of the test suite:
 
-    .venv/bin/python bench/bench_match.py [--sizes 1000000,10000000] [--repeats 7]
+    .venv/bin/python bench/bench_match.py [--sizes 1000000,10000000] [--shapes star,spiky]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from geo.index import PointIndex
 BBOX = (139.16, 36.79, 141.05, 37.98)
 SEED = 20240601
 Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
 
 
 def star_polygon(vertices: int = 2000, fraction: float = 0.05, seed: int = 7) -> shapely.Polygon:
@@ -42,6 +45,21 @@ def star_polygon(vertices: int = 2000, fraction: float = 0.05, seed: int = 7) ->
     return shapely.Polygon(np.column_stack([cx + x * scale, cy + y * scale]))
 
 
+def spiky_polygon(vertices: int = 2000, fraction: float = 0.05, seed: int = 7) -> shapely.Polygon:
+    """A worst case: every vertex at a random radius (±30 %), so the edge is spikes throughout."""
+    rng = np.random.default_rng(seed)
+    theta = np.linspace(0, 2 * np.pi, vertices, endpoint=False)
+    radius = 1 + rng.uniform(-0.3, 0.3, vertices)
+    x, y = np.cos(theta) * radius, np.sin(theta) * radius
+    unit = shapely.Polygon(np.column_stack([x, y]))
+    minx, miny, maxx, maxy = BBOX
+    scale = np.sqrt(fraction * (maxx - minx) * (maxy - miny) / unit.area)
+    return shapely.Polygon(np.column_stack([140.1 + x * scale, 37.4 + y * scale]))
+
+
+SHAPES = {"star": star_polygon, "spiky": spiky_polygon}
+
+
 def timed(fn: Callable[[], Ints], repeats: int) -> tuple[float, Ints]:
     """Median wall time of ``fn`` in seconds over ``repeats`` runs, and its last result."""
     times = []
@@ -53,37 +71,38 @@ def timed(fn: Callable[[], Ints], repeats: int) -> tuple[float, Ints]:
     return statistics.median(times), result
 
 
-def run(n: int, polygon: shapely.Polygon, repeats: int) -> None:
-    """Generate ``n`` points, time both methods and print the comparison."""
+def baseline(polygon: shapely.Polygon, keys: Ints, lon: Floats, lat: Floats) -> Ints:
+    """The reference: a numpy bounding-box prefilter, then shapely.contains_xy on the rest."""
+    px0, py0, px1, py1 = shapely.bounds(polygon)
+    near = np.flatnonzero((lon >= px0) & (lon <= px1) & (lat >= py0) & (lat <= py1))
+    found: Ints = keys[near[shapely.contains_xy(polygon, lon[near], lat[near])]]
+    return found
+
+
+def run(n: int, polygons: dict[str, shapely.Polygon], repeats: int) -> None:
+    """Generate ``n`` points, build the index once, time both methods per polygon and print."""
     rng = np.random.default_rng(SEED)
     minx, miny, maxx, maxy = BBOX
     lon = rng.uniform(minx, maxx, n)
     lat = rng.uniform(miny, maxy, n)
     keys = (np.arange(n, dtype=np.int64) * 4) + 1
-    px0, py0, px1, py1 = shapely.bounds(polygon)
-
-    def baseline() -> Ints:
-        near = np.flatnonzero((lon >= px0) & (lon <= px1) & (lat >= py0) & (lat <= py1))
-        found: Ints = keys[near[shapely.contains_xy(polygon, lon[near], lat[near])]]
-        return found
-
     index = PointIndex()
     start = time.perf_counter()
     index.build(keys, lon, lat)
     build_s = time.perf_counter() - start
-
-    base_s, base_hits = timed(baseline, repeats)
-    engine_s, engine_hits = timed(lambda: index.match(polygon), repeats)
-    same = np.array_equal(np.sort(base_hits), np.sort(engine_hits))
     print(f"points              {n:,}")
-    print(f"hits                {len(base_hits):,} ({len(base_hits) / n:.2%})")
     print(f"build (once)        {build_s * 1e3:9.1f} ms")
-    print(f"baseline median     {base_s * 1e3:9.2f} ms  (bbox prefilter + contains_xy)")
-    print(f"engine median       {engine_s * 1e3:9.2f} ms  (PointIndex.match)")
-    print(f"ratio               {base_s / engine_s:9.1f} x   (target >= 4)")
     print(f"bytes per point     {index.nbytes() / len(index):9.1f}     (target <= 48)")
-    print(f"identical hits      {same}")
-    assert same, "engine and baseline disagree"
+    for name, polygon in polygons.items():
+        base_s, base_hits = timed(functools.partial(baseline, polygon, keys, lon, lat), repeats)
+        engine_s, engine_hits = timed(functools.partial(index.match, polygon), repeats)
+        same = np.array_equal(np.sort(base_hits), np.sort(engine_hits))
+        print(f"  [{name}] hits            {len(base_hits):,} ({len(base_hits) / n:.2%})")
+        print(f"  [{name}] baseline median {base_s * 1e3:9.2f} ms  (bbox prefilter + contains_xy)")
+        print(f"  [{name}] engine median   {engine_s * 1e3:9.2f} ms  (PointIndex.match)")
+        print(f"  [{name}] ratio           {base_s / engine_s:9.1f} x   (target >= 4)")
+        print(f"  [{name}] identical hits  {same}")
+        assert same, f"engine and baseline disagree on {name}"
 
 
 def main() -> None:
@@ -91,17 +110,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated point counts")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per method")
+    parser.add_argument("--shapes", default="star,spiky", help=f"polygons among {list(SHAPES)}")
     args = parser.parse_args()
-    polygon = star_polygon()
     minx, miny, maxx, maxy = BBOX
-    print(
-        f"polygon: {shapely.get_num_coordinates(polygon) - 1} vertices, "
-        f"{polygon.area / ((maxx - minx) * (maxy - miny)):.1%} of the bbox, "
-        f"perimeter {polygon.length:.2f} deg, valid={polygon.is_valid}"
-    )
+    polygons = {name: SHAPES[name]() for name in args.shapes.split(",")}
+    for name, polygon in polygons.items():
+        print(
+            f"polygon {name}: {shapely.get_num_coordinates(polygon) - 1} vertices, "
+            f"{polygon.area / ((maxx - minx) * (maxy - miny)):.1%} of the bbox, "
+            f"perimeter {polygon.length:.2f} deg, valid={polygon.is_valid}"
+        )
     for size in (int(s) for s in args.sizes.split(",")):
         print()
-        run(size, polygon, args.repeats)
+        run(size, polygons, args.repeats)
 
 
 if __name__ == "__main__":

@@ -81,9 +81,11 @@ def fit(lon: Floats, lat: Floats, cell_deg: float, points_per_cell: float) -> Gr
     width, height = x1 - x0, y1 - y0
     dense = math.sqrt(max(width * height, 0.0) * points_per_cell / n)
     cell = max(min(cell_deg, dense), MIN_CELL_DEG)
-    max_cells = max(n, 1 << 16)
+    # Thin or lopsided extents (all points on a line, two far-apart points) would otherwise ask
+    # for far more cells than points; coarsen until the grid is no bigger than needed.
+    max_cells = max(2.0 * n / points_per_cell, 1 << 16)
     while (width / cell + 1) * (height / cell + 1) > max_cells:
-        cell *= 2.0
+        cell *= 1.1
     nx = int(width / cell) + 1
     ny = int(height / cell) + 1
     return Grid(x0=x0, y0=y0, cell=cell, nx=nx, ny=ny)

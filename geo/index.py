@@ -4,8 +4,9 @@ Layout: a *base* snapshot of contiguous arrays sorted by grid cell (``lon``, ``l
 ``cell_start`` offsets), a sorted copy of the keys with their base positions for lookups, an
 ``alive`` flag per base point, and a small *delta* of points added or moved since the snapshot.
 A move within the same cell is written into the base in place; anything else masks the base
-entry and goes to the delta, and the index compacts (rebuilds the base) once the delta or the
-masked entries exceed 5 % of the base (at least 1,024, at most 100,000).
+entry and goes to the delta. Once the delta or the masked entries exceed 5 % of the base (at
+least 1,024, at most 100,000) the index compacts: it merges the delta into the base in linear
+time while the grid still fits the data, and rebuilds the base (a sort) otherwise.
 
 Matching a polygon rasterises its edges onto the grid (see :mod:`geo.grid`): clean runs of cells
 inside the polygon contribute all their points untested, clean runs outside none, and only the
@@ -25,9 +26,9 @@ from geo.errors import InvalidPoint
 from geo.grid import Floats, Ints
 
 _EMPTY = np.zeros(0, dtype=np.int64)
-_POLYGONAL = ("Polygon", "MultiPolygon")
 _MIN_DELTA = 1024
 _MAX_DELTA = 100_000
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class _Delta:
@@ -96,7 +97,11 @@ def _check_points(lon: Floats, lat: Floats) -> None:
 
 
 class PointIndex:
-    """Points keyed by int64, answering "which keys lie in this area" quickly."""
+    """Points keyed by int64, answering "which keys lie in this area" quickly.
+
+    ``cell_deg`` is the coarsest grid cell; where points are dense the grid is refined to about
+    ``points_per_cell`` points per cell on average over the data's bounding box.
+    """
 
     def __init__(self, cell_deg: float = 0.01, *, points_per_cell: float = 2.0) -> None:
         if not (cell_deg > 0 and points_per_cell > 0):
@@ -170,7 +175,9 @@ class PointIndex:
 
     def _base_pos(self, key: int) -> int:
         """Position of ``key`` in the base, or -1."""
-        i = int(np.searchsorted(self._sorted_keys, key))
+        if not _INT64_MIN <= key <= _INT64_MAX:
+            return -1
+        i = int(self._sorted_keys.searchsorted(np.int64(key)))
         if i < len(self._sorted_keys) and int(self._sorted_keys[i]) == key:
             return int(self._key_pos[i])
         return -1
@@ -180,10 +187,14 @@ class PointIndex:
         key, lon, lat = int(key), float(lon), float(lat)
         if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
             raise InvalidPoint(f"invalid position ({lon!r}, {lat!r})")
+        if not _INT64_MIN <= key <= _INT64_MAX:
+            raise InvalidPoint(f"key {key} does not fit in 64 bits")
         pos = self._base_pos(key)
         if pos >= 0:
             assert self._grid is not None
-            home = int(np.searchsorted(self._cell_start, pos, side="right")) - 1
+            # Cast to the offsets' dtype: a mismatched scalar makes numpy copy the whole array.
+            at = self._cell_start.dtype.type(pos)
+            home = int(self._cell_start.searchsorted(at, side="right")) - 1
             if grid.cell_at(self._grid, lon, lat) == home:
                 # Same cell: the base stays sorted by cell, so update it in place.
                 self._lon[pos], self._lat[pos] = lon, lat
@@ -243,11 +254,13 @@ class PointIndex:
         live_start = start - dead_before[start]
         # Each delta point goes at the end of its cell; base points shift past the insertions.
         ins = live_start[cells + 1]
-        new_start = live_start + np.searchsorted(cells, np.arange(g.size + 1), side="left")
+        per_cell = np.bincount(cells, minlength=g.size)
+        new_start = live_start
+        new_start[1:] += np.cumsum(per_cell)
+        live_pos = np.arange(len(alive), dtype=np.int64) - dead_before[:-1]
+        remap = live_pos + np.cumsum(np.bincount(ins, minlength=len(alive) + 1))[live_pos]
         kept = alive[self._key_pos]
-        old = self._key_pos[kept].astype(np.int64)
-        live_pos = old - dead_before[old]
-        moved = live_pos + np.searchsorted(ins, live_pos, side="right")
+        moved = remap[self._key_pos[kept]]
         added = ins + np.arange(len(ins))
         by_key = np.argsort(keys)
         sorted_keys = self._sorted_keys[kept]
@@ -277,7 +290,7 @@ class PointIndex:
         return sum(int(a.nbytes) for a in arrays) + self._delta.nbytes()
 
     def match(self, geometry: shapely.Geometry) -> Ints:
-        """Keys of all points the geometry covers, boundary included."""
+        """Keys of all points the geometry covers, boundary included (prepares the geometry)."""
         if geometry is None or shapely.is_empty(geometry) or len(self) == 0:
             return _EMPTY
         shapely.prepare(geometry)

@@ -258,6 +258,44 @@ def test_compaction_folds_the_delta() -> None:
     assert _matched(index, area) == _expected(area, keys, lon, lat)
 
 
+def test_random_edits_across_compactions() -> None:
+    """Rounds of moves, removals and inserts, compacted in place or rebuilt, keep matches exact."""
+    rng = np.random.default_rng(11)
+    n = 30_000
+    keys = rng.permutation(n).astype(np.int64) * 3
+    truth = dict(
+        zip(
+            keys.tolist(), zip(rng.uniform(0, 1, n), rng.uniform(0, 1, n), strict=True), strict=True
+        )
+    )
+    index = PointIndex()
+    index.build(keys, *map(np.array, zip(*truth.values(), strict=True)))
+    area = _star(0.5, 0.5, 0.3, 5, 400, 12)
+    for round_ in range(6):
+        # The last round moves points beyond the grid, so compaction must rebuild it.
+        spread = 2.0 if round_ == 5 else 1.0
+        for key in rng.choice(keys, 600).tolist():
+            x, y = truth.get(key, (0.5, 0.5))
+            truth[key] = (float(np.clip(x + rng.normal(0, 1e-3), 0, 1)), y)
+            index.upsert(key, *truth[key])
+        for key in rng.choice(keys, 600).tolist():
+            truth[key] = (float(rng.uniform(0, spread)), float(rng.uniform(0, 1)))
+            index.upsert(key, *truth[key])
+        for key in rng.choice(keys, 300).tolist():
+            truth.pop(key, None)
+            index.remove(key)
+        for key in rng.integers(10**10, 10**10 + 10**6, 300).tolist():
+            truth[key] = (float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))
+            index.upsert(key, *truth[key])
+        index.compact()
+        assert index.pending() == 0
+        all_keys = np.array(list(truth), dtype=np.int64)
+        xy = np.array(list(truth.values()))
+        assert len(index) == len(all_keys)
+        assert all(int(k) in index for k in all_keys[:2000])
+        assert _matched(index, area) == _expected(area, all_keys, xy[:, 0], xy[:, 1])
+
+
 def test_memory_per_point() -> None:
     """The steady-state index holds at most 48 bytes per point."""
     rng = np.random.default_rng(9)
@@ -286,10 +324,13 @@ def test_build_refuses_bad_input(
 
 
 def test_upsert_refuses_bad_positions() -> None:
-    """upsert refuses non-finite or out-of-range positions and leaves the index unchanged."""
+    """upsert refuses bad positions and keys beyond int64, leaving the index unchanged."""
     index = PointIndex()
     with pytest.raises(InvalidPoint):
         index.upsert(1, float("inf"), 0.0)
     with pytest.raises(InvalidPoint):
         index.upsert(1, 0.0, 95.0)
+    with pytest.raises(InvalidPoint, match="64 bits"):
+        index.upsert(2**63, 0.0, 0.0)
+    index.remove(2**64)
     assert len(index) == 0
