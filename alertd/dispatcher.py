@@ -20,6 +20,8 @@ from alertd.push import Outcome, PushMessage
 
 log = structlog.get_logger(__name__)
 
+REFILL_DIVISOR = 4  # claim again once a quarter of a service's send slots are free
+
 
 class Sender(Protocol):
     async def send(self, msg: PushMessage) -> Outcome: ...
@@ -57,6 +59,16 @@ class Dispatcher:
         self.invalid: list[tuple[Any, str]] = []
         self.flushed = asyncio.Event()
         self._flush_now = asyncio.Event()
+        self._closing = False
+        dcfg = cfg.dispatch
+        # Claim again once this many slots are free (not after every single completion): one
+        # claim query per refill instead of one per finished send.
+        self._refill = {service: max(1, min(n, dcfg.batch_size) // REFILL_DIVISOR)
+                        for service, (_, n) in senders.items()}
+        # Whether the last claim came back full, so finishing sends should wake the loop.
+        self._more = dict.fromkeys(senders, False)
+        self._latency = {service: metrics.SEND_LATENCY.labels(service) for service in senders}
+        self._counted: dict[tuple[str, str], Any] = {}
 
     async def run(self) -> None:
         """Run until stop() is called, then finish or release in-flight deliveries."""
@@ -73,9 +85,12 @@ class Dispatcher:
             # tasks, or they would stay leased to a process that is gone.
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
-            flusher.cancel()
+            # The flusher is not cancelled: a cancelled flush would drop the outcomes it holds.
+            self._closing = True
+            self._flush_now.set()
+            await asyncio.gather(flusher, return_exceptions=True)
             listener.cancel()
-            await asyncio.gather(flusher, listener, return_exceptions=True)
+            await asyncio.gather(listener, return_exceptions=True)
             await self._flush()
 
     def stop(self) -> None:
@@ -125,26 +140,29 @@ class Dispatcher:
         dcfg = self.cfg.dispatch
         sender, _ = self.senders[service]
         room = asyncio.Semaphore(concurrency)
+        refill = self._refill[service]
         while not self.stopping.is_set():
             free = room._value
             got = 0
-            if free > 0:
+            want = min(free, dcfg.batch_size)
+            if free >= refill:
                 try:
-                    claimed = await outbox.claim(self.pool, service, min(free, dcfg.batch_size),
-                                                 dcfg.lease_s, self.worker)
+                    claimed = await outbox.claim(self.pool, service, want, dcfg.lease_s,
+                                                 self.worker)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("claim_failed", service=service, error=str(exc))
                     claimed = []
                 got = len(claimed)
+                self._more[service] = got == want
                 for c in claimed:
                     await room.acquire()
                     task = asyncio.create_task(self._deliver(sender, c, room))
                     self.inflight[c.id] = task
-            if got and got == min(free, dcfg.batch_size):
+            if got and got == want:
                 continue  # there may be more due right now
-            if free <= 0 or got:
-                # Wait for a slot to free up, or for new work.
-                await self._wait(service, min(dcfg.poll_s, 0.05) if free <= 0 else dcfg.poll_s)
+            if free < refill:
+                # Wait for enough slots to free up, or for new work.
+                await self._wait(service, min(dcfg.poll_s, 0.05))
             else:
                 await self._wait(service, dcfg.poll_s)
 
@@ -155,51 +173,60 @@ class Dispatcher:
         event.clear()
 
     async def _deliver(self, sender: Sender, c: Claimed, room: asyncio.Semaphore) -> None:
-        bound = structlog.contextvars.bound_contextvars(delivery_id=c.id, order_id=str(c.order_id))
-        with bound:
-            try:
-                now = datetime.now(UTC)
-                if c.token_state != "active":
-                    outcome = Outcome("invalid_token", reason="push token disabled")
-                elif c.expires_at <= now:
-                    outcome = Outcome("failed", reason="expired before it could be sent")
-                elif (pause := sender.paused_for()) > 0:
-                    # Waiting out a quota pause here could outlast the lease: hand it back.
-                    outcome = Outcome("retry", reason="service paused", retry_after=pause)
-                else:
-                    start = time.perf_counter()
-                    try:
-                        msg = message(c, self.cfg.apns.critical_levels)
-                    except ValueError as exc:  # a row that can never make a valid push
-                        msg, outcome = None, Outcome("failed", reason=f"invalid message: {exc}")
-                    try:
-                        if msg is not None:
-                            outcome = await sender.send(msg)
-                    except Exception as exc:  # a sender bug must not lose the delivery
-                        log.exception("send_crashed")
-                        outcome = Outcome("retry", reason=f"sender error: {type(exc).__name__}")
-                    metrics.SEND_LATENCY.labels(c.service).observe(time.perf_counter() - start)
-                dcfg = self.cfg.dispatch
-                result = outbox.decide(c, outcome, datetime.now(UTC),
-                                       max_attempts=dcfg.max_attempts, base_s=dcfg.backoff_base_s,
-                                       max_s=dcfg.backoff_max_s)
-                metrics.DELIVERIES.labels(c.service, result.state).inc()
-                if result.state == "invalid_token":
-                    self.invalid.append((c.device_id, c.push_token))
-                if result.state != "sent":
-                    log.info("delivery_outcome", state=result.state, reason=result.reason,
-                             attempts=c.attempts)
-                self.results.append(result)
-                if len(self.results) >= self.cfg.dispatch.batch_size:
-                    self._flush_now.set()
-                self.inflight.pop(c.id, None)
-            finally:
-                room.release()
+        # Each delivery runs in its own task, hence its own copy of the context: binding
+        # without the save/restore of bound_contextvars() cannot leak into other deliveries.
+        structlog.contextvars.bind_contextvars(delivery_id=c.id, order_id=str(c.order_id))
+        try:
+            now = datetime.now(UTC)
+            if c.token_state != "active":
+                outcome = Outcome("invalid_token", reason="push token disabled")
+            elif c.expires_at <= now:
+                outcome = Outcome("failed", reason="expired before it could be sent")
+            elif (pause := sender.paused_for()) > 0:
+                # Waiting out a quota pause here could outlast the lease: hand it back.
+                outcome = Outcome("retry", reason="service paused", retry_after=pause)
+            else:
+                start = time.perf_counter()
+                try:
+                    msg = message(c, self.cfg.apns.critical_levels)
+                except ValueError as exc:  # a row that can never make a valid push
+                    msg, outcome = None, Outcome("failed", reason=f"invalid message: {exc}")
+                try:
+                    if msg is not None:
+                        outcome = await sender.send(msg)
+                except Exception as exc:  # a sender bug must not lose the delivery
+                    log.exception("send_crashed")
+                    outcome = Outcome("retry", reason=f"sender error: {type(exc).__name__}")
+                self._latency[c.service].observe(time.perf_counter() - start)
+            dcfg = self.cfg.dispatch
+            result = outbox.decide(c, outcome, datetime.now(UTC),
+                                   max_attempts=dcfg.max_attempts, base_s=dcfg.backoff_base_s,
+                                   max_s=dcfg.backoff_max_s)
+            self._count(c.service, result.state)
+            if result.state == "invalid_token":
+                self.invalid.append((c.device_id, c.push_token))
+            if result.state != "sent":
+                log.info("delivery_outcome", state=result.state, reason=result.reason,
+                         attempts=c.attempts)
+            self.results.append(result)
+            # Group commit: the flusher writes as soon as it is free, so an outcome stays
+            # unrecorded (and would be re-sent after a crash) for as short a time as possible.
+            self._flush_now.set()
+            self.inflight.pop(c.id, None)
+        finally:
+            room.release()
+            if self._more[c.service] and room._value >= self._refill[c.service]:
                 self.wakes[c.service].set()
+
+    def _count(self, service: str, state: str) -> None:
+        counter = self._counted.get((service, state))
+        if counter is None:
+            counter = self._counted[(service, state)] = metrics.DELIVERIES.labels(service, state)
+        counter.inc()
 
     async def _flusher(self) -> None:
         interval = self.cfg.dispatch.flush_ms / 1000
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), interval)
             self._flush_now.clear()
@@ -211,9 +238,13 @@ class Dispatcher:
         results, self.results = self.results, []
         invalid, self.invalid = self.invalid, []
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await outbox.record(conn, results, self.worker)
-                await outbox.invalidate_tokens(conn, invalid)
+            async with self.pool.acquire() as conn:
+                if invalid:
+                    async with conn.transaction():
+                        await outbox.record(conn, results, self.worker)
+                        await outbox.invalidate_tokens(conn, invalid)
+                else:
+                    await outbox.record(conn, results, self.worker)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Keep them for the next flush; the lease protects the rows meanwhile.
             log.warning("record_failed", error=str(exc), results=len(results))

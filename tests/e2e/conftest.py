@@ -96,6 +96,7 @@ class Daemon:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     extra: list[str] = field(default_factory=list)
+    others: list[Daemon] = field(default_factory=list)  # further nodes started with this one
 
     @property
     def url(self) -> str:
@@ -119,11 +120,13 @@ class Daemon:
         return self.proc.wait(timeout=60)
 
     async def ready(self, http: aiohttp.ClientSession) -> None:
-        """Wait until /readyz answers 200."""
+        """Wait until /readyz answers 200 (a node without the api role: until it logs its start)."""
         async def check() -> bool:
-            assert self.proc is not None
+            assert self.proc is not None and self.log is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited: {self.log and self.log.read_text()[-3000:]}")
+                raise AssertionError(f"daemon exited: {self.log.read_text()[-3000:]}")
+            if "api" not in self.roles.split(","):
+                return '"alertd_started"' in self.log.read_text()
             try:
                 async with http.get(f"{self.url}/readyz") as r:
                     return r.status == 200

@@ -61,6 +61,44 @@ async def _states(db_url: str, order_id: str) -> dict[str, Any]:
     return {"states": {r["state"]: r["n"] for r in rows}, "dupes": dupes, "workers": workers}
 
 
+async def _started(db_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession,
+                   n: int, workers: int = 0, **env: str) -> tuple[Daemon, Client, str]:
+    """Seed n devices, start a ready daemon (and `workers` worker-only nodes) with `env`, then
+    issue an order reaching all the devices."""
+    await _seed_devices(db_url, n)
+    port = free_port_base(1)
+    daemon = Daemon(port=port, env=daemon_env(db_url, port, **env), config=sandbox.config,
+                    log=tmp_path / "daemon.log", extra=["--migrate"])
+    daemon.start()
+    await daemon.ready(http)
+    for i in range(workers):
+        node = _second(daemon, tmp_path, "worker", f"worker-{i}")
+        node.start()
+        await node.ready(http)
+        daemon.others.append(node)
+    api = Client(http, daemon.url)
+    status, created = await api.call("POST", "/v1/staff/orders", staff_token(db_url, "operator"),
+                                     {"level": 4, "hazard": "flood", "area": FUKUSHIMA_CITY,
+                                      "headline": HEADLINE})
+    assert status == 201 and created["devices"] == n
+    return daemon, api, str(created["id"])
+
+
+async def _all_sent(db_url: str, order_id: str, n: int) -> dict[str, Any]:
+    """Wait until every delivery of the order is sent; the final delivery states."""
+    async def settled() -> dict[str, Any] | None:
+        s = await _states(db_url, order_id)
+        return s if s["states"].get("sent", 0) == n else None
+    result: dict[str, Any] = await wait_for(settled, "every delivery sent", deadline=90)
+    return result
+
+
+async def _under_way(sandbox: Sandbox, http: aiohttp.ClientSession, at_least: int) -> None:
+    async def check() -> bool:
+        return len(await sandbox.deliveries(http)) >= at_least
+    await wait_for(check, "the fan-out to be under way")
+
+
 def _second(daemon: Daemon, tmp_path: Path, roles: str, name: str) -> Daemon:
     port = free_port_base(1)
     env = dict(daemon.env)
@@ -75,34 +113,17 @@ async def test_sigkill_mid_fanout_loses_nothing(
     per delivery: the database holds one row per device, all sent, and the sandbox received every
     token; the only repeats are the requests in flight at the moment of the kill."""
     n = 3000
-    await _seed_devices(db_url, n)
-    port = free_port_base(1)
-    daemon = Daemon(port=port, env=daemon_env(db_url, port, ALERTD_APNS_CONCURRENCY="50",
-                                              ALERTD_FCM_CONCURRENCY="50",
-                                              ALERTD_DISPATCH_LEASE_S="3"),
-                    config=sandbox.config, log=tmp_path / "daemon.log", extra=["--migrate"])
-    daemon.start()
-    await daemon.ready(http)
-    api = Client(http, daemon.url)
-    op = staff_token(db_url, "operator")
-    status, created = await api.call("POST", "/v1/staff/orders", op, {
-        "level": 4, "hazard": "flood", "area": FUKUSHIMA_CITY, "headline": HEADLINE})
-    assert status == 201 and created["devices"] == n
-
-    async def some_sent() -> bool:
-        return len(await sandbox.deliveries(http)) >= n // 5
-    await wait_for(some_sent, "the fan-out to be under way")
+    daemon, _, order_id = await _started(db_url, sandbox, tmp_path, http, n,
+                                         ALERTD_APNS_CONCURRENCY="50", ALERTD_FCM_CONCURRENCY="50",
+                                         ALERTD_DISPATCH_LEASE_S="3")
+    await _under_way(sandbox, http, n // 5)
     daemon.kill(signal.SIGKILL)
     before = len(await sandbox.deliveries(http))
     assert before < n, "the fan-out finished before the kill; raise n"
 
     daemon.start()
     await daemon.ready(http)
-
-    async def settled() -> dict[str, Any] | None:
-        s = await _states(db_url, created["id"])
-        return s if s["states"].get("sent", 0) == n else None
-    final = await wait_for(settled, "every delivery sent after the restart", deadline=90)
+    final = await _all_sent(db_url, order_id, n)
     assert final["dupes"] == 0
     got = await sandbox.deliveries(http)
     tokens = Counter(d["token"] for d in got)
@@ -121,62 +142,34 @@ async def test_two_dispatchers_share_the_outbox(
         db_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession) -> None:
     """Two dispatcher processes on one outbox both work and send every delivery exactly once."""
     n = 2000
-    await _seed_devices(db_url, n)
-    port = free_port_base(1)
-    api_node = Daemon(port=port, env=daemon_env(db_url, port, ALERTD_APNS_CONCURRENCY="20",
-                                                ALERTD_FCM_CONCURRENCY="20",
-                                                ALERTD_DISPATCH_BATCH_SIZE="20"),
-                      config=sandbox.config, log=tmp_path / "a.log", extra=["--migrate"])
-    api_node.start()
-    await api_node.ready(http)
-    worker = _second(api_node, tmp_path, "worker", "b")
-    worker.start()
-    api = Client(http, api_node.url)
-    op = staff_token(db_url, "operator")
-    status, created = await api.call("POST", "/v1/staff/orders", op, {
-        "level": 5, "hazard": "landslide", "area": FUKUSHIMA_CITY, "headline": HEADLINE})
-    assert status == 201 and created["devices"] == n
-
-    async def settled() -> dict[str, Any] | None:
-        s = await _states(db_url, created["id"])
-        return s if s["states"].get("sent", 0) == n else None
-    final = await wait_for(settled, "every delivery sent", deadline=90)
+    # Small batches and concurrency so that both processes get a share of the work.
+    api_node, _, order_id = await _started(db_url, sandbox, tmp_path, http, n, workers=1,
+                                           ALERTD_APNS_CONCURRENCY="20",
+                                           ALERTD_FCM_CONCURRENCY="20",
+                                           ALERTD_DISPATCH_BATCH_SIZE="20",
+                                           ALERTD_DISPATCH_POLL_S="0.05")
+    final = await _all_sent(db_url, order_id, n)
     got = await sandbox.deliveries(http)
     assert len(got) == n
     assert Counter(d["token"] for d in got).most_common(1)[0][1] == 1
     assert final["workers"] == 2
-    api_node.kill(signal.SIGTERM)
-    worker.kill(signal.SIGTERM)
+    for node in (api_node, *api_node.others):
+        assert node.kill(signal.SIGTERM) == 0
 
 
 async def test_sigterm_finishes_or_releases_inflight(
         db_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession) -> None:
     """SIGTERM stops the daemon cleanly (exit 0) and leaves no delivery leased to it."""
     n = 1500
-    await _seed_devices(db_url, n)
-    port = free_port_base(1)
-    daemon = Daemon(port=port, env=daemon_env(db_url, port, ALERTD_APNS_CONCURRENCY="20",
-                                              ALERTD_FCM_CONCURRENCY="20",
-                                              ALERTD_DISPATCH_LEASE_S="60"),
-                    config=sandbox.config, log=tmp_path / "daemon.log", extra=["--migrate"])
-    daemon.start()
-    await daemon.ready(http)
-    api = Client(http, daemon.url)
-    op = staff_token(db_url, "operator")
-    _, created = await api.call("POST", "/v1/staff/orders", op, {
-        "level": 4, "hazard": "flood", "area": FUKUSHIMA_CITY, "headline": HEADLINE})
-
-    async def some_sent() -> bool:
-        return len(await sandbox.deliveries(http)) >= n // 10
-    await wait_for(some_sent, "the fan-out to be under way")
+    daemon, _, order_id = await _started(db_url, sandbox, tmp_path, http, n,
+                                         ALERTD_APNS_CONCURRENCY="20", ALERTD_FCM_CONCURRENCY="20",
+                                         ALERTD_DISPATCH_LEASE_S="60")
+    await _under_way(sandbox, http, n // 10)
     assert daemon.kill(signal.SIGTERM) == 0
-    s = await _states(db_url, created["id"])
+    s = await _states(db_url, order_id)
     assert s["states"].get("sending", 0) == 0
     daemon.start()  # the lease was 60 s: only released rows can be sent this soon
     await daemon.ready(http)
-
-    async def settled() -> bool:
-        return bool((await _states(db_url, created["id"]))["states"].get("sent", 0) == n)
-    await wait_for(settled, "all deliveries sent after restart", deadline=60)
+    await _all_sent(db_url, order_id, n)
     assert len(await sandbox.deliveries(http)) == n
     daemon.kill(signal.SIGTERM)
