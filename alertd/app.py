@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from alertd import api_mobile, api_staff, db, metrics, outbox, points, settings
+from alertd import api_feeds, api_mobile, api_staff, db, metrics, outbox, points, settings
 from alertd import web as w
 from alertd.dispatcher import Dispatcher, Sender
 from geo import index as geo_index
@@ -76,6 +76,7 @@ def build_app(context: w.Context) -> web.Application:
     app.router.add_get("/metrics", _metrics)
     app.add_routes(api_mobile.routes)
     app.add_routes(api_staff.routes)
+    app.add_routes(api_feeds.routes)
     return app
 
 
@@ -113,8 +114,13 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
     dispatcher: Dispatcher | None = None
     senders: dict[str, tuple[Sender, int]] = {}
     try:
-        if "api" in roles:
+        if "api" in roles or "feeds" in roles:
             tasks.append(asyncio.create_task(points.follow(cfg.database.url, pts, stop)))
+        if "feeds" in roles:
+            from alertd import pollers
+
+            tasks.append(asyncio.create_task(pollers.run_all(context, stop)))
+        if "api" in roles:
             runner = web.AppRunner(build_app(context), access_log=None)
             await runner.setup()
             await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()

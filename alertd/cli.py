@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     create = tok_sub.add_parser("create", help="create a token (printed alone on the last line)")
     create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
     create.add_argument("--label", default="")
+    sh = sub.add_parser("shelters", help="shelter data")
+    sh_sub = sh.add_subparsers(dest="action", required=True)
+    imp = sh_sub.add_parser("import", help="import a designated shelter/evacuation-site CSV")
+    imp.add_argument("file")
     ldb = sub.add_parser("localdb", help="find or start a local PostgreSQL and print its URL")
     ldb.add_argument("--dir", default=".local/pg", help="where a private cluster lives")
     return p
@@ -55,6 +59,35 @@ async def _staff_token(cfg: settings.Settings, role: str, label: str) -> int:
     print(f"created a {role} staff token; it is shown only once:")
     print(token)
     return 0
+
+
+async def _import_shelters(cfg: settings.Settings, path: str) -> int:
+    from pathlib import Path
+
+    from alertd import db, shelters
+    from feeds import errors as feed_errors
+    from feeds import shelters as shelter_csv
+
+    try:
+        data = await asyncio.to_thread(Path(path).read_bytes)
+    except OSError as exc:
+        print(f"alertd: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        parsed = shelter_csv.parse(data)
+    except feed_errors.FeedError as exc:
+        print(f"alertd: {path}: {exc.reason}", file=sys.stderr)
+        return 1
+    for err in parsed.errors:
+        print(f"{path}:{err.line}: {err.reason}", file=sys.stderr)
+    conn = await db.connect_one(cfg.database.url)
+    try:
+        inserted, updated = await shelters.upsert(conn, parsed.shelters)
+    finally:
+        await conn.close()
+    print(f"{parsed.format}: {inserted} shelters added, {updated} updated, "
+          f"{len(parsed.errors)} rows refused")
+    return 0 if parsed.shelters or not parsed.errors else 1
 
 
 async def _run(cfg: settings.Settings, roles: str, migrate_first: bool) -> int:
@@ -90,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(cfg, args.role, args.migrate))
         if args.command == "staff-token":
             return asyncio.run(_staff_token(cfg, args.role, args.label))
+        if args.command == "shelters":
+            return asyncio.run(_import_shelters(cfg, args.file))
         if args.command == "localdb":
             from alertd import localdb
 

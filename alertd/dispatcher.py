@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -20,8 +22,6 @@ from alertd.push import Outcome, PushMessage
 
 log = structlog.get_logger(__name__)
 
-REFILL_DIVISOR = 4  # claim again once a quarter of a service's send slots are free
-
 
 class Sender(Protocol):
     async def send(self, msg: PushMessage) -> Outcome: ...
@@ -31,13 +31,21 @@ class Sender(Protocol):
     async def close(self) -> None: ...
 
 
+@functools.lru_cache(maxsize=1024)
+def _order_strings(order_id: uuid.UUID) -> tuple[str, str]:
+    """The order id as text and its thread id: formatted once per order, not per delivery."""
+    text = str(order_id)
+    return text, f"order-{text}"
+
+
 def message(c: Claimed, critical_levels: tuple[int, ...]) -> PushMessage:
     """The push message of a claimed delivery."""
+    order_id, thread_id = _order_strings(c.order_id)
     return PushMessage(
         delivery_id=c.id, apns_id=str(c.apns_id),
         platform="ios" if c.service == "apns" else "android", token=c.push_token,
-        kind=c.kind, alert_id=str(c.order_id), level=c.level, title=c.title, body=c.body,
-        collapse_id=str(c.order_id), thread_id=f"order-{c.order_id}", expires_at=c.expires_at,
+        kind=c.kind, alert_id=order_id, level=c.level, title=c.title, body=c.body,
+        collapse_id=order_id, thread_id=thread_id, expires_at=c.expires_at,
         priority=c.priority,
         critical=c.level is not None and c.level in critical_levels and c.kind != "order_lifted",
     )
@@ -60,13 +68,7 @@ class Dispatcher:
         self.flushed = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._closing = False
-        dcfg = cfg.dispatch
-        # Claim again once this many slots are free (not after every single completion): one
-        # claim query per refill instead of one per finished send.
-        self._refill = {service: max(1, min(n, dcfg.batch_size) // REFILL_DIVISOR)
-                        for service, (_, n) in senders.items()}
-        # Whether the last claim came back full, so finishing sends should wake the loop.
-        self._more = dict.fromkeys(senders, False)
+        # Labelled metric children looked up once, not per delivery.
         self._latency = {service: metrics.SEND_LATENCY.labels(service) for service in senders}
         self._counted: dict[tuple[str, str], Any] = {}
 
@@ -140,29 +142,26 @@ class Dispatcher:
         dcfg = self.cfg.dispatch
         sender, _ = self.senders[service]
         room = asyncio.Semaphore(concurrency)
-        refill = self._refill[service]
         while not self.stopping.is_set():
             free = room._value
             got = 0
-            want = min(free, dcfg.batch_size)
-            if free >= refill:
+            if free > 0:
                 try:
-                    claimed = await outbox.claim(self.pool, service, want, dcfg.lease_s,
-                                                 self.worker)
+                    claimed = await outbox.claim(self.pool, service, min(free, dcfg.batch_size),
+                                                 dcfg.lease_s, self.worker)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("claim_failed", service=service, error=str(exc))
                     claimed = []
                 got = len(claimed)
-                self._more[service] = got == want
                 for c in claimed:
                     await room.acquire()
                     task = asyncio.create_task(self._deliver(sender, c, room))
                     self.inflight[c.id] = task
-            if got and got == want:
+            if got and got == min(free, dcfg.batch_size):
                 continue  # there may be more due right now
-            if free < refill:
-                # Wait for enough slots to free up, or for new work.
-                await self._wait(service, min(dcfg.poll_s, 0.05))
+            if free <= 0 or got:
+                # Wait for a slot to free up, or for new work.
+                await self._wait(service, min(dcfg.poll_s, 0.05) if free <= 0 else dcfg.poll_s)
             else:
                 await self._wait(service, dcfg.poll_s)
 
@@ -175,7 +174,8 @@ class Dispatcher:
     async def _deliver(self, sender: Sender, c: Claimed, room: asyncio.Semaphore) -> None:
         # Each delivery runs in its own task, hence its own copy of the context: binding
         # without the save/restore of bound_contextvars() cannot leak into other deliveries.
-        structlog.contextvars.bind_contextvars(delivery_id=c.id, order_id=str(c.order_id))
+        structlog.contextvars.bind_contextvars(delivery_id=c.id,
+                                               order_id=_order_strings(c.order_id)[0])
         try:
             now = datetime.now(UTC)
             if c.token_state != "active":
@@ -215,8 +215,7 @@ class Dispatcher:
             self.inflight.pop(c.id, None)
         finally:
             room.release()
-            if self._more[c.service] and room._value >= self._refill[c.service]:
-                self.wakes[c.service].set()
+            self.wakes[c.service].set()
 
     def _count(self, service: str, state: str) -> None:
         counter = self._counted.get((service, state))

@@ -16,6 +16,13 @@ SEND_LATENCY = Histogram(
 )
 OUTBOX_DEPTH = Gauge("alertd_outbox_depth", "Deliveries waiting to be sent, by service.",
                      ["service"], registry=REGISTRY)
+FEED_ITEMS = Counter("alertd_feed_items_total", "Items taken from a feed.", ["feed"],
+                     registry=REGISTRY)
+FEED_ERRORS = Counter("alertd_feed_errors_total", "Failed polls of a feed.", ["feed"],
+                      registry=REGISTRY)
+FEED_LAST_SUCCESS = Gauge("alertd_feed_last_success_timestamp_seconds",
+                          "When a feed was last polled successfully.", ["feed"],
+                          registry=REGISTRY)
 INDEX_POINTS = Gauge("alertd_index_points", "Points in this node's geofence index.",
                      registry=REGISTRY)
 

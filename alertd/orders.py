@@ -43,6 +43,7 @@ class Order:
     source: str
     spec: OrderSpec
     created_at: datetime
+    exercise: bool = False
 
 
 def parse_area(raw: Any, table: municipalities.Table, cfg: settings.Orders) -> areas.Area:
@@ -169,7 +170,8 @@ def as_json(order: Order, counts: dict[str, int] | None = None) -> dict[str, Any
     spec = order.spec
     out: dict[str, Any] = {
         "id": str(order.id), "version": order.version, "state": order.state,
-        "source": order.source, "level": spec.level, "hazard": spec.hazard,
+        "source": order.source, "exercise": order.exercise, "level": spec.level,
+        "hazard": spec.hazard,
         "area": spec.area_json, "headline": spec.headline, "instruction": spec.instruction,
         "expires_at": spec.expires_at.isoformat(), "created_at": order.created_at.isoformat(),
     }

@@ -80,15 +80,15 @@ async def _insert_version(conn: asyncpg.Connection, order_id: uuid.UUID, version
 
 async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
                  source: str = "staff", source_key: str | None = None,
-                 created_by: uuid.UUID | None = None) -> Accepted:
+                 created_by: uuid.UUID | None = None, exercise: bool = False) -> Accepted:
     """Store a new order and its deliveries in one transaction; a known source_key is a no-op."""
     matched = points.match(spec.area.geometry, spec.area.area_codes)
     order_id = uuid.uuid4()
     async with conn.transaction():
         inserted = await conn.fetchval(
-            "INSERT INTO orders (id, source, source_key, created_by) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (source_key) DO NOTHING RETURNING id",
-            order_id, source, source_key, created_by,
+            "INSERT INTO orders (id, source, source_key, created_by, exercise)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_key) DO NOTHING RETURNING id",
+            order_id, source, source_key, created_by, exercise,
         )
         if inserted is None:
             row = await conn.fetchrow(
@@ -97,7 +97,8 @@ async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
                 source_key,
             )
             return Accepted(row["id"], row["version"], row["matched"], created=False)
-        devices = await _devices(conn, matched.seqs)
+        # An exercise reaches only the devices enrolled in drills.
+        devices = await _devices(conn, matched.seqs, drill_only=exercise)
         await _insert_version(conn, order_id, 1, spec, len(devices))
         await _enqueue(conn, _rows(order_id, 1, spec, "order", devices, spec.expires_at))
     log.info("order_accepted", order_id=str(order_id), version=1, devices=len(devices),
@@ -121,7 +122,7 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID,
                table: Any, cfg: Any, *, for_update: bool = False) -> Order:
     """The order with its current version."""
     row = await conn.fetchrow(
-        "SELECT o.id, o.version, o.state, o.source, o.created_at, v.* FROM orders o"
+        "SELECT o.id, o.version, o.state, o.source, o.exercise, o.created_at, v.* FROM orders o"
         " JOIN order_versions v ON v.order_id = o.id AND v.version = o.version"
         " WHERE o.id = $1" + (" FOR UPDATE OF o" if for_update else ""),
         order_id,
@@ -129,7 +130,8 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID,
     if row is None:
         raise errors.NotFound(f"no order {order_id}")
     return Order(id=row["id"], version=row["version"], state=row["state"], source=row["source"],
-                 spec=orders.spec_from_row(row, table, cfg), created_at=row["created_at"])
+                 spec=orders.spec_from_row(row, table, cfg), created_at=row["created_at"],
+                 exercise=row["exercise"])
 
 
 async def amend(conn: asyncpg.Connection, points: Points, order: Order,
@@ -147,7 +149,7 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
         )
         if bumped is None:
             raise errors.Conflict("the order changed meanwhile; read it again and retry")
-        devices = await _devices(conn, matched.seqs)
+        devices = await _devices(conn, matched.seqs, drill_only=order.exercise)
         covered = {d["id"] for d in devices}
         holders = await _current_recipients(conn, order.id)
         new = [d for d in devices if d["id"] not in holders]

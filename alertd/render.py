@@ -72,3 +72,13 @@ def order_text(kind: str, locale: str, level: int, hazard: str, headline: dict[s
     title = tpl[kind]["title"].format(**values).strip()
     body = tpl[kind]["body"].format(**values).strip()
     return Text(title=title, body=body)
+
+
+def shelter_text(locale: str, name: str, address: str, crowding: str | None) -> Text:
+    """Title and body of a shelter-opening push for one device locale."""
+    cat = catalogue()
+    tpl = cat[language(locale, cat)]
+    values = {"shelter": name, "address": address,
+              "crowding": tpl["crowding"].get(crowding, "") if crowding else ""}
+    return Text(title=tpl["shelter_opened"]["title"].format(**values).strip(),
+                body=tpl["shelter_opened"]["body"].format(**values).strip())

@@ -99,6 +99,33 @@ class Scheduler:
 
 
 @dataclass(frozen=True, slots=True)
+class Feeds:
+    cap_urls: tuple[str, ...] = ()
+    cap_interval_s: float = 60.0
+    jma_url: str = ""
+    jma_interval_s: float = 60.0
+    shelter_status_urls: tuple[str, ...] = ()
+    shelter_status_interval_s: float = 60.0
+    timeout_s: float = 20.0
+    max_backoff_s: float = 1800.0
+    max_bytes: int = 5_000_000
+    prefecture_code: str = "07"
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    max_bytes: int = 1_048_576
+    default_level: int = 4
+    level_names: tuple[str, ...] = ("警戒レベル", "evacuation_level", "alert_level")
+    hazard_names: tuple[str, ...] = ("hazard", "災害種別")
+
+
+@dataclass(frozen=True, slots=True)
+class Shelters:
+    open_push_radius_m: float = 5000.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     http: Http = field(default_factory=Http)
     database: Database = field(default_factory=Database)
@@ -109,6 +136,9 @@ class Settings:
     apns: Apns = field(default_factory=Apns)
     fcm: Fcm = field(default_factory=Fcm)
     scheduler: Scheduler = field(default_factory=Scheduler)
+    feeds: Feeds = field(default_factory=Feeds)
+    cap: Cap = field(default_factory=Cap)
+    shelters: Shelters = field(default_factory=Shelters)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -121,7 +151,9 @@ _POSITIVE = {
     "geo.cell_deg", "dispatch.batch_size", "dispatch.lease_s", "dispatch.max_attempts",
     "dispatch.backoff_base_s", "dispatch.backoff_max_s", "dispatch.flush_ms",
     "dispatch.poll_s", "apns.max_connections", "apns.concurrency", "apns.timeout_s",
-    "fcm.concurrency", "fcm.timeout_s",
+    "fcm.concurrency", "fcm.timeout_s", "feeds.cap_interval_s", "feeds.timeout_s",
+    "feeds.shelter_status_interval_s", "feeds.max_backoff_s", "feeds.max_bytes",
+    "cap.max_bytes", "shelters.open_push_radius_m",
 }
 
 
@@ -267,6 +299,15 @@ def _validate(settings: Settings) -> None:
         raise errors.ConfigError("config key database.url must be a postgresql:// URL")
     if settings.database.pool_min > settings.database.pool_max:
         raise errors.ConfigError("config key database.pool_min must not exceed pool_max")
+    if settings.feeds.jma_interval_s < 60:
+        raise errors.ConfigError("config key feeds.jma_interval_s must be at least 60 "
+                                 "(JMA asks clients to poll at most once a minute)")
+    if settings.cap.default_level not in (3, 4, 5):
+        raise errors.ConfigError("config key cap.default_level must be 3, 4 or 5")
+    for url in (*settings.feeds.cap_urls, *settings.feeds.shelter_status_urls,
+                *((settings.feeds.jma_url,) if settings.feeds.jma_url else ())):
+        if not url.startswith(("http://", "https://")):
+            raise errors.ConfigError(f"config key feeds.*_url(s) must be http(s) URLs: {url!r}")
     for level in settings.apns.critical_levels:
         if level not in (3, 4, 5):
             raise errors.ConfigError("config key apns.critical_levels may hold only 3, 4, 5")

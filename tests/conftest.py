@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -80,3 +82,22 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
 def areas_path() -> Iterator[Path]:
     """The municipal areas file shipped in config/."""
     yield AREAS
+
+
+@pytest.fixture
+async def context(pool: asyncpg.Pool, db_url: str, areas_path: Path) -> AsyncIterator[Any]:
+    """The daemon's request context on this test's database, its point index following it."""
+    from alertd import points, settings
+    from alertd.web import Context
+    from geo import index as geo_index
+    from geo import municipalities
+
+    cfg = settings.load(environ={"ALERTD_DATABASE_URL": db_url})
+    table = municipalities.Table.load(areas_path)
+    pts = points.Points(index=geo_index.PointIndex(cfg.geo.cell_deg), table=table)
+    stop = asyncio.Event()
+    task = asyncio.create_task(points.follow(db_url, pts, stop))
+    await asyncio.wait_for(pts.ready.wait(), 10)
+    yield Context(cfg=cfg, pool=pool, points=pts, table=table)
+    stop.set()
+    await task

@@ -1,0 +1,172 @@
+"""CAP intake: a message (posted or polled) becomes an order, a new version or a lifting."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from alertd import cap_mapping, errors, pipeline, points, quarantine
+from alertd.web import Context
+from feeds import cap
+from feeds import errors as feed_errors
+
+log = structlog.get_logger(__name__)
+
+
+class Rejected(errors.InvalidInput):
+    """The message was refused and quarantined."""
+
+    def __init__(self, reason: str, quarantine_id: int) -> None:
+        super().__init__(reason)
+        self.quarantine_id = quarantine_id
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What became of a CAP message."""
+
+    outcome: str  # order, updated, lifted, waiting, duplicate, recorded, ignored
+    order_id: uuid.UUID | None
+    detail: str = ""
+
+
+async def ingest(c: Context, raw: bytes, source: str) -> Intake:
+    """Parse, check and apply one CAP message; bad ones are quarantined and Rejected."""
+    try:
+        alert = cap.parse(raw, max_bytes=c.cfg.cap.max_bytes)
+        if alert.status == "Draft":
+            raise errors.InvalidInput("status Draft is not accepted: drafts are never issued")
+        result = await _apply(c, alert, raw, source)
+    except (feed_errors.FeedError, errors.InvalidInput) as exc:
+        qid = await quarantine.put(c.pool, source, raw, exc.reason)
+        raise Rejected(exc.reason, qid) from exc
+    log.info("cap_ingested", outcome=result.outcome, source=source,
+             order_id=str(result.order_id) if result.order_id else None)
+    if result.outcome == "order":
+        for waiting in await _release_waiting(c.pool, alert.key):
+            try:
+                await ingest(c, waiting, source)
+            except Rejected as exc:
+                log.warning("cap_waiting_rejected", reason=exc.reason)
+    return result
+
+
+async def _apply(c: Context, alert: cap.CapAlert, raw: bytes, source: str) -> Intake:
+    sender, identifier = alert.key
+    async with c.pool.acquire() as conn, conn.transaction():
+        # One message key at a time, across nodes: re-delivery in parallel stays a no-op.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                           f"cap|{sender}|{identifier}")
+        seen = await conn.fetchrow(
+            "SELECT order_id, outcome FROM cap_messages WHERE sender = $1 AND identifier = $2",
+            sender, identifier,
+        )
+        if seen is not None:
+            return Intake("duplicate", seen["order_id"], f"already {seen['outcome']}")
+        result = await _decide(c, conn, alert, raw, source)
+        if result.outcome == "waiting":
+            return result  # recorded when it is applied, so that it can be applied then
+        await conn.execute(
+            "INSERT INTO cap_messages (sender, identifier, sent, status, msg_type, source,"
+            " order_id, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            sender, identifier, alert.sent, alert.status, alert.msg_type, source,
+            result.order_id, result.outcome, result.detail,
+        )
+        return result
+
+
+async def _decide(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert, raw: bytes,
+                  source: str) -> Intake:
+    if alert.status in ("Test", "System"):
+        return Intake("recorded", None, f"status {alert.status}: acknowledged, not sent")
+    if alert.msg_type in ("Ack", "Error"):
+        return Intake("recorded", None, f"msgType {alert.msg_type}")
+    now = datetime.now(UTC)
+    if alert.msg_type == "Alert":
+        spec = cap_mapping.to_spec(alert, c.table, c.cfg, now)
+        if spec is None:
+            return Intake("ignored", None, "not an evacuation order (no Evacuate, no level)")
+        await points.catch_up(c.pool, c.points)
+        accepted = await pipeline.accept(
+            conn, c.points, spec, source="cap", source_key="|".join(alert.key),
+            exercise=alert.status == "Exercise",
+        )
+        return Intake("order", accepted.order_id, f"{accepted.devices} devices")
+    target = await _referenced_order(conn, alert)
+    if target is None:
+        return await _wait_for_reference(conn, alert, raw, source)
+    order = await pipeline.load(conn, target, c.table, c.cfg.orders)
+    if alert.msg_type == "Cancel" or cap_mapping.is_all_clear(alert):
+        if order.state != "active":
+            return Intake("ignored", order.id, "the order was already lifted")
+        devices = await pipeline.lift(conn, order)
+        return Intake("lifted", order.id, f"{devices} devices")
+    spec = cap_mapping.to_spec(alert, c.table, c.cfg, now)
+    if spec is None:
+        return Intake("ignored", order.id, "update without Evacuate or level: order unchanged")
+    if order.state != "active":
+        return Intake("ignored", order.id, "the order was already lifted")
+    if spec == order.spec:
+        return Intake("recorded", order.id, "no change")
+    await points.catch_up(c.pool, c.points)
+    accepted = await pipeline.amend(conn, c.points, order, spec)
+    return Intake("updated", order.id, f"version {accepted.version}")
+
+
+def _references(alert: cap.CapAlert) -> list[cap.CapReference]:
+    # Newest first; a message referring to itself (seen in the wild) refers to nothing.
+    refs = [r for r in alert.references if (r.sender, r.identifier) != alert.key]
+    return list(reversed(refs))
+
+
+async def _referenced_order(conn: asyncpg.Connection, alert: cap.CapAlert) -> uuid.UUID | None:
+    for ref in _references(alert):
+        order_id = await conn.fetchval(
+            "SELECT order_id FROM cap_messages WHERE sender = $1 AND identifier = $2"
+            " AND order_id IS NOT NULL", ref.sender, ref.identifier,
+        )
+        if order_id is not None:
+            return order_id  # type: ignore[no-any-return]
+    return None
+
+
+async def _wait_for_reference(conn: asyncpg.Connection, alert: cap.CapAlert, raw: bytes,
+                              source: str) -> Intake:
+    refs = _references(alert)
+    known = await conn.fetch(
+        "SELECT sender, identifier FROM cap_messages WHERE (sender, identifier) IN"
+        " (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [r.sender for r in refs], [r.identifier for r in refs],
+    )
+    missing = [r for r in refs if (r.sender, r.identifier) not in
+               {(k["sender"], k["identifier"]) for k in known}]
+    if not missing:
+        why = "references no message" if not refs else "its references carry no order"
+        return Intake("ignored", None, f"{alert.msg_type} {why}")
+    sender, identifier = alert.key
+    for ref in missing:
+        await conn.execute(
+            "INSERT INTO cap_waiting (ref_sender, ref_identifier, sender, identifier, source, raw)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            ref.sender, ref.identifier, sender, identifier, source, raw,
+        )
+    return Intake("waiting", None, "referenced message not received yet; kept to apply later")
+
+
+async def _release_waiting(pool: asyncpg.Pool, key: tuple[str, str]) -> list[bytes]:
+    rows = await pool.fetch(
+        "DELETE FROM cap_waiting WHERE ref_sender = $1 AND ref_identifier = $2"
+        " RETURNING sender, identifier, raw, received_at", *key,
+    )
+    # Apply in arrival order; a message waiting on several references is applied once.
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in sorted(rows, key=lambda r: r["received_at"]):
+        if (r["sender"], r["identifier"]) not in seen:
+            seen.add((r["sender"], r["identifier"]))
+            out.append(bytes(r["raw"]))
+    return out

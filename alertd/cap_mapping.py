@@ -1,0 +1,126 @@
+"""CAP messages to order versions: level, hazard, languages and area (pure)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime, timedelta
+
+import shapely
+
+from alertd import errors, settings
+from alertd.orders import HAZARDS, OrderSpec
+from feeds import cap
+from geo import areas, geocodes, municipalities
+
+# Keywords of CAP `event` texts (Japanese and English), most specific first.
+_HAZARD_WORDS: tuple[tuple[str, str], ...] = (
+    ("内水", "inland_flood"), ("高潮", "storm_surge"), ("津波", "tsunami"),
+    ("土砂", "landslide"), ("崖", "landslide"), ("がけ", "landslide"),
+    ("洪水", "flood"), ("氾濫", "flood"), ("大雨", "flood"), ("火山", "volcano"),
+    ("噴火", "volcano"), ("地震", "earthquake"), ("火事", "fire"), ("火災", "fire"),
+    ("storm surge", "storm_surge"), ("tsunami", "tsunami"), ("landslide", "landslide"),
+    ("mudslide", "landslide"), ("debris", "landslide"), ("flood", "flood"),
+    ("volcan", "volcano"), ("earthquake", "earthquake"), ("fire", "fire"),
+)
+_CATEGORY_HAZARD = {"Fire": "fire", "Geo": "earthquake", "Met": "flood"}
+
+
+def _norm(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip().lower()
+
+
+def _named(pairs: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> list[str]:
+    wanted = {_norm(n) for n in names}
+    return [value for name, value in pairs if _norm(name) in wanted]
+
+
+def level_of(info: cap.CapInfo, cfg: settings.Cap) -> int | None:
+    """The 警戒レベル carried by a parameter or eventCode, if any (3, 4 or 5)."""
+    for value in _named(info.parameters + info.event_codes, cfg.level_names):
+        digits = re.findall(r"[345]", _norm(value))
+        if digits:
+            return int(digits[0])
+    return None
+
+
+def is_evacuation(info: cap.CapInfo, cfg: settings.Cap) -> bool:
+    """Whether an info block asks people to evacuate (responseType or a level)."""
+    return "Evacuate" in info.response_types or level_of(info, cfg) is not None
+
+
+def is_all_clear(alert: cap.CapAlert) -> bool:
+    """Whether the message declares the end of the danger (responseType AllClear)."""
+    return any("AllClear" in info.response_types for info in alert.infos)
+
+
+def hazard_of(info: cap.CapInfo, cfg: settings.Cap) -> str:
+    """The hazard: an explicit parameter, else keywords of the event, else the category."""
+    for value in _named(info.parameters + info.event_codes, cfg.hazard_names):
+        if _norm(value) in HAZARDS:
+            return _norm(value)
+    text = _norm(f"{info.event} {info.headline or ''}")
+    for word, hazard in _HAZARD_WORDS:
+        if word in text:
+            return hazard
+    for category in info.categories:
+        if category in _CATEGORY_HAZARD:
+            return _CATEGORY_HAZARD[category]
+    return "flood"
+
+
+def language(tag: str) -> str:
+    """The primary language of a CAP language tag ('ja-JP' -> 'ja')."""
+    return (tag or "en-US").split("-")[0].lower() or "en"
+
+
+def area_geometry(infos: list[cap.CapInfo], table: municipalities.Table) -> shapely.Geometry:
+    """The union of every area of the info blocks; an area nothing can resolve is an error."""
+    parts = []
+    for info in infos:
+        for area in info.areas:
+            shape = cap.area_geometry(area)
+            if shape is None:
+                shape, unknown = geocodes.resolve_all(area.geocodes, table)
+                if shape is None:
+                    what = ", ".join(unknown) if unknown else "no geocode"
+                    raise errors.InvalidInput(
+                        f"area {area.desc!r}: no usable polygon or circle and no known geocode"
+                        f" ({what})")
+            parts.append(shape)
+    if not parts:
+        raise errors.InvalidInput("the message names no area")
+    return shapely.union_all(parts)
+
+
+def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Settings,
+            now: datetime) -> OrderSpec | None:
+    """The order version a CAP message asks for, or None when it is not an evacuation."""
+    infos = [i for i in alert.infos if is_evacuation(i, cfg.cap)]
+    if not infos:
+        return None
+    first = infos[0]
+    level = next((lv for i in infos if (lv := level_of(i, cfg.cap)) is not None),
+                 cfg.cap.default_level)
+    headline: dict[str, str] = {}
+    instruction: dict[str, str] = {}
+    for info in infos:
+        lang = language(info.language)
+        text = (info.headline or info.event or "").strip()
+        if text and lang not in headline:
+            headline[lang] = text[:200]
+        if info.instruction and lang not in instruction:
+            instruction[lang] = info.instruction.strip()[:2000]
+    if not headline:
+        raise errors.InvalidInput("the message has neither headline nor event text")
+    expiries = [i.expires for i in infos if i.expires is not None]
+    expires = min(expiries) if expiries else now + timedelta(seconds=cfg.orders.default_ttl_s)
+    if expires <= now:
+        raise errors.InvalidInput(f"the message expired at {expires.isoformat()}")
+    geometry = area_geometry(infos, table)
+    if geometry.is_empty:
+        raise errors.InvalidInput("the message's area is empty")
+    area = areas.Area(kind="polygon", geometry=geometry, area_codes=())
+    return OrderSpec(level=level, hazard=hazard_of(first, cfg.cap), area=area,
+                     area_json=areas.to_geojson(area), headline=headline,
+                     instruction=instruction, expires_at=expires)

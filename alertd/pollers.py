@@ -1,0 +1,236 @@
+"""Feed pollers: conditional GET, per-feed interval and backoff, one node per feed, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+import asyncpg
+import structlog
+
+from alertd import cap_intake, db, errors, metrics, openings, quarantine, settings, warnings
+from alertd.web import Context
+from feeds import atom, jma, shelter_status
+from feeds import errors as feed_errors
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """One configured feed."""
+
+    name: str
+    kind: str  # cap, jma, shelter_status
+    url: str
+    interval_s: float
+
+
+class FetchError(Exception):
+    """The feed could not be fetched."""
+
+
+def configured(cfg: settings.Feeds) -> list[FeedSpec]:
+    """Every feed named in the configuration."""
+    specs = [FeedSpec(f"cap:{u}", "cap", u, cfg.cap_interval_s) for u in cfg.cap_urls]
+    if cfg.jma_url:
+        specs.append(FeedSpec(f"jma:{cfg.jma_url}", "jma", cfg.jma_url, cfg.jma_interval_s))
+    specs += [FeedSpec(f"shelter_status:{u}", "shelter_status", u,
+                       cfg.shelter_status_interval_s) for u in cfg.shelter_status_urls]
+    return specs
+
+
+def next_delay(spec: FeedSpec, failures: int, max_backoff_s: float,
+               rng: random.Random | None = None) -> float:
+    """Seconds to the next poll: the interval, or exponential backoff with jitter on failure."""
+    if failures <= 0:
+        return spec.interval_s
+    r = rng or random
+    backoff = min(max_backoff_s, spec.interval_s * 2 ** min(failures, 20))
+    return float(backoff * (0.75 + r.random() / 2))
+
+
+class Poller:
+    """Polls one feed for as long as this node holds the feed's advisory lock."""
+
+    def __init__(self, c: Context, spec: FeedSpec, http: aiohttp.ClientSession) -> None:
+        self.c = c
+        self.spec = spec
+        self.http = http
+        self.lock_attempts = 0  # for operators' curiosity and for tests
+        self.holding = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop`; another node holding the feed's lock makes this one wait."""
+        await self.c.pool.execute(
+            "INSERT INTO feed_state (name, kind, url) VALUES ($1, $2, $3)"
+            " ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url",
+            self.spec.name, self.spec.kind, self.spec.url)
+        while not stop.is_set():
+            try:
+                conn = await db.connect_one(self.c.cfg.database.url)
+            except Exception as exc:
+                log.warning("poller_connect_failed", feed=self.spec.name, error=str(exc))
+                await _sleep(stop, self.spec.interval_s)
+                continue
+            try:
+                got = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))",
+                                          "feed|" + self.spec.name)
+                self.lock_attempts += 1
+                self.holding = bool(got)
+                if got:
+                    await self._loop(conn, stop)
+                else:
+                    await _sleep(stop, self.spec.interval_s)  # someone else polls it
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("poller_database_error", feed=self.spec.name, error=str(exc))
+                await _sleep(stop, 1.0)
+            finally:
+                self.holding = False
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _loop(self, lock_conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        while not stop.is_set() and not lock_conn.is_closed():
+            due = await self.c.pool.fetchval(
+                "SELECT greatest(0, extract(epoch FROM next_at - now())) FROM feed_state"
+                " WHERE name = $1", self.spec.name)
+            if due and float(due) > 0:
+                await _sleep(stop, min(float(due), self.spec.interval_s))
+                continue
+            failures = await self.poll_once()
+            delay = next_delay(self.spec, failures, self.c.cfg.feeds.max_backoff_s)
+            await self.c.pool.execute(
+                "UPDATE feed_state SET next_at = now() + make_interval(secs => $2)"
+                " WHERE name = $1", self.spec.name, delay)
+
+    async def poll_once(self) -> int:
+        """One conditional fetch and the handling of what it brought; returns failures so far."""
+        state = await self.c.pool.fetchrow("SELECT * FROM feed_state WHERE name = $1",
+                                           self.spec.name)
+        name = self.spec.name
+        try:
+            status, body, headers = await self._get(self.spec.url, state["etag"],
+                                                    state["last_modified"])
+            items = 0 if status == 304 else await self._handle(body)
+        except (FetchError, feed_errors.FeedError, aiohttp.ClientError, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, feed_errors.FeedError) else (
+                str(exc) or type(exc).__name__)
+            metrics.FEED_ERRORS.labels(name).inc()
+            log.warning("feed_poll_failed", feed=name, reason=reason)
+            failures: int = await self.c.pool.fetchval(
+                "UPDATE feed_state SET last_error = $2, last_error_at = now(),"
+                " failures = failures + 1 WHERE name = $1 RETURNING failures", name, reason)
+            return failures
+        await self.c.pool.execute(
+            "UPDATE feed_state SET last_success = now(), failures = 0,"
+            " items_seen = items_seen + $2, etag = coalesce($3, etag),"
+            " last_modified = coalesce($4, last_modified) WHERE name = $1",
+            name, items, headers.get("ETag") if status == 200 else None,
+            headers.get("Last-Modified") if status == 200 else None)
+        metrics.FEED_ITEMS.labels(name).inc(items)
+        metrics.FEED_LAST_SUCCESS.labels(name).set(datetime.now(UTC).timestamp())
+        return 0
+
+    async def _get(self, url: str, etag: str | None = None, modified: str | None = None
+                   ) -> tuple[int, bytes, Mapping[str, str]]:
+        headers = {"User-Agent": "alertd feed poller"}
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
+        limit = self.c.cfg.feeds.max_bytes
+        timeout = aiohttp.ClientTimeout(total=self.c.cfg.feeds.timeout_s)
+        async with self.http.get(url, headers=headers, timeout=timeout) as resp:
+            if resp.status == 304:
+                return 304, b"", {}
+            if resp.status != 200:
+                raise FetchError(f"HTTP {resp.status} from {url}")
+            if (resp.content_length or 0) > limit:
+                raise FetchError(f"{url} is larger than {limit} bytes")
+            body = await resp.content.read(limit + 1)
+            if len(body) > limit:
+                raise FetchError(f"{url} is larger than {limit} bytes")
+            return 200, body, resp.headers.copy()  # case-insensitive, as HTTP headers are
+
+    async def _handle(self, body: bytes) -> int:
+        if self.spec.kind == "shelter_status":
+            return await self._shelter_status(body)
+        if self.spec.kind == "cap" and not atom.looks_like_feed(body):
+            await self._cap(body)
+            return 1
+        try:
+            feed = atom.parse_feed(body)
+        except feed_errors.FeedError as exc:
+            await quarantine.put(self.c.pool, self.spec.name, body, f"feed index: {exc.reason}")
+            raise
+        items = 0
+        for entry in feed.entries:
+            seen = await self.c.pool.fetchval(
+                "SELECT 1 FROM feed_entries_seen WHERE feed = $1 AND entry_id = $2",
+                self.spec.name, entry.id)
+            if seen or not entry.link:
+                continue
+            _, raw, _ = await self._get(entry.link)
+            if self.spec.kind == "cap":
+                await self._cap(raw)
+            else:
+                await self._jma(raw)
+            await self.c.pool.execute(
+                "INSERT INTO feed_entries_seen (feed, entry_id) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING", self.spec.name, entry.id)
+            items += 1
+        return items
+
+    async def _cap(self, raw: bytes) -> None:
+        try:
+            await cap_intake.ingest(self.c, raw, self.spec.name)
+        except cap_intake.Rejected:
+            pass  # quarantined with its reason; the feed itself is healthy
+
+    async def _jma(self, raw: bytes) -> None:
+        try:
+            report = jma.parse(raw)
+        except feed_errors.FeedError as exc:
+            await quarantine.put(self.c.pool, self.spec.name, raw, exc.reason)
+            return
+        async with self.c.pool.acquire() as conn:
+            await warnings.apply(conn, report, self.c.cfg.feeds.prefecture_code)
+
+    async def _shelter_status(self, body: bytes) -> int:
+        batch = shelter_status.parse(body, None)
+        problems = [f"line {e.line}: {e.reason}" for e in batch.errors]
+        applied = 0
+        async with self.c.pool.acquire() as conn:
+            for item in batch.items:
+                try:
+                    await openings.apply_status(
+                        conn, self.c.points, self.c.cfg, item.shelter_id, item.status,
+                        item.crowding, item.evacuees, self.spec.name, item.updated_at)
+                except errors.AlertdError as exc:  # one bad row must not stop the others
+                    problems.append(f"shelter {item.shelter_id!r}: {exc.reason}")
+                    continue
+                applied += 1
+        if problems:
+            await quarantine.put(self.c.pool, self.spec.name, body, "; ".join(problems[:50]))
+        return applied
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def run_all(c: Context, stop: asyncio.Event) -> None:
+    """Run a poller per configured feed until `stop`."""
+    specs = configured(c.cfg.feeds)
+    if not specs:
+        return
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(Poller(c, s, http).run(stop) for s in specs))
+

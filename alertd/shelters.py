@@ -1,0 +1,140 @@
+"""Shelters: import, status changes and nearest-first search (SQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from alertd import errors
+
+STATUSES = ("not_open", "open", "full", "closed")
+CROWDING = ("low", "medium", "high", "full")
+_OPEN = ("open", "full")
+
+# Great-circle distance in metres from ($1 lat, $2 lon) to the row (haversine, mean radius).
+_DISTANCE = (
+    "2 * 6371008.8 * asin(sqrt(power(sin(radians(lat - $1) / 2), 2)"
+    " + cos(radians($1)) * cos(radians(lat)) * power(sin(radians(lon - $2) / 2), 2)))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Shelter:
+    id: str
+    name: str
+    address: str
+    lat: float
+    lon: float
+    hazards: tuple[str, ...]
+    capacity: int | None
+    status: str
+    crowding: str | None
+    evacuees: int | None
+    status_at: datetime | None
+    openings: int
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Shelter:
+        """Build from a shelters row."""
+        return cls(id=row["id"], name=row["name"], address=row["address"], lat=row["lat"],
+                   lon=row["lon"], hazards=tuple(row["hazards"]), capacity=row["capacity"],
+                   status=row["status"], crowding=row["crowding"], evacuees=row["evacuees"],
+                   status_at=row["status_at"], openings=row["openings"])
+
+    def as_json(self) -> dict[str, Any]:
+        """The shelter as the APIs show it."""
+        return {"id": self.id, "name": self.name, "address": self.address, "lat": self.lat,
+                "lon": self.lon, "hazards": list(self.hazards), "capacity": self.capacity,
+                "status": self.status, "crowding": self.crowding, "evacuees": self.evacuees,
+                "status_at": self.status_at.isoformat() if self.status_at else None}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A status update as applied: the shelter after it, and whether it was an opening."""
+
+    shelter: Shelter
+    previous: str
+    opened: bool
+
+
+async def upsert(conn: asyncpg.Connection | asyncpg.Pool, rows: Iterable[Any]) -> tuple[int, int]:
+    """Insert or update imported shelters by id (status untouched); (inserted, updated)."""
+    records = [(s.id, s.name, s.address, s.lat, s.lon, sorted(s.hazards), s.capacity,
+                s.municipality_code, s.kind, s.source_format) for s in rows]
+    if not records:
+        return 0, 0
+    result = await conn.fetch(
+        "INSERT INTO shelters (id, name, address, lat, lon, hazards, capacity,"
+        " municipality_code, kind, source_format)"
+        " SELECT i, n, a, la, lo, h::text[], c, m, k, f"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],"
+        "   $6::text[], $7::int[], $8::text[], $9::text[], $10::text[])"
+        "   AS u(i, n, a, la, lo, h, c, m, k, f)"
+        " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, address = EXCLUDED.address,"
+        " lat = EXCLUDED.lat, lon = EXCLUDED.lon, hazards = EXCLUDED.hazards,"
+        " capacity = EXCLUDED.capacity, municipality_code = EXCLUDED.municipality_code,"
+        " kind = EXCLUDED.kind, source_format = EXCLUDED.source_format, updated_at = now()"
+        " RETURNING (xmax = 0) AS inserted",
+        *_columns(records),
+    )
+    inserted = sum(1 for r in result if r["inserted"])
+    return inserted, len(result) - inserted
+
+
+def _columns(records: list[tuple[Any, ...]]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(10)]
+    for rec in records:
+        for i, value in enumerate(rec):
+            # unnest() of a text[][] would flatten: hazards travel as one "{a,b}" literal.
+            cols[i].append("{" + ",".join(value) + "}" if i == 5 else value)
+    return cols
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, shelter_id: str) -> Shelter:
+    """The shelter with this id."""
+    row = await conn.fetchrow("SELECT * FROM shelters WHERE id = $1", shelter_id)
+    if row is None:
+        raise errors.NotFound(f"no shelter {shelter_id!r}")
+    return Shelter.from_row(row)
+
+
+async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
+                     crowding: str | None, evacuees: int | None, source: str,
+                     at: datetime | None) -> StatusChange:
+    """Apply a status report; an older report than the stored one changes nothing."""
+    async with conn.transaction():
+        row = await conn.fetchrow("SELECT * FROM shelters WHERE id = $1 FOR UPDATE", shelter_id)
+        if row is None:
+            raise errors.NotFound(f"no shelter {shelter_id!r}")
+        before = Shelter.from_row(row)
+        if at is not None and before.status_at is not None and at < before.status_at:
+            return StatusChange(before, before.status, opened=False)
+        opened = status in _OPEN and before.status not in _OPEN
+        if status in ("not_open", "closed"):
+            crowding, evacuees = None, None
+        elif status == "full":
+            crowding = "full"
+        row = await conn.fetchrow(
+            "UPDATE shelters SET status = $2, crowding = $3, evacuees = $4, status_source = $5,"
+            " status_at = coalesce($6, now()), openings = openings + $7::int, updated_at = now()"
+            " WHERE id = $1 RETURNING *",
+            shelter_id, status, crowding, evacuees, source, at, 1 if opened else 0,
+        )
+    return StatusChange(Shelter.from_row(row), before.status, opened)
+
+
+async def nearest(conn: asyncpg.Connection | asyncpg.Pool, lat: float, lon: float,
+                  hazard: str | None, open_only: bool, limit: int) -> list[tuple[Shelter, float]]:
+    """Shelters nearest first by great-circle distance, optionally by hazard and open state."""
+    rows = await conn.fetch(
+        f"SELECT *, {_DISTANCE} AS distance_m FROM shelters"
+        " WHERE ($3::text IS NULL OR $3 = ANY(hazards)) AND (NOT $4 OR status = 'open')"
+        " ORDER BY distance_m, id LIMIT $5",
+        lat, lon, hazard, open_only, limit,
+    )
+    return [(Shelter.from_row(r), float(r["distance_m"])) for r in rows]

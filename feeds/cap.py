@@ -1,0 +1,481 @@
+"""OASIS CAP 1.1 / 1.2 messages: untrusted bytes to frozen domain values, and area geometry.
+
+Elements are matched by namespace URI, never by prefix. The rules, strict where a mistake
+would misdirect an evacuation order and lenient where feeds are known to be sloppy:
+
+- Strict (:class:`~feeds.errors.InvalidMessage`): the ``alert`` header (``identifier``,
+  ``sender``, ``sent``, ``status``, ``msgType``, ``scope`` present, once, with valid values),
+  every ``references`` triple, and every date-time that is present (a wrong ``expires``
+  decides when an order ends, so it is never guessed). CAP 1.0 is refused: its
+  ``references`` and key/value elements have other shapes.
+- Lenient: empty elements count as absent; enumerations match case-insensitively; an empty or
+  unknown ``urgency``/``severity``/``certainty`` is None, unknown categories and response
+  types are left out; ``language`` defaults to ``en-US``; key/value pairs without a value
+  are left out.
+- Shapes are repaired or dropped one by one, never failing the message: ``+`` signs, stray
+  commas and any whitespace between pairs are tolerated, an open ring is closed, a shape that
+  is empty is ignored, and one that is unreadable, out of range or too small (fewer than 4
+  positions once closed) is dropped. Every repair or drop is described in
+  :attr:`CapAlert.warnings`.
+
+CAP polygons are ``lat,lon`` pairs; :class:`CapArea` keeps them as ``(lon, lat)`` like
+GeoJSON and shapely.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, TypeVar
+
+import numpy as np
+import shapely
+from shapely import affinity
+
+from feeds import xmlsafe
+from feeds.errors import InvalidMessage
+from geo import areas as geoareas
+from geo.municipalities import polygonal
+
+Version = Literal["1.1", "1.2"]
+Status = Literal["Actual", "Exercise", "System", "Test", "Draft"]
+MsgType = Literal["Alert", "Update", "Cancel", "Ack", "Error"]
+Scope = Literal["Public", "Restricted", "Private"]
+Ring = tuple[tuple[float, float], ...]
+E = TypeVar("E", bound=str)
+
+NAMESPACES: dict[str, Version] = {
+    "urn:oasis:names:tc:emergency:cap:1.1": "1.1",
+    "urn:oasis:names:tc:emergency:cap:1.2": "1.2",
+}
+CAP_10 = "http://www.incident.com/cap/1.0"
+DEFAULT_MAX_BYTES = 1_048_576
+DEFAULT_LANGUAGE = "en-US"
+MAX_VERTICES = 20_000
+MAX_RADIUS_KM = 2_000.0
+CIRCLE_SEGMENTS = 64
+
+
+def _names(*values: E) -> dict[str, E]:
+    """An enumeration keyed by its lower-cased values, for case-insensitive matching."""
+    return {v.lower(): v for v in values}
+
+
+STATUSES: dict[str, Status] = _names("Actual", "Exercise", "System", "Test", "Draft")
+MSG_TYPES: dict[str, MsgType] = _names("Alert", "Update", "Cancel", "Ack", "Error")
+SCOPES: dict[str, Scope] = _names("Public", "Restricted", "Private")
+CATEGORIES = _names(
+    "Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra",
+    "CBRNE", "Other",
+)
+RESPONSE_TYPES = _names(
+    "Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess", "AllClear", "None"
+)
+URGENCIES = _names("Immediate", "Expected", "Future", "Past", "Unknown")
+SEVERITIES = _names("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+# CAP 1.1 asks that 1.0's "Very Likely" be read as "Likely".
+CERTAINTIES = {**_names("Observed", "Likely", "Possible", "Unlikely", "Unknown"),
+               "very likely": "Likely"}
+
+_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:[+-][0-9]{2}:[0-9]{2}|Z)"
+)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_KEY_FORBIDDEN = re.compile(r"[\s,<&]")
+_SHOWN = 60
+
+
+@dataclass(frozen=True, slots=True)
+class CapReference:
+    """One earlier message named in ``references``."""
+
+    sender: str
+    identifier: str
+    sent: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The referenced message's key: (sender, identifier)."""
+        return self.sender, self.identifier
+
+
+@dataclass(frozen=True, slots=True)
+class Circle:
+    """A circle on the sphere: centre in degrees, radius in kilometres."""
+
+    lat: float
+    lon: float
+    radius_km: float
+
+
+@dataclass(frozen=True, slots=True)
+class CapArea:
+    """One ``area``: polygons as closed (lon, lat) rings, circles and (valueName, value) codes."""
+
+    desc: str
+    polygons: tuple[Ring, ...] = ()
+    circles: tuple[Circle, ...] = ()
+    geocodes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CapInfo:
+    """One ``info`` block: the alert in one language."""
+
+    language: str = DEFAULT_LANGUAGE
+    categories: tuple[str, ...] = ()
+    event: str = ""
+    response_types: tuple[str, ...] = ()
+    urgency: str | None = None
+    severity: str | None = None
+    certainty: str | None = None
+    event_codes: tuple[tuple[str, str], ...] = ()
+    effective: datetime | None = None
+    onset: datetime | None = None
+    expires: datetime | None = None
+    sender_name: str | None = None
+    headline: str | None = None
+    description: str | None = None
+    instruction: str | None = None
+    web: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()
+    areas: tuple[CapArea, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CapAlert:
+    """A CAP message; ``warnings`` lists the repairs and drops made while reading it."""
+
+    version: Version
+    identifier: str
+    sender: str
+    sent: datetime
+    status: Status
+    msg_type: MsgType
+    scope: Scope
+    references: tuple[CapReference, ...] = ()
+    infos: tuple[CapInfo, ...] = ()
+    note: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The message's stable key: (sender, identifier)."""
+        return self.sender, self.identifier
+
+
+def _show(value: str) -> str:
+    """A short, quoted rendering of untrusted text for an error reason."""
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
+
+
+def _version(root: ET.Element) -> tuple[str, Version]:
+    """The CAP namespace and version of the root element, or InvalidMessage."""
+    namespace, local = xmlsafe.split(root.tag)
+    if local == "alert" and namespace in NAMESPACES:
+        return namespace, NAMESPACES[namespace]
+    if namespace == CAP_10:
+        raise InvalidMessage("CAP 1.0 is not supported: send CAP 1.1 or 1.2")
+    where = f"in namespace {_show(namespace)}" if namespace else "without a namespace"
+    raise InvalidMessage(
+        f"not a CAP 1.1/1.2 alert: the root element is <{local[:_SHOWN]}> {where}"
+    )
+
+
+def _header(root: ET.Element, ns: str, name: str) -> str:
+    """A required header element that appears exactly once, with text."""
+    found = xmlsafe.find_all(root, ns, name)
+    if len(found) > 1:
+        raise InvalidMessage(f"<{name}> appears {len(found)} times; it must appear once")
+    value = xmlsafe.text(found[0]).strip() if found else ""
+    if not value:
+        raise InvalidMessage(f"required element <{name}> is missing or empty")
+    return value
+
+
+def _optional(parent: ET.Element, ns: str, name: str) -> str | None:
+    """The stripped text of the first ``name`` child with any; None when absent or empty."""
+    for element in xmlsafe.find_all(parent, ns, name):
+        value = xmlsafe.text(element).strip()
+        if value:
+            return value
+    return None
+
+
+def _key_part(value: str, name: str) -> str:
+    """An identifier or sender, refused if it holds characters CAP forbids there."""
+    if _KEY_FORBIDDEN.search(value):
+        raise InvalidMessage(
+            f"<{name}> {_show(value)} must not contain whitespace, commas, '<' or '&'"
+        )
+    return value
+
+
+def _enum(value: str, allowed: dict[str, E], name: str) -> E:
+    """A required enumeration value, matched case-insensitively."""
+    found = allowed.get(value.lower())
+    if found is None:
+        raise InvalidMessage(
+            f"<{name}> {_show(value)} is not one of {', '.join(allowed.values())}"
+        )
+    return found
+
+
+def parse_datetime(value: str, name: str) -> datetime:
+    """A CAP date-time with its UTC offset (``-00:00`` and ``Z`` mean UTC), or InvalidMessage."""
+    if _DATETIME.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InvalidMessage(
+        f"<{name}> {_show(value)} is not a date-time with an offset, like 2025-04-13T05:52:12+09:00"
+    )
+
+
+def parse_references(value: str | None) -> tuple[CapReference, ...]:
+    """The whitespace-separated ``sender,identifier,sent`` triples of ``references``."""
+    if value is None:
+        return ()
+    found = []
+    for token in value.split():
+        parts = token.split(",")
+        if len(parts) != 3 or not all(parts):
+            raise InvalidMessage(
+                f"<references> entry {_show(token)} is not a sender,identifier,sent triple"
+            )
+        found.append(CapReference(sender=parts[0], identifier=parts[1], sent=parts[2]))
+    return tuple(found)
+
+
+def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> CapAlert:
+    """Parse a CAP 1.1 or 1.2 message, refusing unsafe, malformed or invalid input."""
+    root = xmlsafe.parse(data, max_bytes=max_bytes)
+    ns, version = _version(root)
+    warnings: list[str] = []
+    identifier = _key_part(_header(root, ns, "identifier"), "identifier")
+    sender = _key_part(_header(root, ns, "sender"), "sender")
+    sent = parse_datetime(_header(root, ns, "sent"), "sent")
+    status = _enum(_header(root, ns, "status"), STATUSES, "status")
+    msg_type = _enum(_header(root, ns, "msgType"), MSG_TYPES, "msgType")
+    scope = _enum(_header(root, ns, "scope"), SCOPES, "scope")
+    references = parse_references(_optional(root, ns, "references"))
+    infos = tuple(
+        _info(element, ns, f"info {i}", warnings)
+        for i, element in enumerate(xmlsafe.find_all(root, ns, "info"), start=1)
+    )
+    return CapAlert(
+        version=version,
+        identifier=identifier,
+        sender=sender,
+        sent=sent,
+        status=status,
+        msg_type=msg_type,
+        scope=scope,
+        references=references,
+        infos=infos,
+        note=_optional(root, ns, "note"),
+        warnings=tuple(warnings),
+    )
+
+
+def _lenient(
+    parent: ET.Element, ns: str, name: str, allowed: dict[str, str], where: str,
+    warnings: list[str],
+) -> tuple[str, ...]:
+    """Every known value of a repeatable enumeration; unknown ones are noted and left out."""
+    found: dict[str, None] = {}
+    for element in xmlsafe.find_all(parent, ns, name):
+        value = xmlsafe.text(element).strip()
+        if not value:
+            continue
+        known = allowed.get(value.lower())
+        if known is None:
+            warnings.append(f"{where}: ignored unknown <{name}> {_show(value)}")
+        else:
+            found[known] = None
+    return tuple(found)
+
+
+def _single(
+    parent: ET.Element, ns: str, name: str, allowed: dict[str, str], where: str,
+    warnings: list[str],
+) -> str | None:
+    """The first known value of an optional-ish enumeration, or None."""
+    values = _lenient(parent, ns, name, allowed, where, warnings)
+    return values[0] if values else None
+
+
+def _when(parent: ET.Element, ns: str, name: str, where: str) -> datetime | None:
+    """An optional date-time: None when absent or empty, InvalidMessage when unreadable."""
+    value = _optional(parent, ns, name)
+    return None if value is None else parse_datetime(value, f"{name}> of <{where}")
+
+
+def _pairs(parent: ET.Element, ns: str, name: str) -> tuple[tuple[str, str], ...]:
+    """The (valueName, value) pairs of ``name`` children; pairs missing either are left out."""
+    found = []
+    for element in xmlsafe.find_all(parent, ns, name):
+        key, value = _optional(element, ns, "valueName"), _optional(element, ns, "value")
+        if key is not None and value is not None:
+            found.append((key, value))
+    return tuple(found)
+
+
+def _info(element: ET.Element, ns: str, where: str, warnings: list[str]) -> CapInfo:
+    """One ``info`` block."""
+    return CapInfo(
+        language=_optional(element, ns, "language") or DEFAULT_LANGUAGE,
+        categories=_lenient(element, ns, "category", CATEGORIES, where, warnings),
+        event=_optional(element, ns, "event") or "",
+        response_types=_lenient(element, ns, "responseType", RESPONSE_TYPES, where, warnings),
+        urgency=_single(element, ns, "urgency", URGENCIES, where, warnings),
+        severity=_single(element, ns, "severity", SEVERITIES, where, warnings),
+        certainty=_single(element, ns, "certainty", CERTAINTIES, where, warnings),
+        event_codes=_pairs(element, ns, "eventCode"),
+        effective=_when(element, ns, "effective", where),
+        onset=_when(element, ns, "onset", where),
+        expires=_when(element, ns, "expires", where),
+        sender_name=_optional(element, ns, "senderName"),
+        headline=_optional(element, ns, "headline"),
+        description=_optional(element, ns, "description"),
+        instruction=_optional(element, ns, "instruction"),
+        web=_optional(element, ns, "web"),
+        parameters=_pairs(element, ns, "parameter"),
+        areas=tuple(
+            _area(area, ns, f"{where} area {i}", warnings)
+            for i, area in enumerate(xmlsafe.find_all(element, ns, "area"), start=1)
+        ),
+    )
+
+
+def _area(element: ET.Element, ns: str, where: str, warnings: list[str]) -> CapArea:
+    """One ``area``, its unusable shapes dropped with a warning each."""
+    polygons = []
+    for i, polygon in enumerate(xmlsafe.find_all(element, ns, "polygon"), start=1):
+        ring = parse_polygon(xmlsafe.text(polygon), f"{where} polygon {i}", warnings)
+        if ring is not None:
+            polygons.append(ring)
+    circles = []
+    for i, circle in enumerate(xmlsafe.find_all(element, ns, "circle"), start=1):
+        found = parse_circle(xmlsafe.text(circle), f"{where} circle {i}", warnings)
+        if found is not None:
+            circles.append(found)
+    return CapArea(
+        desc=_optional(element, ns, "areaDesc") or "",
+        polygons=tuple(polygons),
+        circles=tuple(circles),
+        geocodes=_pairs(element, ns, "geocode"),
+    )
+
+
+def _position(token: str) -> tuple[float, float] | None:
+    """A ``lat,lon`` token (``+`` signs and stray commas around it allowed) as (lon, lat)."""
+    parts = token.strip(",").split(",")
+    if len(parts) != 2 or not all(_NUMBER.fullmatch(p) for p in parts):
+        return None
+    lat, lon = float(parts[0]), float(parts[1])
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return None
+    return lon, lat
+
+
+def parse_polygon(text: str, where: str, warnings: list[str]) -> Ring | None:
+    """A closed (lon, lat) ring from CAP ``lat,lon`` pairs, or None (with a warning) if unusable."""
+    tokens = text.split()
+    if not tokens:
+        return None
+    if len(tokens) > MAX_VERTICES:
+        warnings.append(f"{where}: dropped, more than {MAX_VERTICES} positions")
+        return None
+    ring = []
+    for token in tokens:
+        position = _position(token)
+        if position is None:
+            warnings.append(
+                f"{where}: dropped, {_show(token)} is not a lat,lon pair within ±90,±180"
+            )
+            return None
+        ring.append(position)
+    if ring[0] != ring[-1]:
+        ring.append(ring[0])
+        warnings.append(f"{where}: was not closed; closed it")
+    if len(ring) < 4:
+        warnings.append(f"{where}: dropped, {len(ring)} positions once closed; 4 are needed")
+        return None
+    return tuple(ring)
+
+
+def _reach_deg(radius_km: float) -> float:
+    """How far, in degrees of arc, the polygon of a circle of ``radius_km`` reaches."""
+    reach_m = radius_km * 1000.0 / math.cos(math.pi / CIRCLE_SEGMENTS)
+    return math.degrees(reach_m / geoareas.EARTH_RADIUS_M)
+
+
+def parse_circle(text: str, where: str, warnings: list[str]) -> Circle | None:
+    """A circle from CAP ``lat,lon radius_km``, or None (with a warning) if unusable."""
+    tokens = text.split()
+    if not tokens:
+        return None
+    centre = _position(tokens[0]) if len(tokens) == 2 else None
+    if centre is None or not _NUMBER.fullmatch(tokens[1]):
+        warnings.append(f"{where}: dropped, {_show(text.strip())} is not 'lat,lon radius_km'")
+        return None
+    (lon, lat), radius = centre, float(tokens[1])
+    if not 0.0 < radius <= MAX_RADIUS_KM:
+        warnings.append(f"{where}: dropped, radius {radius:g} km is not in (0, {MAX_RADIUS_KM:g}]")
+        return None
+    if abs(lat) + _reach_deg(radius) >= 90.0:
+        warnings.append(f"{where}: dropped, the circle reaches a pole")
+        return None
+    return Circle(lat=lat, lon=lon, radius_km=radius)
+
+
+def _wrap(geometry: shapely.Geometry) -> shapely.Geometry:
+    """Geometry drawn past longitude ±180 cut there, the overhang moved to the other side."""
+    minx, _, maxx, _ = shapely.bounds(geometry)
+    if -180.0 <= minx and maxx <= 180.0:
+        return geometry
+    pieces = []
+    for shift in (-360.0, 0.0, 360.0):
+        window = shapely.box(-180.0 - shift, -90.0, 180.0 - shift, 90.0)
+        piece = shapely.intersection(geometry, window)
+        if not shapely.is_empty(piece):
+            pieces.append(affinity.translate(piece, xoff=shift))
+    return polygonal(shapely.union_all(pieces))
+
+
+def _ring_geometry(ring: Ring) -> shapely.Geometry | None:
+    """A valid polygon for one ring, unwrapped and split where it crosses the antimeridian."""
+    coords = np.asarray(ring, dtype=np.float64)
+    steps = np.diff(coords[:, 0])
+    if np.any(np.abs(steps) > 180.0):
+        # Take every edge the short way round: a jump from ~+180 to ~-180 is a small step east.
+        steps = steps - 360.0 * np.sign(steps) * (np.abs(steps) > 180.0)
+        lon = coords[0, 0] + np.concatenate([[0.0], np.cumsum(steps)])
+        if abs(lon[-1] - lon[0]) > 1e-9:
+            return None  # the ring winds round a pole: no lon/lat polygon encloses that
+        coords = np.column_stack([lon, coords[:, 1]])
+    shape = polygonal(
+        shapely.make_valid(shapely.Polygon(coords), method="structure", keep_collapsed=False)
+    )
+    if shapely.is_empty(shape):
+        return None
+    return _wrap(shape)
+
+
+def area_geometry(area: CapArea) -> shapely.Geometry | None:
+    """The union of an area's polygons and circles (on the sphere), or None if it has none."""
+    pieces = [g for g in map(_ring_geometry, area.polygons) if g is not None]
+    pieces += [
+        _wrap(geoareas.circle_polygon(c.lon, c.lat, c.radius_km * 1000.0, CIRCLE_SEGMENTS))
+        for c in area.circles
+    ]
+    if not pieces:
+        return None
+    geometry = polygonal(shapely.union_all(pieces))
+    return None if shapely.is_empty(geometry) else geometry

@@ -1,0 +1,145 @@
+"""CAP intake on a real PostgreSQL: messages become orders, versions and liftings."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from alertd import cap_intake, devices, points
+from alertd.web import Context
+from tests import capgen
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cap"
+
+
+async def _device(c: Context, token: str, lat: float, lon: float, drill: bool = False) -> None:
+    device_id, _ = await devices.register(c.pool, "ios", token, "ja")
+    if drill:
+        await devices.update(c.pool, device_id, {"drill": True})
+    dev = await devices.get(c.pool, device_id)
+    assert dev is not None
+    await devices.set_location(c.pool, dev, lat, lon, None)
+    assert await points.catch_up(c.pool, c.points)
+
+
+async def _pushes(pool: asyncpg.Pool, order_id: uuid.UUID | None) -> list[tuple[str, str, int]]:
+    rows = await pool.fetch(
+        "SELECT v.push_token, d.kind, d.level FROM deliveries d JOIN devices v"
+        " ON v.id = d.device_id WHERE d.order_id = $1 ORDER BY d.id", order_id)
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_alert_update_cancel(context: Context) -> None:
+    """An Alert orders the devices in its polygon, an Update raises it, a Cancel lifts it."""
+    await _device(context, "inside", 37.75, 140.45)
+    await _device(context, "outside", 37.40, 140.38)
+    first = await cap_intake.ingest(context, capgen.message("m1", level=3), "test")
+    assert first.outcome == "order" and first.order_id is not None
+    assert await _pushes(context.pool, first.order_id) == [("inside", "order", 3)]
+    await context.pool.execute("UPDATE deliveries SET state = 'sent'")
+    raised = await cap_intake.ingest(
+        context, capgen.message("m2", msg_type="Update", references=("m1",), level=4), "test")
+    assert raised.outcome == "updated" and raised.order_id == first.order_id
+    await context.pool.execute("UPDATE deliveries SET state = 'sent'")
+    cancel = await cap_intake.ingest(
+        context, capgen.message("m3", msg_type="Cancel", references=("m2", "m1")), "test")
+    assert cancel.outcome == "lifted"
+    assert await _pushes(context.pool, first.order_id) == [
+        ("inside", "order", 3), ("inside", "order_update", 4), ("inside", "order_lifted", 4)]
+
+
+async def test_redelivery_is_a_no_op(context: Context) -> None:
+    """The same message twice gives one order and one push."""
+    await _device(context, "once", 37.75, 140.45)
+    a = await cap_intake.ingest(context, capgen.message("dup"), "test")
+    b = await cap_intake.ingest(context, capgen.message("dup"), "test")
+    assert b.outcome == "duplicate" and b.order_id == a.order_id
+    assert len(await _pushes(context.pool, a.order_id)) == 1
+
+
+async def test_update_all_clear_lifts(context: Context) -> None:
+    """An Update with responseType AllClear lifts the referenced order."""
+    await _device(context, "d", 37.75, 140.45)
+    a = await cap_intake.ingest(context, capgen.message("a1"), "test")
+    await context.pool.execute("UPDATE deliveries SET state = 'sent'")
+    b = await cap_intake.ingest(context, capgen.message(
+        "a2", msg_type="Update", references=("a1",), response="AllClear", level=None), "test")
+    assert b.outcome == "lifted" and b.order_id == a.order_id
+
+
+async def test_out_of_order_reference_is_applied_later(context: Context) -> None:
+    """A Cancel arriving before its Alert is kept, then applied when the Alert arrives."""
+    await _device(context, "d", 37.75, 140.45)
+    early = await cap_intake.ingest(
+        context, capgen.message("late-2", msg_type="Cancel", references=("late-1",)), "test")
+    assert early.outcome == "waiting"
+    alert = await cap_intake.ingest(context, capgen.message("late-1"), "test")
+    assert alert.outcome == "order"
+    state = await context.pool.fetchval("SELECT state FROM orders WHERE id = $1", alert.order_id)
+    assert state == "lifted"
+    assert await context.pool.fetchval("SELECT count(*) FROM cap_waiting") == 0
+
+
+async def test_exercise_reaches_only_drill_devices(context: Context) -> None:
+    """status Exercise goes only to devices enrolled in drills."""
+    await _device(context, "public", 37.75, 140.45)
+    await _device(context, "drill", 37.76, 140.46, drill=True)
+    result = await cap_intake.ingest(context, capgen.message("ex", status="Exercise"), "test")
+    assert [p[0] for p in await _pushes(context.pool, result.order_id)] == ["drill"]
+
+
+@pytest.mark.parametrize("status", ["Test", "System"])
+async def test_test_and_system_are_recorded_only(context: Context, status: str) -> None:
+    """status Test/System is acknowledged and recorded, never sent."""
+    await _device(context, "d", 37.75, 140.45)
+    result = await cap_intake.ingest(context, capgen.message("t", status=status), "test")
+    assert result.outcome == "recorded" and result.order_id is None
+    assert await context.pool.fetchval("SELECT count(*) FROM deliveries") == 0
+    assert await context.pool.fetchval("SELECT outcome FROM cap_messages") == "recorded"
+
+
+async def test_draft_is_refused_and_quarantined(context: Context) -> None:
+    """status Draft is refused with a reason and kept in quarantine."""
+    with pytest.raises(cap_intake.Rejected, match="Draft"):
+        await cap_intake.ingest(context, capgen.message("dr", status="Draft"), "test")
+    assert await context.pool.fetchval("SELECT count(*) FROM quarantine") == 1
+
+
+async def test_geocode_only_area_resolves(context: Context) -> None:
+    """An area given only by the 6-digit code of 福島市 reaches devices located in the city."""
+    await _device(context, "city", 37.7608, 140.4747)
+    result = await cap_intake.ingest(context, capgen.message(
+        "g1", polygon=None, geocode=("LGCode", "072010")), "test")
+    assert result.outcome == "order"
+    assert [p[0] for p in await _pushes(context.pool, result.order_id)] == ["city"]
+
+
+async def test_unknown_geocode_is_quarantined(context: Context) -> None:
+    """An area with an unknown geocode and no geometry is quarantined, not guessed."""
+    with pytest.raises(cap_intake.Rejected, match="geocode"):
+        await cap_intake.ingest(context, capgen.message(
+            "g2", polygon=None, geocode=("LGCode", "131016")), "test")
+    reason = await context.pool.fetchval("SELECT reason FROM quarantine")
+    assert "131016" in reason
+
+
+async def test_xxe_sample_is_quarantined(context: Context) -> None:
+    """The XXE/DTD attack sample is refused with a reason and quarantined with its bytes."""
+    raw = (FIXTURES / "05_cap12_xxe_dtd_attack.xml").read_bytes()
+    with pytest.raises(cap_intake.Rejected):
+        await cap_intake.ingest(context, raw, "test")
+    row = await context.pool.fetchrow("SELECT raw, raw_size, reason FROM quarantine")
+    assert bytes(row["raw"]) == raw and row["raw_size"] == len(raw)
+    assert "DOCTYPE" in row["reason"] or "DTD" in row["reason"]
+
+
+async def test_non_evacuation_alert_is_ignored(context: Context) -> None:
+    """A CAP alert that asks nobody to evacuate (no Evacuate, no level) issues no order."""
+    await _device(context, "d", 37.75, 140.45)
+    result = await cap_intake.ingest(context, capgen.message(
+        "m", response="Monitor", level=None), "test")
+    assert result.outcome == "ignored"
+    assert await context.pool.fetchval("SELECT count(*) FROM orders") == 0

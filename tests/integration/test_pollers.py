@@ -1,0 +1,209 @@
+"""Feed pollers against a local HTTP server: ETags, indexes, failures, JMA state, one node."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from alertd import devices, points, pollers
+from alertd.web import Context
+from tests import capgen
+from tests.e2e.conftest import wait_for
+
+JMA = Path(__file__).resolve().parent.parent / "fixtures" / "jma"
+
+
+@dataclass
+class Server:
+    """A local feed server whose documents tests can change."""
+
+    base: str = ""
+    docs: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    hits: Counter[str] = field(default_factory=Counter)
+    conditional: list[str] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        """Absolute URL of a path."""
+        return self.base + path
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """A feed server on a free port; /broken always fails."""
+    srv = Server()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        srv.hits[request.path] += 1
+        if request.path == "/broken":
+            return web.Response(status=500, text="database is on fire")
+        if request.path not in srv.docs:
+            return web.Response(status=404)
+        body, ctype = srv.docs[request.path]
+        etag = f'"{hash(body) & 0xFFFFFFFF:x}"'
+        if request.headers.get("If-None-Match") == etag:
+            srv.conditional.append(request.path)
+            return web.Response(status=304)
+        return web.Response(body=body, content_type=ctype, headers={"ETag": etag})
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    srv.base = f"http://127.0.0.1:{port}"
+    yield srv
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session for the pollers."""
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def _poller(c: Context, http: aiohttp.ClientSession, kind: str, url: str,
+            interval: float = 60.0) -> pollers.Poller:
+    return pollers.Poller(c, pollers.FeedSpec(f"{kind}:{url}", kind, url, interval), http)
+
+
+async def _register(p: pollers.Poller) -> None:
+    await p.c.pool.execute("INSERT INTO feed_state (name, kind, url) VALUES ($1, $2, $3)",
+                           p.spec.name, p.spec.kind, p.spec.url)
+
+
+async def test_single_cap_document_with_etag(context: Context, server: Server,
+                                             http: aiohttp.ClientSession) -> None:
+    """A polled CAP document becomes an order; the next poll is conditional and gets a 304."""
+    device_id, _ = await devices.register(context.pool, "ios", "t", "ja")
+    dev = await devices.get(context.pool, device_id)
+    assert dev is not None
+    await devices.set_location(context.pool, dev, 37.75, 140.45, None)
+    await points.catch_up(context.pool, context.points)
+    server.docs["/cap.xml"] = (capgen.message("polled-1"), "application/cap+xml")
+    p = _poller(context, http, "cap", server.url("/cap.xml"))
+    await _register(p)
+    assert await p.poll_once() == 0
+    assert await p.poll_once() == 0
+    assert server.conditional == ["/cap.xml"]
+    assert await context.pool.fetchval("SELECT count(*) FROM orders WHERE source = 'cap'") == 1
+    state = await context.pool.fetchrow("SELECT * FROM feed_state")
+    assert state["items_seen"] == 1 and state["etag"] and state["last_success"]
+
+
+async def test_atom_index_fetches_each_entry_once(context: Context, server: Server,
+                                                  http: aiohttp.ClientSession) -> None:
+    """Entries of an Atom index are fetched once each, however often the index is polled."""
+    server.docs["/e1.xml"] = (capgen.message("idx-1"), "application/cap+xml")
+    server.docs["/e2.xml"] = (capgen.message("idx-2"), "application/cap+xml")
+
+    def index(*ids: str) -> bytes:
+        entries = "".join(
+            f"<entry><id>urn:{i}</id><title>{i}</title><updated>2026-11-26T00:00:00Z</updated>"
+            f'<link href="{server.url("/" + i + ".xml")}"/></entry>' for i in ids)
+        return (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:f</id>'
+                f"<updated>2026-11-26T00:00:00Z</updated>{entries}</feed>").encode()
+
+    server.docs["/index.atom"] = (index("e1"), "application/atom+xml")
+    p = _poller(context, http, "cap", server.url("/index.atom"))
+    await _register(p)
+    await p.poll_once()
+    server.docs["/index.atom"] = (index("e1", "e2"), "application/atom+xml")
+    await p.poll_once()
+    await p.poll_once()
+    assert server.hits["/e1.xml"] == 1 and server.hits["/e2.xml"] == 1
+    assert await context.pool.fetchval("SELECT items_seen FROM feed_state") == 2
+    assert await context.pool.fetchval("SELECT count(*) FROM cap_messages") == 2
+
+
+async def test_failing_feed_backs_off_and_others_go_on(context: Context, server: Server,
+                                                       http: aiohttp.ClientSession) -> None:
+    """A failing feed records its error and backs off; a healthy feed is polled regardless."""
+    server.docs["/ok.xml"] = (capgen.message("ok-1"), "application/cap+xml")
+    bad = _poller(context, http, "cap", server.url("/broken"))
+    good = _poller(context, http, "cap", server.url("/ok.xml"))
+    for p in (bad, good):
+        await _register(p)
+    assert await bad.poll_once() == 1
+    assert await bad.poll_once() == 2
+    assert await good.poll_once() == 0
+    row = await context.pool.fetchrow("SELECT * FROM feed_state WHERE name = $1", bad.spec.name)
+    assert "HTTP 500" in row["last_error"] and row["failures"] == 2
+    assert row["last_success"] is None
+    healthy = await context.pool.fetchrow("SELECT * FROM feed_state WHERE name = $1",
+                                          good.spec.name)
+    assert healthy["last_success"] is not None and healthy["failures"] == 0
+    assert pollers.next_delay(bad.spec, 0, 1800) == 60
+    assert 90 <= pollers.next_delay(bad.spec, 1, 1800) <= 150
+    assert pollers.next_delay(bad.spec, 10, 1800) <= 1800 * 1.25
+
+
+async def test_garbage_entry_is_quarantined_not_fatal(context: Context, server: Server,
+                                                      http: aiohttp.ClientSession) -> None:
+    """A polled document that is not CAP is quarantined with its source; the feed stays healthy."""
+    server.docs["/cap.xml"] = (b"<html>maintenance</html>", "text/html")
+    p = _poller(context, http, "cap", server.url("/cap.xml"))
+    await _register(p)
+    assert await p.poll_once() == 0
+    row = await context.pool.fetchrow("SELECT source, reason FROM quarantine")
+    assert row["source"] == p.spec.name and row["reason"]
+
+
+async def test_jma_state_for_our_prefecture_only(context: Context, server: Server,
+                                                 http: aiohttp.ClientSession) -> None:
+    """A JMA warning report sets our areas' state; a Hokkaido report touches nothing here."""
+    shimane = (JMA / "10_jmaxml_VPWW55_R06_heavyrain_level_warning.xml").read_bytes()
+    ours = shimane.replace(b"<Code>32", b"<Code>07")  # the same report, moved to code 07
+    hokkaido = (JMA / "11_jmaxml_VXWW50_landslide_alert_lifted.xml").read_bytes()
+    server.docs["/r1.xml"] = (ours, "application/xml")
+    server.docs["/r2.xml"] = (hokkaido, "application/xml")
+    entries = "".join(
+        f"<entry><id>urn:{i}</id><title>{i}</title><updated>2026-11-26T00:00:00Z</updated>"
+        f'<link href="{server.url("/" + i + ".xml")}"/></entry>' for i in ("r1", "r2"))
+    server.docs["/jma.atom"] = (
+        (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>jma</title><id>urn:j</id>'
+         f"<updated>2026-11-26T00:00:00Z</updated>{entries}</feed>").encode(),
+        "application/atom+xml")
+    p = _poller(context, http, "jma", server.url("/jma.atom"))
+    await _register(p)
+    await p.poll_once()
+    rows = await context.pool.fetch("SELECT * FROM area_warnings")
+    assert rows and all(r["area_code"].startswith("07") and len(r["area_code"]) == 7
+                        for r in rows)
+    assert any(r["level_equivalent"] == 3 for r in rows)
+    assert not any(r["area_code"] == "0133200" for r in rows)
+    assert server.hits["/r2.xml"] == 1
+    await p.poll_once()
+    assert server.hits["/r1.xml"] == 1  # never re-fetched
+
+
+async def test_only_one_node_polls_a_feed(context: Context, server: Server,
+                                          http: aiohttp.ClientSession) -> None:
+    """Two pollers of the same feed (two nodes): one holds the lock and polls, the other waits."""
+    server.docs["/cap.xml"] = (capgen.message("solo"), "application/cap+xml")
+    a = _poller(context, http, "cap", server.url("/cap.xml"), interval=3600)
+    b = _poller(context, http, "cap", server.url("/cap.xml"), interval=3600)
+    stop = asyncio.Event()
+    ta = asyncio.create_task(a.run(stop))
+
+    async def a_polled() -> bool:
+        return server.hits["/cap.xml"] == 1 and a.holding
+    await wait_for(a_polled, "the first node to poll")
+    tb = asyncio.create_task(b.run(stop))
+
+    async def b_tried() -> bool:
+        return b.lock_attempts >= 1
+    await wait_for(b_tried, "the second node to try the lock")
+    assert not b.holding
+    assert server.hits["/cap.xml"] == 1
+    stop.set()
+    await asyncio.gather(ta, tb)
