@@ -161,14 +161,16 @@ async def alerts(request: web.Request) -> web.Response:
     """The device's inbox: alerts sent to it, newest first."""
     dev = await w.device(request)
     rows = await w.ctx(request).pool.fetch(
-        "SELECT d.order_id, d.version, d.kind, d.level, d.title, d.body, d.state, d.created_at,"
-        " o.state AS order_state FROM deliveries d JOIN orders o ON o.id = d.order_id"
+        "SELECT d.order_id, d.alert_id, d.version, d.kind, d.level, d.title, d.body, d.state,"
+        " d.created_at, o.state AS order_state"
+        " FROM deliveries d LEFT JOIN orders o ON o.id = d.order_id"
         " WHERE d.device_id = $1 AND d.state NOT IN ('cancelled')"
         " ORDER BY d.created_at DESC, d.id DESC LIMIT 200",
         dev.id,
     )
     return web.json_response({"alerts": [
-        {"alert_id": str(r["order_id"]), "version": r["version"], "kind": r["kind"],
+        {"alert_id": r["alert_id"] or str(r["order_id"]), "version": r["version"],
+         "kind": r["kind"],
          "level": r["level"], "title": r["title"], "body": r["body"],
          "order_state": r["order_state"], "at": r["created_at"].isoformat()}
         for r in rows

@@ -8,7 +8,6 @@ import functools
 import os
 import socket
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -32,20 +31,19 @@ class Sender(Protocol):
 
 
 @functools.lru_cache(maxsize=1024)
-def _order_strings(order_id: uuid.UUID) -> tuple[str, str]:
-    """The order id as text and its thread id: formatted once per order, not per delivery."""
-    text = str(order_id)
-    return text, f"order-{text}"
+def _thread(alert_id: str, of_order: bool) -> str:
+    """The notification thread: one per order, formatted once per order, not per delivery."""
+    return f"order-{alert_id}" if of_order else alert_id
 
 
 def message(c: Claimed, critical_levels: tuple[int, ...]) -> PushMessage:
     """The push message of a claimed delivery."""
-    order_id, thread_id = _order_strings(c.order_id)
     return PushMessage(
         delivery_id=c.id, apns_id=str(c.apns_id),
         platform="ios" if c.service == "apns" else "android", token=c.push_token,
-        kind=c.kind, alert_id=order_id, level=c.level, title=c.title, body=c.body,
-        collapse_id=order_id, thread_id=thread_id, expires_at=c.expires_at,
+        kind=c.kind, alert_id=c.alert_id, level=c.level, title=c.title, body=c.body,
+        collapse_id=c.alert_id, thread_id=_thread(c.alert_id, c.order_id is not None),
+        expires_at=c.expires_at,
         priority=c.priority,
         critical=c.level is not None and c.level in critical_levels and c.kind != "order_lifted",
     )
@@ -174,8 +172,7 @@ class Dispatcher:
     async def _deliver(self, sender: Sender, c: Claimed, room: asyncio.Semaphore) -> None:
         # Each delivery runs in its own task, hence its own copy of the context: binding
         # without the save/restore of bound_contextvars() cannot leak into other deliveries.
-        structlog.contextvars.bind_contextvars(delivery_id=c.id,
-                                               order_id=_order_strings(c.order_id)[0])
+        structlog.contextvars.bind_contextvars(delivery_id=c.id, alert_id=c.alert_id)
         try:
             now = datetime.now(UTC)
             if c.token_state != "active":

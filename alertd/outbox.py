@@ -20,7 +20,8 @@ class Claimed:
 
     id: int
     apns_id: uuid.UUID
-    order_id: uuid.UUID
+    order_id: uuid.UUID | None  # None for pushes that belong to no order (shelter openings)
+    alert_id: str
     device_id: uuid.UUID
     kind: str
     service: str
@@ -64,7 +65,8 @@ SET state = 'sending', due_at = now() + make_interval(secs => $3),
     attempts = d.attempts + 1, claimed_by = $4
 FROM due, devices v
 WHERE d.id = due.id AND v.id = d.device_id
-RETURNING d.id, d.apns_id, d.order_id, d.device_id, d.kind, d.service, d.level, d.title, d.body,
+RETURNING d.id, d.apns_id, d.order_id, coalesce(d.alert_id, d.order_id::text) AS alert_id,
+          d.device_id, d.kind, d.service, d.level, d.title, d.body,
           d.priority, d.expires_at, d.attempts, v.push_token, v.token_state, d.created_at
 """
 

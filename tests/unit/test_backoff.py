@@ -14,7 +14,8 @@ NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 def _claimed(attempts: int, expires_in: float = 3600) -> outbox.Claimed:
     return outbox.Claimed(
-        id=1, apns_id=uuid.uuid4(), order_id=uuid.uuid4(), device_id=uuid.uuid4(), kind="order",
+        id=1, apns_id=uuid.uuid4(), order_id=uuid.uuid4(), alert_id="o-1", device_id=uuid.uuid4(),
+        kind="order",
         service="apns", level=4, title="t", body="b", priority=10,
         expires_at=NOW + timedelta(seconds=expires_in), attempts=attempts, push_token="x",
         token_state="active", created_at=NOW,
