@@ -254,3 +254,20 @@ async def test_unknown_order_is_404(client: TestClient, pool: asyncpg.Pool) -> N
     for oid in ("nope", "00000000-0000-0000-0000-000000000000"):
         r = await client.get(f"/v1/staff/orders/{oid}", headers=_auth(viewer))
         assert r.status == 404 and "order" in (await r.json())["error"]
+
+
+async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
+        client: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
+    """Every /v1/staff route answers 401 without a token; a viewer cannot change anything."""
+    viewer = await staff.create(pool, "viewer")
+    routes = [(r.method, r.resource.canonical) for r in client.app.router.routes()
+              if r.resource is not None and r.resource.canonical.startswith("/v1/staff")]
+    assert len(routes) >= 10
+    for method, path in routes:
+        url = path.replace("{order_id}", "00000000-0000-0000-0000-000000000000").replace(
+            "{shelter_id}", "S-1")
+        r = await client.request(method, url)
+        assert r.status == 401, (method, path)
+        if method in ("POST", "PUT", "PATCH", "DELETE") and not path.endswith(":preview"):
+            r = await client.request(method, url, headers=_auth(viewer), json={})
+            assert r.status == 403, (method, path)
