@@ -161,5 +161,5 @@ def parse_feed(data: bytes, *, max_bytes: int = MAX_BYTES) -> Feed:
         items = [_rss_item(i) for i in channel.findall("item")]
         return _feed("rss", _text(channel, "title"), items)
     raise errors.InvalidMessage(
-        f"not a feed: root element {root.tag!r} (a {kind} document), expected Atom "
+        f"not a feed: root element {root.tag[:100]!r} (a {kind} document), expected Atom "
         f"{{{NS_ATOM}}}feed or RSS 2.0 rss")

@@ -73,6 +73,10 @@ class JmaReport:
         return self.control_status != "通常"
 
 
+def _quote(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:60] + "…")
+
+
 def _child(parent: Element, ns: str, name: str) -> Element | None:
     return parent.find(f"{{{ns}}}{name}")
 
@@ -97,9 +101,9 @@ def _datetime(text: str, what: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise errors.InvalidMessage(f"JMA {what} {text!r} is not an ISO 8601 time") from None
+        raise errors.InvalidMessage(f"JMA {what} {_quote(text)} is not an ISO 8601 time") from None
     if value.tzinfo is None:
-        raise errors.InvalidMessage(f"JMA {what} {text!r} has no UTC offset")
+        raise errors.InvalidMessage(f"JMA {what} {_quote(text)} has no UTC offset")
     return value
 
 
@@ -128,7 +132,7 @@ def _area(element: Element) -> tuple[str, str]:
     code = _text(element, NS_METEOROLOGY, "Code")
     if not (code.isascii() and code.isdigit()):
         raise errors.UnresolvableArea(
-            f"JMA area {name or '(unnamed)'} has no numeric code ({code!r}); "
+            f"JMA area {name[:60] or '(unnamed)'} has no numeric code ({_quote(code)}); "
             "areas are never matched by name")
     return code, name
 
@@ -158,7 +162,7 @@ def _root(data: bytes, max_bytes: int) -> Element:
     root = xmlsafe.parse(data, max_bytes=max_bytes)
     if root.tag != f"{{{NS_REPORT}}}Report":
         raise errors.InvalidMessage(
-            f"root element is {root.tag!r}, expected Report in namespace {NS_REPORT}")
+            f"root element is {_quote(root.tag)}, expected Report in namespace {NS_REPORT}")
     return root
 
 
@@ -172,10 +176,10 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> JmaReport:
     control_status = _required(control, NS_REPORT, "Status", "Control")
     if control_status not in CONTROL_STATUSES:
         raise errors.InvalidMessage(
-            f"JMA Control/Status {control_status!r} is not one of 通常/訓練/試験")
+            f"JMA Control/Status {_quote(control_status)} is not one of 通常/訓練/試験")
     info_type = _required(head, NS_HEAD, "InfoType", "Head")
     if info_type not in INFO_TYPES:
-        raise errors.InvalidMessage(f"JMA Head/InfoType {info_type!r} is not one of "
+        raise errors.InvalidMessage(f"JMA Head/InfoType {_quote(info_type)} is not one of "
                                     "発表/訂正/遅延/取消")
     target = _text(head, NS_HEAD, "TargetDateTime")
     body = next((child for child in root if child.tag.endswith("}Body")), None)

@@ -87,7 +87,7 @@ def status(value: object) -> Status:
     text = _text(value, "status")
     found = _STATUS.get(shelters.normalise(text))
     if found is None:
-        raise _BadRow(f"status {text!r} is not one of not_open/open/full/closed "
+        raise _BadRow(f"status {shelters.quote(text)} is not one of not_open/open/full/closed "
                       "(未開設/開設/満員/閉鎖)" if text else "status is empty")
     return found
 
@@ -99,7 +99,7 @@ def crowding(value: object) -> Crowding | None:
         return None
     found = _CROWDING.get(shelters.normalise(text))
     if found is None:
-        raise _BadRow(f"crowding {text!r} is not one of low/medium/high/full "
+        raise _BadRow(f"crowding {shelters.quote(text)} is not one of low/medium/high/full "
                       "(空いています/やや混雑/混雑/満)")
     return found
 
@@ -114,7 +114,9 @@ def evacuees(value: object) -> int | None:
     if not text:
         return None
     if not (text.isascii() and text.isdigit()):
-        raise _BadRow(f"evacuees {value!r} is not a non-negative whole number")
+        raise _BadRow(f"evacuees {shelters.quote(str(value))} is not a non-negative whole number")
+    if len(text) > 9:
+        raise _BadRow(f"evacuees {text[:40]} is implausibly large")
     return int(text)
 
 
@@ -134,7 +136,7 @@ def timestamp(value: object) -> datetime | None:
             except ValueError:
                 continue
     if parsed is None:
-        raise _BadRow(f"updated_at {text!r} is neither ISO 8601 nor YYYY/MM/DD HH:MM")
+        raise _BadRow(f"updated_at {shelters.quote(text)} is neither ISO 8601 nor YYYY/MM/DD HH:MM")
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=JST)
 
 
@@ -167,7 +169,7 @@ def _collect(rows: Sequence[tuple[int, Mapping[str, object] | str]]) -> StatusBa
             problems.append(RowError(line, str(exc)))
             continue
         if found.shelter_id in first_seen:
-            problems.append(RowError(line, f"duplicate shelter_id {found.shelter_id} "
+            problems.append(RowError(line, f"duplicate shelter_id {found.shelter_id[:40]} "
                                            f"(first at {first_seen[found.shelter_id]})"))
             continue
         first_seen[found.shelter_id] = line
@@ -177,7 +179,10 @@ def _collect(rows: Sequence[tuple[int, Mapping[str, object] | str]]) -> StatusBa
 
 def _csv_rows(data: bytes) -> list[tuple[int, Mapping[str, object] | str]]:
     reader = csv.reader(io.StringIO(shelters.decode(data), newline=""))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise errors.InvalidMessage(f"status CSV header is not readable CSV ({exc})") from None
     index = shelters.column_index(header or [])
     columns = {
         field: next((index[n] for n in map(shelters.normalise, names) if n in index), None)

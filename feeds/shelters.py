@@ -12,6 +12,7 @@ error and no shelters; `parse` never raises.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import unicodedata
@@ -119,6 +120,11 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).replace("\ufeff", "").replace(" ", "").casefold()
 
 
+def quote(text: str, limit: int = 40) -> str:
+    """A value quoted for an error reason, shortened past `limit` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def decode(data: bytes) -> str:
     """The text of a CSV file in UTF-8 (with or without BOM) or Shift_JIS (cp932)."""
     for encoding in ("utf-8-sig", "cp932"):
@@ -160,7 +166,7 @@ def _layout(header: Sequence[str]) -> _Layout | str:
     else:
         id_col, name_col = _find(index, "共通ID"), _find(index, "施設・場所名")
         if id_col is None or name_col is None:
-            shown = ",".join(header[:6]) + (",…" if len(header) > 6 else "")
+            shown = (",".join(header[:6]) + (",…" if len(header) > 6 else ""))[:200]
             return f"unrecognised header ({shown}): expected {_EXPECTED}"
         if _find(index, "受入対象者") is not None:
             fmt, kind = FORMAT_GSI_SHELTER, "shelter"
@@ -174,11 +180,14 @@ def _layout(header: Sequence[str]) -> _Layout | str:
         return f"header has no 緯度/経度 (latitude/longitude) columns: expected {_EXPECTED}"
     return _Layout(
         format=fmt, kind=kind, id=id_col, name=name_col, lat=lat_col, lon=lon_col,
-        address=_find(index, "住所"), address_extra=_find(index, "方書"), capacity=_find(index, "想定収容人数", "収容人数"),
+        address=_find(index, "住所"), address_extra=_find(index, "方書"),
+        capacity=_find(index, "想定収容人数", "収容人数"),
         municipality=_find(index, "全国地方公共団体コード"), hazards=hazards,
     )
 
 
+# Flags and municipality codes repeat on nearly every row: caching them halves the import time.
+@functools.lru_cache(maxsize=256)
 def flag(text: str) -> bool | None:
     """A hazard flag cell as yes/no, or None when the value is not a recognised flag."""
     value = normalise(text)
@@ -197,10 +206,10 @@ def coordinate(text: str, what: str, bounds: tuple[float, float]) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise _BadRow(f"{what} {text.strip()!r} is not a number") from None
+        raise _BadRow(f"{what} {quote(text.strip())} is not a number") from None
     low, high = bounds
     if not math.isfinite(number) or not low <= number <= high:
-        raise _BadRow(f"{what} {text.strip()} is outside Japan ({low:g}–{high:g})")
+        raise _BadRow(f"{what} {text.strip()[:40]} is outside Japan ({low:g}–{high:g})")
     return number
 
 
@@ -210,7 +219,9 @@ def capacity(text: str) -> int | None:
     if not value:
         return None
     if not (value.isascii() and value.isdigit()):
-        raise _BadRow(f"capacity {text.strip()!r} is not a non-negative whole number")
+        raise _BadRow(f"capacity {quote(text.strip())} is not a non-negative whole number")
+    if len(value) > 9:
+        raise _BadRow(f"capacity {value[:40]} is implausibly large")
     return int(value)
 
 
@@ -219,6 +230,7 @@ def _check_digit(code5: str) -> str:
     return str((11 - total % 11) % 10)
 
 
+@functools.lru_cache(maxsize=1024)
 def municipality_code(text: str) -> str | None:
     """A 全国地方公共団体コード as 6 digits with a verified check digit, None if blank.
 
@@ -229,7 +241,7 @@ def municipality_code(text: str) -> str | None:
     if not value:
         return None
     if not (value.isascii() and value.isdigit() and len(value) in (5, 6)):
-        raise _BadRow(f"municipality code {text.strip()!r} is not 5 or 6 digits")
+        raise _BadRow(f"municipality code {quote(text.strip())} is not 5 or 6 digits")
     if len(value) == 5:
         if 1 <= int(value[:2]) <= 47:
             return value + _check_digit(value)
@@ -255,7 +267,7 @@ def _shelter(layout: _Layout, cells: Sequence[str]) -> Shelter:
     if not shelter_id:
         raise _BadRow("ID is empty")
     if not name:
-        raise _BadRow(f"name is empty (ID {shelter_id})")
+        raise _BadRow(f"name is empty (ID {quote(shelter_id)})")
     lat = coordinate(_cell(cells, layout.lat), "latitude", LAT_RANGE)
     lon = coordinate(_cell(cells, layout.lon), "longitude", LON_RANGE)
     address = " ".join(
@@ -266,7 +278,7 @@ def _shelter(layout: _Layout, cells: Sequence[str]) -> Shelter:
     for hazard, position in layout.hazards:
         value = flag(_cell(cells, position))
         if value is None:
-            raise _BadRow(f"{hazard} flag {_cell(cells, position).strip()!r} is not a yes/no "
+            raise _BadRow(f"{hazard} flag {quote(_cell(cells, position).strip())} is not a yes/no "
                           "value (1/○/● or blank/0)")
         if value:
             hazards.add(hazard)
@@ -302,7 +314,10 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> ShelterImport:
     except errors.FeedError as exc:
         return _failed(FILE_LINE, exc.reason)
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        return _failed(1, f"the header row is not readable CSV ({exc})")
     if header is None or not any(cell.strip() for cell in header):
         return _failed(1, f"the file is empty: expected a header row with {_EXPECTED}")
     layout = _layout(header)
@@ -331,7 +346,7 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> ShelterImport:
             problems.append(RowError(line, reason))
             continue
         if shelter.id in first_seen:
-            problems.append(RowError(line, f"duplicate ID {shelter.id} (first on line "
+            problems.append(RowError(line, f"duplicate ID {shelter.id[:40]} (first on line "
                                            f"{first_seen[shelter.id]})"))
             continue
         first_seen[shelter.id] = line

@@ -255,3 +255,26 @@ def test_size_limit() -> None:
     assert result.shelters == ()
     assert result.errors[0].line == shelters.FILE_LINE and "limit" in result.errors[0].reason
     assert len(shelters.parse(data, max_bytes=len(data)).shelters) == 1
+
+
+def test_huge_values_are_row_errors_with_short_reasons() -> None:
+    """A 5,000-digit capacity or a 10,000-character coordinate is a row error, quoted briefly."""
+    result = shelters.parse(_standard(
+        "072010,J-1,n,x,37.7,140.4,," + "9" * 5000,
+        "072010,J-2,n,x," + "x" * 10_000 + ",140.4,,",
+    ))
+    assert result.shelters == ()
+    assert [e.line for e in result.errors] == [2, 3]
+    assert "implausibly large" in result.errors[0].reason
+    assert all(len(e.reason) < 200 for e in result.errors)
+
+
+def test_oversized_fields_are_reported_not_raised() -> None:
+    """A field beyond the csv module's field limit, in the header or a row, becomes an error."""
+    huge = "x" * 200_000
+    header_case = shelters.parse(f'"{huge}",a\n'.encode())
+    assert header_case.errors[0].line == 1 and "not readable" in header_case.errors[0].reason
+    row_case = shelters.parse(_standard("072010,K-1,n,x,37.7,140.4,,", f'072010,K-2,"{huge}"',
+                                        "072010,K-3,n,x,37.7,140.4,,"))
+    assert [s.id for s in row_case.shelters] == ["K-1"]
+    assert row_case.errors[0].line == 3 and "the rest was not read" in row_case.errors[0].reason
