@@ -12,6 +12,7 @@ what any CSV import must: decode the bytes and split them into rows. Not part of
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import io
 import random
@@ -93,6 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="PostgreSQL URL for the whole-import timing ('' to skip it)")
     args = parser.parse_args()
     text = generate(args.rows)
     print(f"{args.rows} rows, median of {args.runs} runs")
@@ -106,6 +109,59 @@ def main() -> None:
         print(f"{encoding:<10} {len(data):>9} {args.rows / parse_s:>13,.0f} "
               f"{args.rows / base_s:>16,.0f} {parse_s * 1e3:>9.1f} {base_s * 1e3:>8.1f} "
               f"{parse_s / base_s:>5.1f}x")
+    if args.server:
+        asyncio.run(import_into_database(text.encode("cp932"), args.server, args.runs))
+
+
+async def import_into_database(data: bytes, server: str, runs: int) -> None:
+    """Time the whole import (parse + upsert into PostgreSQL) of the Shift_JIS file, first as
+    inserts into an empty table, then as re-imports (updates by ID), against a baseline of a
+    plain COPY of the same rows."""
+    import uuid
+
+    import asyncpg
+
+    from alertd import db
+    from alertd import shelters as store
+
+    name = f"bench_shelters_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server.rsplit("/", 1)[0] + "/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await db.connect_one(server.rsplit("/", 1)[0] + "/" + name)
+        await db.migrate(conn)
+        first: list[float] = []
+        again: list[float] = []
+        copies: list[float] = []
+        for _ in range(runs):
+            await conn.execute("TRUNCATE shelters")
+            start = time.perf_counter()
+            parsed = shelters.parse(data)
+            inserted, _ = await store.upsert(conn, parsed.shelters)
+            first.append(time.perf_counter() - start)
+            assert inserted == len(parsed.shelters)
+            start = time.perf_counter()
+            parsed = shelters.parse(data)
+            _, updated = await store.upsert(conn, parsed.shelters)
+            again.append(time.perf_counter() - start)
+            assert updated == len(parsed.shelters)
+            await conn.execute("TRUNCATE shelters")
+            records = [(s.id, s.name, s.address, s.lat, s.lon, "shelter", "x")
+                       for s in parsed.shelters]
+            start = time.perf_counter()
+            await conn.copy_records_to_table(
+                "shelters", records=records,
+                columns=("id", "name", "address", "lat", "lon", "kind", "source_format"))
+            copies.append(time.perf_counter() - start)
+        await conn.close()
+        rows = len(parsed.shelters)
+        f, a, c = (statistics.median(x) for x in (first, again, copies))
+        print(f"import into PostgreSQL ({rows} rows, Shift_JIS): first {f * 1e3:.1f} ms "
+              f"({rows / f:,.0f} rows/s), re-import {a * 1e3:.1f} ms ({rows / a:,.0f} rows/s); "
+              f"baseline plain COPY of parsed rows {c * 1e3:.1f} ms")
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 if __name__ == "__main__":
