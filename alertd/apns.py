@@ -26,9 +26,21 @@ MAX_CONNECTION_ATTEMPTS = 2
 
 
 class _Protocol(APNsProductionClientProtocol):
-    """aioapns' TLS protocol with three gaps closed (see protocol_class)."""
+    """aioapns' TLS protocol with four gaps closed (see protocol_class)."""
+
+    _window: asyncio.Event | None = None  # set when the peer may have opened the window
 
     async def send_notification(self, request: NotificationRequest) -> NotificationResult:
+        # aioapns writes the body without looking at HTTP/2 flow control: once a burst of
+        # requests exhausts the connection window (64 KiB, about 90 order payloads), h2
+        # raises FlowControlError after the HEADERS went out, so the stream stays open on
+        # both ends for the connection's lifetime, and aioapns sleeps 1 s and tries again.
+        size = len(push.encode_apns(request.message))
+        while (self.conn.outbound_flow_control_window < size and self.transport is not None
+               and not self.transport.is_closing()):
+            if self._window is None:
+                self._window = asyncio.Event()
+            await self._window.wait()
         try:
             return await super().send_notification(request)
         except asyncio.CancelledError:
@@ -36,6 +48,19 @@ class _Protocol(APNsProductionClientProtocol):
             if waiting is not None and waiting.cancelled():
                 del self.requests[request.notification_id]
             raise
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._wake_senders()  # WINDOW_UPDATE frames may have arrived
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._wake_senders()
+
+    def _wake_senders(self) -> None:
+        if self._window is not None:
+            self._window.set()
+            self._window = None
 
     def on_data_received(self, raw_data: bytes, stream_id: int) -> None:
         self.conn.acknowledge_received_data(len(raw_data), stream_id)
@@ -51,7 +76,8 @@ def protocol_class(host: str, port: int, use_sandbox: bool) -> type[APNsTLSClien
 
     aioapns takes the server address from the class attributes APNS_SERVER / APNS_PORT of
     ``pool.protocol_class``; this is the one place alertd sets them, by subclassing rather
-    than patching aioapns. The base class also closes three aioapns gaps: it hands the
+    than patching aioapns. The base class also closes four aioapns gaps: it waits for the
+    HTTP/2 flow-control window before sending a body (see send_notification), it hands the
     flow-control window back for error bodies (aioapns never does, so a connection stops
     receiving error reasons after 64 KiB of them and stalls until its idle timer), it
     forgets a request whose caller gave up (timeout), so a late answer cannot hit a

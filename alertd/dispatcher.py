@@ -172,7 +172,10 @@ class Dispatcher:
     async def _deliver(self, sender: Sender, c: Claimed, room: asyncio.Semaphore) -> None:
         # Each delivery runs in its own task, hence its own copy of the context: binding
         # without the save/restore of bound_contextvars() cannot leak into other deliveries.
-        structlog.contextvars.bind_contextvars(delivery_id=c.id, alert_id=c.alert_id)
+        if c.order_id is not None:
+            structlog.contextvars.bind_contextvars(delivery_id=c.id, order_id=c.alert_id)
+        else:
+            structlog.contextvars.bind_contextvars(delivery_id=c.id, alert_id=c.alert_id)
         try:
             now = datetime.now(UTC)
             if c.token_state != "active":

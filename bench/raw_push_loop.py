@@ -64,19 +64,26 @@ async def raw_loop(
 
         async def push_ios(device: str) -> bool:
             request = aioapns.NotificationRequest(
-                device_token=device, message=_APNS_MESSAGE, notification_id=str(uuid.uuid4()),
-                time_to_live=3600, priority=10, collapse_key="bench",
+                device_token=device,
+                message=_APNS_MESSAGE,
+                notification_id=str(uuid.uuid4()),
+                time_to_live=3600,
+                priority=10,
+                collapse_key="bench",
                 push_type=aioapns.PushType.ALERT,
             )
             result = await client.send_notification(request)
             return result.is_successful
 
         async def push_android(device: str) -> bool:
-            body = {"message": {"token": device,
-                                "notification": {"title": "避難指示", "body": "ベンチマーク"},
-                                "data": {"alert_id": "bench", "kind": "order", "level": "4"},
-                                "android": {"priority": "HIGH", "ttl": "3600s",
-                                            "collapse_key": "bench"}}}
+            body = {
+                "message": {
+                    "token": device,
+                    "notification": {"title": "避難指示", "body": "ベンチマーク"},
+                    "data": {"alert_id": "bench", "kind": "order", "level": "4"},
+                    "android": {"priority": "HIGH", "ttl": "3600s", "collapse_key": "bench"},
+                }
+            }
             async with session.post(url, data=json.dumps(body), headers=headers) as resp:
                 await resp.read()
                 return resp.status == 200
@@ -88,8 +95,9 @@ async def raw_loop(
         )
         elapsed = time.perf_counter() - started
     client.pool.close()
-    failed = sum(len(tokens) - ok for tokens, ok in zip((ios_tokens, android_tokens), results,
-                                                       strict=True))
+    failed = sum(
+        len(tokens) - ok for tokens, ok in zip((ios_tokens, android_tokens), results, strict=True)
+    )
     if failed:
         raise RuntimeError(f"{failed} pushes were not accepted by the sandbox")
     return elapsed
@@ -149,8 +157,15 @@ async def sandbox_process(directory: Path, deadline_s: float = 30.0) -> AsyncIte
     """Run `python -m alertd.sandbox.server` until the block ends; yields the port base."""
     base = free_port_base()
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
-        [sys.executable, "-m", "alertd.sandbox.server", "--port-base", str(base),
-         "--dir", str(directory)],
+        [
+            sys.executable,
+            "-m",
+            "alertd.sandbox.server",
+            "--port-base",
+            str(base),
+            "--dir",
+            str(directory),
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -176,8 +191,10 @@ async def _main(total: int, concurrency: int) -> None:
             async with aiohttp.ClientSession() as session:
                 async with session.get(f"http://127.0.0.1:{base + 2}/stats") as resp:
                     stats = await resp.json()
-    print(f"raw loop: {total} pushes ({len(ios)} APNs + {len(android)} FCM), "
-          f"concurrency {concurrency} per service, cpus {os.cpu_count()}")
+    print(
+        f"raw loop: {total} pushes ({len(ios)} APNs + {len(android)} FCM), "
+        f"concurrency {concurrency} per service, cpus {os.cpu_count()}"
+    )
     print(f"sandbox received: {stats['received']}")
     print(f"elapsed {elapsed:.2f} s  ->  {total / elapsed:,.0f} msgs/s")
 
