@@ -120,6 +120,10 @@ def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Sett
     geometry = area_geometry(infos, table)
     if geometry.is_empty:
         raise errors.InvalidInput("the message's area is empty")
+    size = areas.area_km2(geometry)
+    if size > cfg.orders.max_area_km2:
+        raise errors.InvalidInput(f"the message's area is {size:,.0f} km², more than "
+                                  f"orders.max_area_km2 ({cfg.orders.max_area_km2:,.0f})")
     area = areas.Area(kind="polygon", geometry=geometry, area_codes=())
     return OrderSpec(level=level, hazard=hazard_of(first, cfg.cap), area=area,
                      area_json=areas.to_geojson(area), headline=headline,

@@ -84,7 +84,10 @@ _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
     r"(?:[+-][0-9]{2}:[0-9]{2}|Z)"
 )
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_NUMBER_TEXT = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_NUMBER = re.compile(_NUMBER_TEXT)
+# Space-separated lat,lon pairs; no two parts can match the same text, so it runs in linear time.
+_PAIRS = re.compile(rf"{_NUMBER_TEXT},{_NUMBER_TEXT}(?: {_NUMBER_TEXT},{_NUMBER_TEXT})*")
 _KEY_FORBIDDEN = re.compile(r"[\s,<&]")
 _SHOWN = 60
 
@@ -186,26 +189,6 @@ def _version(root: ET.Element) -> tuple[str, Version]:
     )
 
 
-def _header(root: ET.Element, ns: str, name: str) -> str:
-    """A required header element that appears exactly once, with text."""
-    found = xmlsafe.find_all(root, ns, name)
-    if len(found) > 1:
-        raise InvalidMessage(f"<{name}> appears {len(found)} times; it must appear once")
-    value = xmlsafe.text(found[0]).strip() if found else ""
-    if not value:
-        raise InvalidMessage(f"required element <{name}> is missing or empty")
-    return value
-
-
-def _optional(parent: ET.Element, ns: str, name: str) -> str | None:
-    """The stripped text of the first ``name`` child with any; None when absent or empty."""
-    for element in xmlsafe.find_all(parent, ns, name):
-        value = xmlsafe.text(element).strip()
-        if value:
-            return value
-    return None
-
-
 def _key_part(value: str, name: str) -> str:
     """An identifier or sender, refused if it holds characters CAP forbids there."""
     if _KEY_FORBIDDEN.search(value):
@@ -225,7 +208,7 @@ def _enum(value: str, allowed: dict[str, E], name: str) -> E:
     return found
 
 
-def parse_datetime(value: str, name: str) -> datetime:
+def parse_datetime(value: str, label: str) -> datetime:
     """A CAP date-time with its UTC offset (``-00:00`` and ``Z`` mean UTC), or InvalidMessage."""
     if _DATETIME.fullmatch(value):
         try:
@@ -233,7 +216,7 @@ def parse_datetime(value: str, name: str) -> datetime:
         except ValueError:
             pass
     raise InvalidMessage(
-        f"<{name}> {_show(value)} is not a date-time with an offset, like 2025-04-13T05:52:12+09:00"
+        f"{label} {_show(value)} is not a date-time with an offset, like 2025-04-13T05:52:12+09:00"
     )
 
 
@@ -256,17 +239,18 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> CapAlert:
     """Parse a CAP 1.1 or 1.2 message, refusing unsafe, malformed or invalid input."""
     root = xmlsafe.parse(data, max_bytes=max_bytes)
     ns, version = _version(root)
+    kids = xmlsafe.children(root, ns)
     warnings: list[str] = []
-    identifier = _key_part(_header(root, ns, "identifier"), "identifier")
-    sender = _key_part(_header(root, ns, "sender"), "sender")
-    sent = parse_datetime(_header(root, ns, "sent"), "sent")
-    status = _enum(_header(root, ns, "status"), STATUSES, "status")
-    msg_type = _enum(_header(root, ns, "msgType"), MSG_TYPES, "msgType")
-    scope = _enum(_header(root, ns, "scope"), SCOPES, "scope")
-    references = parse_references(_optional(root, ns, "references"))
+    identifier = _key_part(xmlsafe.required(kids, "identifier"), "identifier")
+    sender = _key_part(xmlsafe.required(kids, "sender"), "sender")
+    sent = parse_datetime(xmlsafe.required(kids, "sent"), "<sent>")
+    status = _enum(xmlsafe.required(kids, "status"), STATUSES, "status")
+    msg_type = _enum(xmlsafe.required(kids, "msgType"), MSG_TYPES, "msgType")
+    scope = _enum(xmlsafe.required(kids, "scope"), SCOPES, "scope")
+    references = parse_references(xmlsafe.optional(kids, "references"))
     infos = tuple(
-        _info(element, ns, f"info {i}", warnings)
-        for i, element in enumerate(xmlsafe.find_all(root, ns, "info"), start=1)
+        _info(xmlsafe.children(element, ns), ns, f"info {i}", warnings)
+        for i, element in enumerate(kids.get("info", ()), start=1)
     )
     return CapAlert(
         version=version,
@@ -278,18 +262,17 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> CapAlert:
         scope=scope,
         references=references,
         infos=infos,
-        note=_optional(root, ns, "note"),
+        note=xmlsafe.optional(kids, "note"),
         warnings=tuple(warnings),
     )
 
 
 def _lenient(
-    parent: ET.Element, ns: str, name: str, allowed: dict[str, str], where: str,
-    warnings: list[str],
+    kids: xmlsafe.Children, name: str, allowed: dict[str, str], where: str, warnings: list[str]
 ) -> tuple[str, ...]:
     """Every known value of a repeatable enumeration; unknown ones are noted and left out."""
     found: dict[str, None] = {}
-    for element in xmlsafe.find_all(parent, ns, name):
+    for element in kids.get(name, ()):
         value = xmlsafe.text(element).strip()
         if not value:
             continue
@@ -302,74 +285,74 @@ def _lenient(
 
 
 def _single(
-    parent: ET.Element, ns: str, name: str, allowed: dict[str, str], where: str,
-    warnings: list[str],
+    kids: xmlsafe.Children, name: str, allowed: dict[str, str], where: str, warnings: list[str]
 ) -> str | None:
     """The first known value of an optional-ish enumeration, or None."""
-    values = _lenient(parent, ns, name, allowed, where, warnings)
+    values = _lenient(kids, name, allowed, where, warnings)
     return values[0] if values else None
 
 
-def _when(parent: ET.Element, ns: str, name: str, where: str) -> datetime | None:
+def _when(kids: xmlsafe.Children, name: str, where: str) -> datetime | None:
     """An optional date-time: None when absent or empty, InvalidMessage when unreadable."""
-    value = _optional(parent, ns, name)
-    return None if value is None else parse_datetime(value, f"{name}> of <{where}")
+    value = xmlsafe.optional(kids, name)
+    return None if value is None else parse_datetime(value, f"{where}: <{name}>")
 
 
-def _pairs(parent: ET.Element, ns: str, name: str) -> tuple[tuple[str, str], ...]:
+def _pairs(kids: xmlsafe.Children, ns: str, name: str) -> tuple[tuple[str, str], ...]:
     """The (valueName, value) pairs of ``name`` children; pairs missing either are left out."""
     found = []
-    for element in xmlsafe.find_all(parent, ns, name):
-        key, value = _optional(element, ns, "valueName"), _optional(element, ns, "value")
+    for element in kids.get(name, ()):
+        pair = xmlsafe.children(element, ns)
+        key, value = xmlsafe.optional(pair, "valueName"), xmlsafe.optional(pair, "value")
         if key is not None and value is not None:
             found.append((key, value))
     return tuple(found)
 
 
-def _info(element: ET.Element, ns: str, where: str, warnings: list[str]) -> CapInfo:
+def _info(kids: xmlsafe.Children, ns: str, where: str, warnings: list[str]) -> CapInfo:
     """One ``info`` block."""
     return CapInfo(
-        language=_optional(element, ns, "language") or DEFAULT_LANGUAGE,
-        categories=_lenient(element, ns, "category", CATEGORIES, where, warnings),
-        event=_optional(element, ns, "event") or "",
-        response_types=_lenient(element, ns, "responseType", RESPONSE_TYPES, where, warnings),
-        urgency=_single(element, ns, "urgency", URGENCIES, where, warnings),
-        severity=_single(element, ns, "severity", SEVERITIES, where, warnings),
-        certainty=_single(element, ns, "certainty", CERTAINTIES, where, warnings),
-        event_codes=_pairs(element, ns, "eventCode"),
-        effective=_when(element, ns, "effective", where),
-        onset=_when(element, ns, "onset", where),
-        expires=_when(element, ns, "expires", where),
-        sender_name=_optional(element, ns, "senderName"),
-        headline=_optional(element, ns, "headline"),
-        description=_optional(element, ns, "description"),
-        instruction=_optional(element, ns, "instruction"),
-        web=_optional(element, ns, "web"),
-        parameters=_pairs(element, ns, "parameter"),
+        language=xmlsafe.optional(kids, "language") or DEFAULT_LANGUAGE,
+        categories=_lenient(kids, "category", CATEGORIES, where, warnings),
+        event=xmlsafe.optional(kids, "event") or "",
+        response_types=_lenient(kids, "responseType", RESPONSE_TYPES, where, warnings),
+        urgency=_single(kids, "urgency", URGENCIES, where, warnings),
+        severity=_single(kids, "severity", SEVERITIES, where, warnings),
+        certainty=_single(kids, "certainty", CERTAINTIES, where, warnings),
+        event_codes=_pairs(kids, ns, "eventCode"),
+        effective=_when(kids, "effective", where),
+        onset=_when(kids, "onset", where),
+        expires=_when(kids, "expires", where),
+        sender_name=xmlsafe.optional(kids, "senderName"),
+        headline=xmlsafe.optional(kids, "headline"),
+        description=xmlsafe.optional(kids, "description"),
+        instruction=xmlsafe.optional(kids, "instruction"),
+        web=xmlsafe.optional(kids, "web"),
+        parameters=_pairs(kids, ns, "parameter"),
         areas=tuple(
-            _area(area, ns, f"{where} area {i}", warnings)
-            for i, area in enumerate(xmlsafe.find_all(element, ns, "area"), start=1)
+            _area(xmlsafe.children(area, ns), ns, f"{where} area {i}", warnings)
+            for i, area in enumerate(kids.get("area", ()), start=1)
         ),
     )
 
 
-def _area(element: ET.Element, ns: str, where: str, warnings: list[str]) -> CapArea:
+def _area(kids: xmlsafe.Children, ns: str, where: str, warnings: list[str]) -> CapArea:
     """One ``area``, its unusable shapes dropped with a warning each."""
     polygons = []
-    for i, polygon in enumerate(xmlsafe.find_all(element, ns, "polygon"), start=1):
+    for i, polygon in enumerate(kids.get("polygon", ()), start=1):
         ring = parse_polygon(xmlsafe.text(polygon), f"{where} polygon {i}", warnings)
         if ring is not None:
             polygons.append(ring)
     circles = []
-    for i, circle in enumerate(xmlsafe.find_all(element, ns, "circle"), start=1):
+    for i, circle in enumerate(kids.get("circle", ()), start=1):
         found = parse_circle(xmlsafe.text(circle), f"{where} circle {i}", warnings)
         if found is not None:
             circles.append(found)
     return CapArea(
-        desc=_optional(element, ns, "areaDesc") or "",
+        desc=xmlsafe.optional(kids, "areaDesc") or "",
         polygons=tuple(polygons),
         circles=tuple(circles),
-        geocodes=_pairs(element, ns, "geocode"),
+        geocodes=_pairs(kids, ns, "geocode"),
     )
 
 
@@ -384,6 +367,18 @@ def _position(token: str) -> tuple[float, float] | None:
     return lon, lat
 
 
+def _positions(tokens: list[str]) -> list[tuple[float, float]] | None:
+    """Every ``lat,lon`` token as (lon, lat), or None if any is unreadable or out of range."""
+    joined = " ".join(t.strip(",") for t in tokens)
+    if not _PAIRS.fullmatch(joined):
+        return None
+    values = list(map(float, joined.replace(" ", ",").split(",")))
+    lats, lons = values[0::2], values[1::2]
+    if min(lats) < -90.0 or max(lats) > 90.0 or min(lons) < -180.0 or max(lons) > 180.0:
+        return None
+    return list(zip(lons, lats, strict=True))
+
+
 def parse_polygon(text: str, where: str, warnings: list[str]) -> Ring | None:
     """A closed (lon, lat) ring from CAP ``lat,lon`` pairs, or None (with a warning) if unusable."""
     tokens = text.split()
@@ -392,15 +387,11 @@ def parse_polygon(text: str, where: str, warnings: list[str]) -> Ring | None:
     if len(tokens) > MAX_VERTICES:
         warnings.append(f"{where}: dropped, more than {MAX_VERTICES} positions")
         return None
-    ring = []
-    for token in tokens:
-        position = _position(token)
-        if position is None:
-            warnings.append(
-                f"{where}: dropped, {_show(token)} is not a lat,lon pair within ±90,±180"
-            )
-            return None
-        ring.append(position)
+    ring = _positions(tokens)
+    if ring is None:
+        bad = next((t for t in tokens if _position(t) is None), "")
+        warnings.append(f"{where}: dropped, {_show(bad)} is not a lat,lon pair within ±90,±180")
+        return None
     if ring[0] != ring[-1]:
         ring.append(ring[0])
         warnings.append(f"{where}: was not closed; closed it")
@@ -457,12 +448,12 @@ def _ring_geometry(ring: Ring) -> shapely.Geometry | None:
         # Take every edge the short way round: a jump from ~+180 to ~-180 is a small step east.
         steps = steps - 360.0 * np.sign(steps) * (np.abs(steps) > 180.0)
         lon = coords[0, 0] + np.concatenate([[0.0], np.cumsum(steps)])
-        if abs(lon[-1] - lon[0]) > 1e-9:
-            return None  # the ring winds round a pole: no lon/lat polygon encloses that
+        if abs(lon[-1] - lon[0]) > 1e-9 or np.ptp(lon) > 360.0:
+            return None  # it winds round a pole or the globe: no lon/lat polygon says that
         coords = np.column_stack([lon, coords[:, 1]])
-    shape = polygonal(
-        shapely.make_valid(shapely.Polygon(coords), method="structure", keep_collapsed=False)
-    )
+    shape = shapely.Polygon(coords)
+    if not shapely.is_valid(shape):
+        shape = polygonal(shapely.make_valid(shape, method="structure", keep_collapsed=False))
     if shapely.is_empty(shape):
         return None
     return _wrap(shape)
@@ -477,5 +468,5 @@ def area_geometry(area: CapArea) -> shapely.Geometry | None:
     ]
     if not pieces:
         return None
-    geometry = polygonal(shapely.union_all(pieces))
+    geometry = pieces[0] if len(pieces) == 1 else polygonal(shapely.union_all(pieces))
     return None if shapely.is_empty(geometry) else geometry

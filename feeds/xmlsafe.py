@@ -24,11 +24,11 @@ from __future__ import annotations
 import codecs
 import re
 import xml.etree.ElementTree as ET
-from pyexpat import ExpatError, ParserCreate
 from xml.parsers import expat
 
-from feeds.errors import MalformedXml, TooLarge, UnsafeXml
+from feeds.errors import InvalidMessage, MalformedXml, TooLarge, UnsafeXml
 
+Children = dict[str, list[ET.Element]]
 XINCLUDE_NAMESPACES = frozenset(
     {"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"}
 )
@@ -40,22 +40,29 @@ _DECLARED = re.compile(
 _DECLARED_TEXT = re.compile(
     r"(\A\ufeff?<\?xml[^>]*?\bencoding\s*=\s*[\"'])[A-Za-z][A-Za-z0-9._-]*"
 )
+# Japanese senders label cp932 (Shift_JIS plus the NEC/IBM extensions such as ① and ㈱) as
+# Shift_JIS or by its IANA name; decoding it strictly as Shift_JIS would refuse those characters.
+_ALIASES = {"shift_jis": "cp932", "shift-jis": "cp932", "x-sjis": "cp932", "windows-31j": "cp932"}
 _SHOWN = 120
 
 
 def _on_doctype(name: str | None, *_: object) -> None:
+    """Refuse a DOCTYPE as soon as it starts, before its internal subset is read."""
     raise UnsafeXml(f"DOCTYPE is not allowed (found <!DOCTYPE {(name or '')[:_SHOWN]} ...>)")
 
 
 def _on_entity_decl(name: str | None, *_: object) -> None:
+    """Refuse an entity or notation declaration (unreachable without a DOCTYPE; kept as a guard)."""
     raise UnsafeXml(f"entity declarations are not allowed (found {(name or '')[:_SHOWN]!r})")
 
 
 def _on_external_entity(*_: object) -> int:
+    """Refuse a reference to an external entity instead of resolving it."""
     raise UnsafeXml("external entities are not allowed")
 
 
 def _on_namespace(_prefix: str | None, uri: str | None) -> None:
+    """Refuse any declaration of the XInclude namespace."""
     if uri in XINCLUDE_NAMESPACES:
         raise UnsafeXml("XInclude is not allowed")
 
@@ -67,7 +74,7 @@ def _transcode(data: bytes) -> bytes:
         return data
     name = declared.group(2).decode("ascii")
     try:
-        codec = codecs.lookup(name).name
+        codec = codecs.lookup(_ALIASES.get(name.lower(), name)).name
     except LookupError:
         raise MalformedXml(f"unknown encoding {name!r}") from None
     if codec.replace("-", "_") in _NATIVE:
@@ -83,7 +90,7 @@ def _transcode(data: bytes) -> bytes:
 
 def _screen(data: bytes) -> None:
     """Pass 1: refuse DTDs, entities and XInclude; report malformed XML with its position."""
-    parser = ParserCreate(namespace_separator="}")
+    parser = expat.ParserCreate(namespace_separator="}")
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = _on_doctype
     parser.EntityDeclHandler = _on_entity_decl
@@ -93,7 +100,7 @@ def _screen(data: bytes) -> None:
     parser.StartNamespaceDeclHandler = _on_namespace
     try:
         parser.Parse(data, True)
-    except ExpatError as exc:
+    except expat.ExpatError as exc:
         raise MalformedXml(f"not well-formed XML: {exc}") from None
     except (ValueError, LookupError) as exc:
         # expat's unknown-encoding handler: a declared encoding it cannot use.
@@ -147,8 +154,41 @@ def find(element: ET.Element, namespace: str, local: str) -> ET.Element | None:
     return None
 
 
+def children(element: ET.Element, namespace: str) -> Children:
+    """The children of ``element`` in ``namespace``, grouped by local name, in document order."""
+    grouped: Children = {}
+    prefix = qname(namespace, "")
+    cut = len(prefix)
+    for child in element:
+        tag = child.tag
+        # Comments and processing instructions have a function as their tag.
+        if isinstance(tag, str) and tag.startswith(prefix) and (cut or tag[:1] != "{"):
+            grouped.setdefault(tag[cut:], []).append(child)
+    return grouped
+
+
 def text(element: ET.Element) -> str:
     """All the character data inside ``element`` (nested markup flattened), unstripped."""
     if len(element) == 0:
         return element.text or ""
     return "".join(element.itertext())
+
+
+def optional(kids: Children, name: str) -> str | None:
+    """The stripped text of the first ``name`` child that has any; None when absent or empty."""
+    for element in kids.get(name, ()):
+        value = text(element).strip()
+        if value:
+            return value
+    return None
+
+
+def required(kids: Children, name: str) -> str:
+    """The stripped text of the one ``name`` child; InvalidMessage if missing, empty or repeated."""
+    found = kids.get(name, [])
+    if len(found) > 1:
+        raise InvalidMessage(f"<{name}> appears {len(found)} times; it must appear once")
+    value = text(found[0]).strip() if found else ""
+    if not value:
+        raise InvalidMessage(f"required element <{name}> is missing or empty")
+    return value

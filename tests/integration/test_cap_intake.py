@@ -143,3 +143,10 @@ async def test_non_evacuation_alert_is_ignored(context: Context) -> None:
         "m", response="Monitor", level=None), "test")
     assert result.outcome == "ignored"
     assert await context.pool.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_absurdly_large_area_is_quarantined(context: Context) -> None:
+    """A CAP area larger than orders.max_area_km2 (here: half of Japan) is refused."""
+    huge = "30.0,130.0 30.0,142.0 42.0,142.0 42.0,130.0 30.0,130.0"
+    with pytest.raises(cap_intake.Rejected, match="km²"):
+        await cap_intake.ingest(context, capgen.message("big", polygon=huge), "test")

@@ -279,6 +279,31 @@ def test_shift_jis_message_is_transcoded() -> None:
     assert alert.infos[0].headline == "福島市に避難指示"
 
 
+def test_cp932_characters_in_a_shift_jis_message_are_read() -> None:
+    """Shift_JIS as Japanese systems write it (cp932: ①, ㈱) decodes, and so does Windows-31J."""
+    for label in ("Shift_JIS", "Windows-31J"):
+        text = (f'<?xml version="1.0" encoding="{label}"?>'
+                + message("<info><headline>①避難指示 ㈱福島</headline></info>").decode())
+        assert cap.parse(text.encode("cp932")).infos[0].headline == "①避難指示 ㈱福島"
+
+
+def test_transcoding_does_not_bypass_the_doctype_refusal() -> None:
+    """A Shift_JIS document with a DOCTYPE is refused just like a UTF-8 one."""
+    text = ('<?xml version="1.0" encoding="Shift_JIS"?><!DOCTYPE alert [<!ENTITY a "避難">]>'
+            + message("<info><headline>&a;</headline></info>").decode())
+    with pytest.raises(UnsafeXml, match="DOCTYPE"):
+        cap.parse(text.encode("shift_jis"))
+
+
+def test_undecodable_declared_encoding_is_malformed() -> None:
+    """Bytes that are not valid in the declared encoding, or an unknown encoding, are refused."""
+    with pytest.raises(MalformedXml, match="cannot be decoded as 'EUC-JP'"):
+        bad = message("<note>X</note>").replace(b"X", b"\xff\xff")
+        cap.parse(b'<?xml version="1.0" encoding="EUC-JP"?>' + bad)
+    with pytest.raises(MalformedXml, match="unknown encoding 'x-klingon'"):
+        cap.parse(b'<?xml version="1.0" encoding="x-klingon"?>' + message())
+
+
 # --- refusals ---------------------------------------------------------------------------------
 
 
