@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import os
@@ -61,6 +62,8 @@ class Dispatcher:
         self.wakes = {service: asyncio.Event() for service in senders}
         self.stopping = asyncio.Event()
         self.inflight: dict[int, asyncio.Task[None]] = {}
+        self.ahead: dict[str, collections.deque[Claimed]] = {
+            service: collections.deque() for service in senders}
         self.results: list[Result] = []
         self.invalid: list[tuple[Any, str]] = []
         self.flushed = asyncio.Event()
@@ -110,6 +113,9 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         unfinished = list(self.inflight)
+        for queue in self.ahead.values():  # claimed ahead, never started
+            unfinished += [c.id for c in queue]
+            queue.clear()
         await self._flush()
         if unfinished:
             with contextlib.suppress(Exception):
@@ -140,28 +146,31 @@ class Dispatcher:
         dcfg = self.cfg.dispatch
         sender, _ = self.senders[service]
         room = asyncio.Semaphore(concurrency)
+        # Rows claimed ahead of free send slots: a slot that frees up is refilled at once from
+        # here instead of waiting for a claim query's round trip. At most `concurrency` rows
+        # wait here; their lease is far longer than the wait.
+        ahead = self.ahead[service]
+        top_up = max(1, min(dcfg.batch_size, concurrency) // 4)
+        exhausted = False
         while not self.stopping.is_set():
-            free = room._value
-            got = 0
-            if free > 0:
+            while ahead and room._value > 0:
+                c = ahead.popleft()
+                await room.acquire()
+                self.inflight[c.id] = asyncio.create_task(self._deliver(sender, c, room))
+            want = min(dcfg.batch_size, concurrency - len(ahead))
+            if want >= top_up or (not ahead and want > 0):
                 try:
-                    claimed = await outbox.claim(self.pool, service, min(free, dcfg.batch_size),
-                                                 dcfg.lease_s, self.worker)
+                    claimed = await outbox.claim(self.pool, service, want, dcfg.lease_s,
+                                                 self.worker)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("claim_failed", service=service, error=str(exc))
                     claimed = []
-                got = len(claimed)
-                for c in claimed:
-                    await room.acquire()
-                    task = asyncio.create_task(self._deliver(sender, c, room))
-                    self.inflight[c.id] = task
-            if got and got == min(free, dcfg.batch_size):
-                continue  # there may be more due right now
-            if free <= 0 or got:
-                # Wait for a slot to free up, or for new work.
-                await self._wait(service, min(dcfg.poll_s, 0.05) if free <= 0 else dcfg.poll_s)
-            else:
-                await self._wait(service, dcfg.poll_s)
+                ahead.extend(claimed)
+                exhausted = len(claimed) < want
+                if claimed:
+                    continue  # start them, and there may be more due right now
+            # Wait for a free slot (rows are waiting) or for new work (NOTIFY, poll).
+            await self._wait(service, 0.05 if ahead or not exhausted else dcfg.poll_s)
 
     async def _wait(self, service: str, seconds: float) -> None:
         event = self.wakes[service]

@@ -1,4 +1,4 @@
-"""OASIS CAP 1.1 / 1.2 messages: untrusted bytes to frozen domain values, and area geometry.
+"""OASIS CAP 1.1 / 1.2 messages: untrusted bytes to frozen domain values.
 
 Elements are matched by namespace URI, never by prefix. The rules, strict where a mistake
 would misdirect an evacuation order and lenient where feeds are known to be sloppy:
@@ -18,33 +18,33 @@ would misdirect an evacuation order and lenient where feeds are known to be slop
   positions once closed) is dropped. Every repair or drop is described in
   :attr:`CapAlert.warnings`.
 
-CAP polygons are ``lat,lon`` pairs; :class:`CapArea` keeps them as ``(lon, lat)`` like
-GeoJSON and shapely.
+Shape parsing and area geometry live in :mod:`feeds.cap_area`; :class:`CapArea`,
+:class:`Circle`, :func:`parse_polygon`, :func:`parse_circle` and :func:`area_geometry` are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
 
-import numpy as np
-import shapely
-from shapely import affinity
-
 from feeds import xmlsafe
+from feeds.cap_area import SHOWN, show
+from feeds.cap_area import CapArea as CapArea
+from feeds.cap_area import Circle as Circle
+from feeds.cap_area import Ring as Ring
+from feeds.cap_area import area_geometry as area_geometry
+from feeds.cap_area import parse_circle as parse_circle
+from feeds.cap_area import parse_polygon as parse_polygon
 from feeds.errors import InvalidMessage
-from geo import areas as geoareas
-from geo.municipalities import polygonal
 
 Version = Literal["1.1", "1.2"]
 Status = Literal["Actual", "Exercise", "System", "Test", "Draft"]
 MsgType = Literal["Alert", "Update", "Cancel", "Ack", "Error"]
 Scope = Literal["Public", "Restricted", "Private"]
-Ring = tuple[tuple[float, float], ...]
 E = TypeVar("E", bound=str)
 
 NAMESPACES: dict[str, Version] = {
@@ -54,9 +54,6 @@ NAMESPACES: dict[str, Version] = {
 CAP_10 = "http://www.incident.com/cap/1.0"
 DEFAULT_MAX_BYTES = 1_048_576
 DEFAULT_LANGUAGE = "en-US"
-MAX_VERTICES = 20_000
-MAX_RADIUS_KM = 2_000.0
-CIRCLE_SEGMENTS = 64
 
 
 def _names(*values: E) -> dict[str, E]:
@@ -84,12 +81,7 @@ _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
     r"(?:[+-][0-9]{2}:[0-9]{2}|Z)"
 )
-_NUMBER_TEXT = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-_NUMBER = re.compile(_NUMBER_TEXT)
-# Space-separated lat,lon pairs; no two parts can match the same text, so it runs in linear time.
-_PAIRS = re.compile(rf"{_NUMBER_TEXT},{_NUMBER_TEXT}(?: {_NUMBER_TEXT},{_NUMBER_TEXT})*")
 _KEY_FORBIDDEN = re.compile(r"[\s,<&]")
-_SHOWN = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,25 +96,6 @@ class CapReference:
     def key(self) -> tuple[str, str]:
         """The referenced message's key: (sender, identifier)."""
         return self.sender, self.identifier
-
-
-@dataclass(frozen=True, slots=True)
-class Circle:
-    """A circle on the sphere: centre in degrees, radius in kilometres."""
-
-    lat: float
-    lon: float
-    radius_km: float
-
-
-@dataclass(frozen=True, slots=True)
-class CapArea:
-    """One ``area``: polygons as closed (lon, lat) rings, circles and (valueName, value) codes."""
-
-    desc: str
-    polygons: tuple[Ring, ...] = ()
-    circles: tuple[Circle, ...] = ()
-    geocodes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +144,6 @@ class CapAlert:
         return self.sender, self.identifier
 
 
-def _show(value: str) -> str:
-    """A short, quoted rendering of untrusted text for an error reason."""
-    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
-
-
 def _version(root: ET.Element) -> tuple[str, Version]:
     """The CAP namespace and version of the root element, or InvalidMessage."""
     namespace, local = xmlsafe.split(root.tag)
@@ -183,9 +151,9 @@ def _version(root: ET.Element) -> tuple[str, Version]:
         return namespace, NAMESPACES[namespace]
     if namespace == CAP_10:
         raise InvalidMessage("CAP 1.0 is not supported: send CAP 1.1 or 1.2")
-    where = f"in namespace {_show(namespace)}" if namespace else "without a namespace"
+    where = f"in namespace {show(namespace)}" if namespace else "without a namespace"
     raise InvalidMessage(
-        f"not a CAP 1.1/1.2 alert: the root element is <{local[:_SHOWN]}> {where}"
+        f"not a CAP 1.1/1.2 alert: the root element is <{local[:SHOWN]}> {where}"
     )
 
 
@@ -193,7 +161,7 @@ def _key_part(value: str, name: str) -> str:
     """An identifier or sender, refused if it holds characters CAP forbids there."""
     if _KEY_FORBIDDEN.search(value):
         raise InvalidMessage(
-            f"<{name}> {_show(value)} must not contain whitespace, commas, '<' or '&'"
+            f"<{name}> {show(value)} must not contain whitespace, commas, '<' or '&'"
         )
     return value
 
@@ -203,7 +171,7 @@ def _enum(value: str, allowed: dict[str, E], name: str) -> E:
     found = allowed.get(value.lower())
     if found is None:
         raise InvalidMessage(
-            f"<{name}> {_show(value)} is not one of {', '.join(allowed.values())}"
+            f"<{name}> {show(value)} is not one of {', '.join(allowed.values())}"
         )
     return found
 
@@ -216,7 +184,7 @@ def parse_datetime(value: str, label: str) -> datetime:
         except ValueError:
             pass
     raise InvalidMessage(
-        f"{label} {_show(value)} is not a date-time with an offset, like 2025-04-13T05:52:12+09:00"
+        f"{label} {show(value)} is not a date-time with an offset, like 2025-04-13T05:52:12+09:00"
     )
 
 
@@ -229,7 +197,7 @@ def parse_references(value: str | None) -> tuple[CapReference, ...]:
         parts = token.split(",")
         if len(parts) != 3 or not all(parts):
             raise InvalidMessage(
-                f"<references> entry {_show(token)} is not a sender,identifier,sent triple"
+                f"<references> entry {show(token)} is not a sender,identifier,sent triple"
             )
         found.append(CapReference(sender=parts[0], identifier=parts[1], sent=parts[2]))
     return tuple(found)
@@ -278,7 +246,7 @@ def _lenient(
             continue
         known = allowed.get(value.lower())
         if known is None:
-            warnings.append(f"{where}: ignored unknown <{name}> {_show(value)}")
+            warnings.append(f"{where}: ignored unknown <{name}> {show(value)}")
         else:
             found[known] = None
     return tuple(found)
@@ -354,119 +322,3 @@ def _area(kids: xmlsafe.Children, ns: str, where: str, warnings: list[str]) -> C
         circles=tuple(circles),
         geocodes=_pairs(kids, ns, "geocode"),
     )
-
-
-def _position(token: str) -> tuple[float, float] | None:
-    """A ``lat,lon`` token (``+`` signs and stray commas around it allowed) as (lon, lat)."""
-    parts = token.strip(",").split(",")
-    if len(parts) != 2 or not all(_NUMBER.fullmatch(p) for p in parts):
-        return None
-    lat, lon = float(parts[0]), float(parts[1])
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        return None
-    return lon, lat
-
-
-def _positions(tokens: list[str]) -> list[tuple[float, float]] | None:
-    """Every ``lat,lon`` token as (lon, lat), or None if any is unreadable or out of range."""
-    joined = " ".join(t.strip(",") for t in tokens)
-    if not _PAIRS.fullmatch(joined):
-        return None
-    values = list(map(float, joined.replace(" ", ",").split(",")))
-    lats, lons = values[0::2], values[1::2]
-    if min(lats) < -90.0 or max(lats) > 90.0 or min(lons) < -180.0 or max(lons) > 180.0:
-        return None
-    return list(zip(lons, lats, strict=True))
-
-
-def parse_polygon(text: str, where: str, warnings: list[str]) -> Ring | None:
-    """A closed (lon, lat) ring from CAP ``lat,lon`` pairs, or None (with a warning) if unusable."""
-    tokens = text.split()
-    if not tokens:
-        return None
-    if len(tokens) > MAX_VERTICES:
-        warnings.append(f"{where}: dropped, more than {MAX_VERTICES} positions")
-        return None
-    ring = _positions(tokens)
-    if ring is None:
-        bad = next((t for t in tokens if _position(t) is None), "")
-        warnings.append(f"{where}: dropped, {_show(bad)} is not a lat,lon pair within ±90,±180")
-        return None
-    if ring[0] != ring[-1]:
-        ring.append(ring[0])
-        warnings.append(f"{where}: was not closed; closed it")
-    if len(ring) < 4:
-        warnings.append(f"{where}: dropped, {len(ring)} positions once closed; 4 are needed")
-        return None
-    return tuple(ring)
-
-
-def _reach_deg(radius_km: float) -> float:
-    """How far, in degrees of arc, the polygon of a circle of ``radius_km`` reaches."""
-    reach_m = radius_km * 1000.0 / math.cos(math.pi / CIRCLE_SEGMENTS)
-    return math.degrees(reach_m / geoareas.EARTH_RADIUS_M)
-
-
-def parse_circle(text: str, where: str, warnings: list[str]) -> Circle | None:
-    """A circle from CAP ``lat,lon radius_km``, or None (with a warning) if unusable."""
-    tokens = text.split()
-    if not tokens:
-        return None
-    centre = _position(tokens[0]) if len(tokens) == 2 else None
-    if centre is None or not _NUMBER.fullmatch(tokens[1]):
-        warnings.append(f"{where}: dropped, {_show(text.strip())} is not 'lat,lon radius_km'")
-        return None
-    (lon, lat), radius = centre, float(tokens[1])
-    if not 0.0 < radius <= MAX_RADIUS_KM:
-        warnings.append(f"{where}: dropped, radius {radius:g} km is not in (0, {MAX_RADIUS_KM:g}]")
-        return None
-    if abs(lat) + _reach_deg(radius) >= 90.0:
-        warnings.append(f"{where}: dropped, the circle reaches a pole")
-        return None
-    return Circle(lat=lat, lon=lon, radius_km=radius)
-
-
-def _wrap(geometry: shapely.Geometry) -> shapely.Geometry:
-    """Geometry drawn past longitude ±180 cut there, the overhang moved to the other side."""
-    minx, _, maxx, _ = shapely.bounds(geometry)
-    if -180.0 <= minx and maxx <= 180.0:
-        return geometry
-    pieces = []
-    for shift in (-360.0, 0.0, 360.0):
-        window = shapely.box(-180.0 - shift, -90.0, 180.0 - shift, 90.0)
-        piece = shapely.intersection(geometry, window)
-        if not shapely.is_empty(piece):
-            pieces.append(affinity.translate(piece, xoff=shift))
-    return polygonal(shapely.union_all(pieces))
-
-
-def _ring_geometry(ring: Ring) -> shapely.Geometry | None:
-    """A valid polygon for one ring, unwrapped and split where it crosses the antimeridian."""
-    coords = np.asarray(ring, dtype=np.float64)
-    steps = np.diff(coords[:, 0])
-    if np.any(np.abs(steps) > 180.0):
-        # Take every edge the short way round: a jump from ~+180 to ~-180 is a small step east.
-        steps = steps - 360.0 * np.sign(steps) * (np.abs(steps) > 180.0)
-        lon = coords[0, 0] + np.concatenate([[0.0], np.cumsum(steps)])
-        if abs(lon[-1] - lon[0]) > 1e-9 or np.ptp(lon) > 360.0:
-            return None  # it winds round a pole or the globe: no lon/lat polygon says that
-        coords = np.column_stack([lon, coords[:, 1]])
-    shape = shapely.Polygon(coords)
-    if not shapely.is_valid(shape):
-        shape = polygonal(shapely.make_valid(shape, method="structure", keep_collapsed=False))
-    if shapely.is_empty(shape):
-        return None
-    return _wrap(shape)
-
-
-def area_geometry(area: CapArea) -> shapely.Geometry | None:
-    """The union of an area's polygons and circles (on the sphere), or None if it has none."""
-    pieces = [g for g in map(_ring_geometry, area.polygons) if g is not None]
-    pieces += [
-        _wrap(geoareas.circle_polygon(c.lon, c.lat, c.radius_km * 1000.0, CIRCLE_SEGMENTS))
-        for c in area.circles
-    ]
-    if not pieces:
-        return None
-    geometry = pieces[0] if len(pieces) == 1 else polygonal(shapely.union_all(pieces))
-    return None if shapely.is_empty(geometry) else geometry
