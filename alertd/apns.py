@@ -35,7 +35,9 @@ class _Protocol(APNsProductionClientProtocol):
         # requests exhausts the connection window (64 KiB, about 90 order payloads), h2
         # raises FlowControlError after the HEADERS went out, so the stream stays open on
         # both ends for the connection's lifetime, and aioapns sleeps 1 s and tries again.
-        size = len(push.encode_apns(request.message))
+        # Every payload fits in APNS_MAX_PAYLOAD_BYTES (checked when it was built), so waiting
+        # for that much room avoids encoding the payload once more just to measure it.
+        size = push.APNS_MAX_PAYLOAD_BYTES
         while (self.conn.outbound_flow_control_window < size and self.transport is not None
                and not self.transport.is_closing()):
             if self._window is None:
