@@ -110,14 +110,10 @@ def evacuees(value: object) -> int | None:
         if value < 0:
             raise _BadRow(f"evacuees {value} is negative")
         return value
-    text = shelters.normalise(_text(value, "evacuees")).replace(",", "").removesuffix("人")
-    if not text:
-        return None
-    if not (text.isascii() and text.isdigit()):
-        raise _BadRow(f"evacuees {shelters.quote(str(value))} is not a non-negative whole number")
-    if len(text) > 9:
-        raise _BadRow(f"evacuees {text[:40]} is implausibly large")
-    return int(text)
+    try:
+        return shelters.head_count(_text(value, "evacuees"), "evacuees")
+    except ValueError as exc:
+        raise _BadRow(str(exc)) from exc
 
 
 def timestamp(value: object) -> datetime | None:

@@ -213,16 +213,22 @@ def coordinate(text: str, what: str, bounds: tuple[float, float]) -> float:
     return number
 
 
-def capacity(text: str) -> int | None:
-    """A capacity cell (``1,200`` or ``1200人`` tolerated) as a non-negative int, None if blank."""
+def head_count(text: str, what: str) -> int | None:
+    """A count of people (``1,200`` or ``1200人`` tolerated) as a non-negative int, None if
+    blank; ValueError naming `what` otherwise."""
     value = normalise(text).replace(",", "").removesuffix("人")
     if not value:
         return None
     if not (value.isascii() and value.isdigit()):
-        raise _BadRow(f"capacity {quote(text.strip())} is not a non-negative whole number")
+        raise _BadRow(f"{what} {quote(text.strip())} is not a non-negative whole number")
     if len(value) > 9:
-        raise _BadRow(f"capacity {value[:40]} is implausibly large")
+        raise _BadRow(f"{what} {value[:40]} is implausibly large")
     return int(value)
+
+
+def capacity(text: str) -> int | None:
+    """A capacity cell as a non-negative int, None if blank."""
+    return head_count(text, "capacity")
 
 
 def _check_digit(code5: str) -> str:

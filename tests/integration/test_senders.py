@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import jwt
@@ -118,9 +118,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) 
         await asyncio.sleep(0.02)
 
 
+S = TypeVar("S", apns.ApnsSender, fcm.FcmSender)
+
+
 @contextlib.asynccontextmanager
-async def apns_sender(config: settings.Apns) -> AsyncIterator[apns.ApnsSender]:
-    sender = apns.ApnsSender(config)
+async def started(sender: S) -> AsyncIterator[S]:
+    """A sender started for the block and closed after it."""
     await sender.start()
     try:
         yield sender
@@ -128,14 +131,14 @@ async def apns_sender(config: settings.Apns) -> AsyncIterator[apns.ApnsSender]:
         await sender.close()
 
 
-@contextlib.asynccontextmanager
-async def fcm_sender(config: settings.Fcm) -> AsyncIterator[fcm.FcmSender]:
-    sender = fcm.FcmSender(config)
-    await sender.start()
-    try:
-        yield sender
-    finally:
-        await sender.close()
+def apns_sender(config: settings.Apns) -> contextlib.AbstractAsyncContextManager[apns.ApnsSender]:
+    """A started APNs sender."""
+    return started(apns.ApnsSender(config))
+
+
+def fcm_sender(config: settings.Fcm) -> contextlib.AbstractAsyncContextManager[fcm.FcmSender]:
+    """A started FCM sender."""
+    return started(fcm.FcmSender(config))
 
 
 @contextlib.asynccontextmanager
