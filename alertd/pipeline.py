@@ -11,9 +11,10 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import errors, orders, render
+from alertd import errors, orders, render, settings
 from alertd.orders import Order, OrderSpec
 from alertd.points import Points
+from geo import municipalities
 
 log = structlog.get_logger(__name__)
 
@@ -119,12 +120,12 @@ async def _current_recipients(conn: asyncpg.Connection, order_id: uuid.UUID) -> 
 
 
 async def load(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID,
-               table: Any, cfg: Any, *, for_update: bool = False) -> Order:
+               table: municipalities.Table, cfg: settings.Orders) -> Order:
     """The order with its current version."""
     row = await conn.fetchrow(
         "SELECT o.id, o.version, o.state, o.source, o.exercise, o.created_at, v.* FROM orders o"
         " JOIN order_versions v ON v.order_id = o.id AND v.version = o.version"
-        " WHERE o.id = $1" + (" FOR UPDATE OF o" if for_update else ""),
+        " WHERE o.id = $1",
         order_id,
     )
     if row is None:

@@ -118,11 +118,16 @@ class Poller:
             status, body, headers = await self._get(self.spec.url, state["etag"],
                                                     state["last_modified"])
             items = 0 if status == 304 else await self._handle(body)
-        except (FetchError, feed_errors.FeedError, aiohttp.ClientError, TimeoutError) as exc:
-            reason = exc.reason if isinstance(exc, feed_errors.FeedError) else (
-                str(exc) or type(exc).__name__)
+        except Exception as exc:  # one feed's trouble, or a bug, must not stop its poller
+            expected = (FetchError, feed_errors.FeedError, errors.AlertdError,
+                        aiohttp.ClientError, TimeoutError)
+            reason = exc.reason if isinstance(exc, feed_errors.FeedError | errors.AlertdError) \
+                else (str(exc) or type(exc).__name__)
             metrics.FEED_ERRORS.labels(name).inc()
-            log.warning("feed_poll_failed", feed=name, reason=reason)
+            if isinstance(exc, expected):
+                log.warning("feed_poll_failed", feed=name, reason=reason)
+            else:
+                log.exception("feed_poll_crashed", feed=name)
             failures: int = await self.c.pool.fetchval(
                 "UPDATE feed_state SET last_error = $2, last_error_at = now(),"
                 " failures = failures + 1 WHERE name = $1 RETURNING failures", name, reason)

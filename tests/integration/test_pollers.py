@@ -207,3 +207,25 @@ async def test_only_one_node_polls_a_feed(context: Context, server: Server,
     assert server.hits["/cap.xml"] == 1
     stop.set()
     await asyncio.gather(ta, tb)
+
+
+async def test_run_all_keeps_polling_healthy_feeds(server: Server, context: Context) -> None:
+    """With a broken feed configured next to a healthy one, the healthy one is still polled."""
+    from dataclasses import replace
+
+    server.docs["/ok.xml"] = (capgen.message("ok-run"), "application/cap+xml")
+    feeds = replace(context.cfg.feeds, cap_urls=(server.url("/broken"), server.url("/ok.xml")))
+    c = Context(cfg=replace(context.cfg, feeds=feeds), pool=context.pool, points=context.points,
+                table=context.table)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pollers.run_all(c, stop))
+
+    async def both_seen() -> bool:
+        rows = await context.pool.fetch("SELECT url, last_success, failures FROM feed_state")
+        by_url = {r["url"]: r for r in rows}
+        ok, bad = by_url.get(server.url("/ok.xml")), by_url.get(server.url("/broken"))
+        return bool(ok and ok["last_success"] and bad and bad["failures"] >= 1)
+    await wait_for(both_seen, "the healthy feed polled beside the broken one")
+    stop.set()
+    await task
+    assert await context.pool.fetchval("SELECT count(*) FROM cap_messages") == 1
