@@ -103,7 +103,12 @@ def encode_apns(payload: dict[str, Any]) -> bytes:
 def apns_payload(msg: PushMessage) -> dict[str, Any]:
     """The APNs JSON payload, with the body shortened to fit 4096 bytes."""
     payload = _apns_payload(msg, msg.body)
-    if len(encode_apns(payload)) <= APNS_MAX_PAYLOAD_BYTES:
+    # JSON-encoding one character takes at most 6 bytes (\uXXXX; UTF-8 needs at most 4), and
+    # the fixed structure well under 300: short messages fit without being encoded to check.
+    chars = len(msg.title) + len(msg.body) + len(msg.thread_id) + len(msg.alert_id) + len(
+        msg.kind)
+    if 6 * chars + 300 <= APNS_MAX_PAYLOAD_BYTES or len(
+            encode_apns(payload)) <= APNS_MAX_PAYLOAD_BYTES:
         return payload
     keep = _longest_fitting_prefix(msg)
     if keep is None:
