@@ -132,6 +132,8 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
                     await start()
             dispatcher = Dispatcher(pool, cfg, senders)
             tasks.append(asyncio.create_task(dispatcher.run()))
+        if "scheduler" in roles:
+            log.warning("scheduler_role_idle", reason="no scheduled jobs exist yet")
         log.info("alertd_started", roles=list(roles), port=cfg.http.port if runner else None)
         await stop.wait()
         log.info("alertd_stopping")

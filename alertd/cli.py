@@ -18,8 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
     run = sub.add_parser("run", help="run the daemon")
-    run.add_argument("--role", default="api,worker",
-                     help="comma list of roles: api, worker, feeds, scheduler (default api,worker)")
+    run.add_argument("--role", default="api,worker,feeds",
+                     help="comma list of roles: api, worker, feeds, scheduler "
+                          "(default api,worker,feeds: one process does everything)")
     run.add_argument("--migrate", action="store_true", help="apply migrations before starting")
     sub.add_parser("sandbox", help="run the local fake APNs and FCM (--port-base N --dir D)")
     tok = sub.add_parser("staff-token", help="manage staff tokens")

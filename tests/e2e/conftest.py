@@ -92,7 +92,7 @@ class Daemon:
     port: int
     env: dict[str, str]
     config: Path
-    roles: str = "api,worker"
+    roles: str = "api,worker,feeds"
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     extra: list[str] = field(default_factory=list)
