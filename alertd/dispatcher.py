@@ -65,6 +65,7 @@ class Dispatcher:
         self.ahead: dict[str, collections.deque[Claimed]] = {
             service: collections.deque() for service in senders}
         self.results: list[Result] = []
+        self.held: list[asyncio.Semaphore] = []  # send slots freed when `results` are committed
         self.invalid: list[tuple[Any, str]] = []
         self.flushed = asyncio.Event()
         self._flush_now = asyncio.Event()
@@ -185,6 +186,7 @@ class Dispatcher:
             structlog.contextvars.bind_contextvars(delivery_id=c.id, order_id=c.alert_id)
         else:
             structlog.contextvars.bind_contextvars(delivery_id=c.id, alert_id=c.alert_id)
+        handed_over = False
         try:
             now = datetime.now(UTC)
             if c.token_state != "active":
@@ -217,14 +219,19 @@ class Dispatcher:
             if result.state != "sent":
                 log.info("delivery_outcome", state=result.state, reason=result.reason,
                          attempts=c.attempts)
+            # The send slot stays taken until the outcome is committed (see _flush): at any
+            # moment at most `concurrency` sends per service are unrecorded, which bounds what
+            # a crash can make us send twice.
             self.results.append(result)
-            # Group commit: the flusher writes as soon as it is free, so an outcome stays
-            # unrecorded (and would be re-sent after a crash) for as short a time as possible.
+            self.held.append(room)
+            handed_over = True
+            # Group commit: the flusher writes as soon as it is free.
             self._flush_now.set()
             self.inflight.pop(c.id, None)
         finally:
-            room.release()
-            self.wakes[c.service].set()
+            if not handed_over:
+                room.release()
+                self.wakes[c.service].set()
 
     def _count(self, service: str, state: str) -> None:
         counter = self._counted.get((service, state))
@@ -244,6 +251,7 @@ class Dispatcher:
         if not self.results and not self.invalid:
             return
         results, self.results = self.results, []
+        held, self.held = self.held, []
         invalid, self.invalid = self.invalid, []
         try:
             async with self.pool.acquire() as conn:
@@ -257,6 +265,11 @@ class Dispatcher:
             # Keep them for the next flush; the lease protects the rows meanwhile.
             log.warning("record_failed", error=str(exc), results=len(results))
             self.results[:0] = results
+            self.held[:0] = held
             self.invalid[:0] = invalid
             return
+        for room in held:
+            room.release()
+        if held:
+            self._wake_all()
         self.flushed.set()
