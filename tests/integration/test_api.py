@@ -271,3 +271,28 @@ async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
         if method in ("POST", "PUT", "PATCH", "DELETE") and not path.endswith(":preview"):
             r = await client.request(method, url, headers=_auth(viewer), json={})
             assert r.status == 403, (method, path)
+
+
+async def test_locations_and_secrets_are_never_logged(client: TestClient,  # type: ignore[type-arg]
+                                                      pool: asyncpg.Pool) -> None:
+    """Nothing logged while a device registers, shares a location and gets an order contains
+    the location, the push token or a secret."""
+    from structlog.testing import capture_logs
+
+    operator = await staff.create(pool, "operator")
+    with capture_logs() as logs:
+        _, secret = await _register(client, "very-private-token")
+        await client.put("/v1/me/location", json={"lat": 37.7512345, "lon": 140.4567891},
+                         headers=_auth(secret))
+        await client.put("/v1/me/places/home", json={"label": "home", "lat": 37.7612345,
+                                                     "lon": 140.4667891}, headers=_auth(secret))
+        r = await client.post("/v1/staff/orders", json={
+            "level": 4, "hazard": "flood", "area": SQUARE, "headline": {"ja": "避難"}},
+            headers=_auth(operator))
+        assert r.status == 201
+        await client.put("/v1/me/location", json={"lat": 91, "lon": 0}, headers=_auth(secret))
+    text = repr(logs)
+    assert logs, "the order was logged"
+    for needle in ("37.751", "140.456", "37.761", "140.466", "very-private-token", secret,
+                   operator):
+        assert needle not in text
