@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import signal
@@ -10,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.waiting import DEADLINE, POLL_S, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
-DEADLINE = 30.0
-POLL_S = 0.05  # how often a condition is re-checked while waiting on it
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], what: str,
-                   deadline: float = DEADLINE) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` after the deadline."""
-    end = time.monotonic() + deadline
-    last: Any = None
-    while time.monotonic() < end:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(POLL_S)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def _free(port: int) -> bool:

@@ -15,7 +15,7 @@ from aiohttp import web
 from alertd import devices, points, pollers
 from alertd.web import Context
 from tests import capgen
-from tests.e2e.conftest import wait_for
+from tests.waiting import wait_for
 
 JMA = Path(__file__).resolve().parent.parent / "fixtures" / "jma"
 

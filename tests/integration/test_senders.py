@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from alertd import apns, fcm, push, settings
 from alertd.sandbox import material
 from alertd.sandbox.server import Sandbox
+from tests.waiting import wait_for
 
 ORDER = "ord-20260701-001"
 
@@ -112,10 +113,7 @@ async def deliveries(running: Running, device: str | None = None) -> list[dict[s
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
     """Wait until check() holds, failing after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.02)
+    await wait_for(check, "the condition", deadline=within)
 
 
 S = TypeVar("S", apns.ApnsSender, fcm.FcmSender)
