@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -108,25 +109,48 @@ async def catch_up(pool: asyncpg.Pool, points: Points, within_s: float = 1.0) ->
         points.barriers.pop(token, None)
 
 
-async def load(conn: asyncpg.Connection | asyncpg.Pool, points: Points) -> None:
-    """(Re)load every point from the database into the index."""
-    rows = await conn.fetch(
-        "SELECT device_seq * $1 + slot AS k, lon, lat, area_code FROM device_points", SLOTS
-    )
-    with_xy = [r for r in rows if r["lon"] is not None]
-    keys = np.fromiter((r["k"] for r in with_xy), dtype=np.int64, count=len(with_xy))
-    lon = np.fromiter((r["lon"] for r in with_xy), dtype=np.float64, count=len(with_xy))
-    lat = np.fromiter((r["lat"] for r in with_xy), dtype=np.float64, count=len(with_xy))
+# One row of a binary COPY of (bigint, float8, float8): field count, then length + value each.
+_ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("k", ">i8"), ("l2", ">i4"), ("lon", ">f8"),
+                 ("l3", ">i4"), ("lat", ">f8")])
+_COPY_HEADER = 19  # signature (11), flags (4), header extension length (4, zero)
+
+
+def parse_binary_copy(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keys, longitudes and latitudes from a binary COPY of (key, lon, lat) rows."""
+    count = (len(data) - _COPY_HEADER - 2) // _ROW.itemsize
+    if data[:11] != b"PGCOPY\n\xff\r\n\x00" or count < 0 or (
+            _COPY_HEADER + count * _ROW.itemsize + 2 != len(data)):
+        raise ValueError("unexpected binary COPY layout")
+    rows = np.frombuffer(data, dtype=_ROW, count=count, offset=_COPY_HEADER)
+    if count and not ((rows["n"] == 3).all() and (rows["l1"] == 8).all()):
+        raise ValueError("unexpected binary COPY row layout")
+    return (rows["k"].astype(np.int64), rows["lon"].astype(np.float64),
+            rows["lat"].astype(np.float64))
+
+
+async def load(conn: asyncpg.Connection, points: Points) -> None:
+    """(Re)load every point from the database into the index, in one consistent snapshot.
+
+    Points travel as a binary COPY read straight into numpy arrays: a million points load in
+    a fraction of a second, where building a Python row object per point took seconds."""
+    buffer = io.BytesIO()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.copy_from_query(
+            f"SELECT device_seq * {SLOTS} + slot, lon, lat FROM device_points"
+            " WHERE lon IS NOT NULL", output=buffer, format="binary")
+        watched = await conn.fetch(
+            "SELECT device_seq * $1 + slot AS k, area_code FROM device_points"
+            " WHERE area_code IS NOT NULL", SLOTS)
+    keys, lon, lat = parse_binary_copy(buffer.getvalue())
     points.index.build(keys, lon, lat)
     points.watchers.clear()
     points.watched_code.clear()
-    for r in rows:
-        if r["area_code"] is not None:
-            code6 = municipalities.to_code6(r["area_code"])
-            points.watchers[code6].add(r["k"])
-            points.watched_code[r["k"]] = code6
+    for r in watched:
+        code6 = municipalities.to_code6(r["area_code"])
+        points.watchers[code6].add(r["k"])
+        points.watched_code[r["k"]] = code6
     points.ready.set()
-    log.info("points_loaded", points=len(with_xy), watched_areas=len(rows) - len(with_xy))
+    log.info("points_loaded", points=len(keys), watched_areas=len(watched))
 
 
 async def _apply(conn: asyncpg.Connection, points: Points, changed: set[tuple[int, int]]) -> None:

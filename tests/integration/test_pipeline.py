@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import shapely
 
 from alertd import devices, orders, pipeline, points, settings
 from geo import index as geo_index
@@ -182,3 +183,38 @@ async def test_index_follows_moves_and_deletes(pool: asyncpg.Pool,
     await points.catch_up(pool, live)
     assert live.match(square).seqs.tolist() == []
     assert len(live.index) == 0
+
+
+async def test_load_reads_every_point_exactly(pool: asyncpg.Pool, areas_path: Path) -> None:
+    """Loading the index from the database (binary COPY) gives every point's key and exact
+    coordinates, and the watched municipalities apart."""
+    table = municipalities.Table.load(areas_path)
+    expected = {}
+    for i in range(50):
+        device_id, _ = await devices.register(pool, "ios", f"t{i}", "ja")
+        dev = await devices.get(pool, device_id)
+        assert dev is not None
+        lat, lon = 37.0 + i * 0.0123456789, 140.0 + i * 0.0098765432
+        await devices.set_location(pool, dev, lat, lon, None)
+        expected[points.key(dev.seq, 0)] = (lon, lat)
+        if i % 10 == 0:
+            await devices.put_place(pool, dev, devices.Place("w", "w", None, None, "072010"))
+    fresh = points.Points(index=geo_index.PointIndex(CFG.geo.cell_deg), table=table)
+    async with pool.acquire() as conn:
+        await points.load(conn, fresh)
+    assert len(fresh.index) == 50
+    everything = shapely.box(139, 36, 142, 39)
+    assert sorted(fresh.index.match(everything).tolist()) == sorted(expected)
+    assert len(fresh.watchers["072010"]) == 5
+    assert all(k % points.SLOTS == 1 for k in fresh.watchers["072010"])
+    key, (lon, lat) = next(iter(expected.items()))
+    tiny = shapely.box(lon - 1e-12, lat - 1e-12, lon + 1e-12, lat + 1e-12)
+    assert fresh.index.match(tiny).tolist() == [key]
+
+
+def test_binary_copy_layout_is_checked() -> None:
+    """A buffer that is not a binary COPY of three fields is refused, not misread."""
+    with pytest.raises(ValueError, match="COPY"):
+        points.parse_binary_copy(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\x00\x03" + b"x" * 10)
+    with pytest.raises(ValueError, match="COPY"):
+        points.parse_binary_copy(b"not a copy at all, certainly not")
