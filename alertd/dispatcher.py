@@ -37,6 +37,13 @@ def _thread(alert_id: str, of_order: bool) -> str:
     return f"order-{alert_id}" if of_order else alert_id
 
 
+def _ids(c: Claimed) -> dict[str, object]:
+    """What a log line about a delivery names (only built when something is logged: binding
+    context for every delivery costs more than the rare line about one)."""
+    key = "order_id" if c.order_id is not None else "alert_id"
+    return {"delivery_id": c.id, key: c.alert_id}
+
+
 def message(c: Claimed, critical_levels: tuple[int, ...]) -> PushMessage:
     """The push message of a claimed delivery."""
     return PushMessage(
@@ -180,12 +187,6 @@ class Dispatcher:
         event.clear()
 
     async def _deliver(self, sender: Sender, c: Claimed, room: asyncio.Semaphore) -> None:
-        # Each delivery runs in its own task, hence its own copy of the context: binding
-        # without the save/restore of bound_contextvars() cannot leak into other deliveries.
-        if c.order_id is not None:
-            structlog.contextvars.bind_contextvars(delivery_id=c.id, order_id=c.alert_id)
-        else:
-            structlog.contextvars.bind_contextvars(delivery_id=c.id, alert_id=c.alert_id)
         handed_over = False
         try:
             now = datetime.now(UTC)
@@ -206,7 +207,7 @@ class Dispatcher:
                     if msg is not None:
                         outcome = await sender.send(msg)
                 except Exception as exc:  # a sender bug must not lose the delivery
-                    log.exception("send_crashed")
+                    log.exception("send_crashed", **_ids(c))
                     outcome = Outcome("retry", reason=f"sender error: {type(exc).__name__}")
                 self._latency[c.service].observe(time.perf_counter() - start)
             dcfg = self.cfg.dispatch
@@ -218,7 +219,7 @@ class Dispatcher:
                 self.invalid.append((c.device_id, c.push_token))
             if result.state != "sent":
                 log.info("delivery_outcome", state=result.state, reason=result.reason,
-                         attempts=c.attempts)
+                         attempts=c.attempts, **_ids(c))
             # The send slot stays taken until the outcome is committed (see _flush): at any
             # moment at most `concurrency` sends per service are unrecorded, which bounds what
             # a crash can make us send twice.
