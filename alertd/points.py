@@ -180,6 +180,8 @@ async def follow(url: str, points: Points, stop: asyncio.Event) -> None:
             await _follow_on(conn, points, stop)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("points_listener_lost", error=str(exc))
+            with contextlib.suppress(TimeoutError):  # e.g. schema not migrated yet: no spin
+                await asyncio.wait_for(stop.wait(), 1.0)
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()
