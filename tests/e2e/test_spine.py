@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from datetime import datetime
@@ -220,3 +221,35 @@ async def test_location_update_is_matchable_within_a_second(
         return bool(body["devices"] == 1)
     await wait_for(counted, "the moved device in a preview", deadline=1.0)
     assert time.monotonic() - start < 1.0
+
+
+async def test_readyz_reports_pending_migrations(
+        empty_db_url: str, sandbox: Sandbox, tmp_path: Any, http: aiohttp.ClientSession) -> None:
+    """On an unmigrated database the daemon runs but /readyz says 503 naming the migrations;
+    after `alertd migrate` it becomes ready without a restart."""
+    import asyncio
+    import sys
+
+    from tests.e2e.conftest import ROOT, daemon_env, free_port_base
+
+    port = free_port_base(1)
+    d = Daemon(port=port, env=daemon_env(empty_db_url, port), config=sandbox.config,
+               log=tmp_path / "daemon.log")
+    d.start()
+    try:
+        async def answered() -> tuple[int, Any] | None:
+            try:
+                async with http.get(f"{d.url}/readyz") as r:
+                    return r.status, await r.json()
+            except aiohttp.ClientError:
+                return None
+        status, body = await wait_for(answered, "the daemon to answer")
+        assert status == 503 and "0001_spine" in body["error"]
+        env = daemon_env(empty_db_url, port)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "alertd.cli", "migrate", env=env, cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL)
+        assert await proc.wait() == 0
+        await d.ready(http)
+    finally:
+        d.kill(signal.SIGTERM)
