@@ -9,7 +9,7 @@ import functools
 import os
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -21,6 +21,8 @@ from alertd.pipeline import OUTBOX_CHANNEL
 from alertd.push import Outcome, PushMessage
 
 log = structlog.get_logger(__name__)
+
+LEASE_MARGIN_S = 2.0  # a claim with less lease left than this is handed back, not sent
 
 
 class Sender(Protocol):
@@ -190,13 +192,18 @@ class Dispatcher:
         handed_over = False
         try:
             now = datetime.now(UTC)
+            early = self._without_sending(c, sender, now)
+            if early is not None:
+                self.results.append(early)
+                self.held.append(room)
+                handed_over = True
+                self._flush_now.set()
+                self.inflight.pop(c.id, None)
+                return
             if c.token_state != "active":
                 outcome = Outcome("invalid_token", reason="push token disabled")
             elif c.expires_at <= now:
                 outcome = Outcome("failed", reason="expired before it could be sent")
-            elif (pause := sender.paused_for()) > 0:
-                # Waiting out a quota pause here could outlast the lease: hand it back.
-                outcome = Outcome("retry", reason="service paused", retry_after=pause)
             else:
                 start = time.perf_counter()
                 try:
@@ -233,6 +240,24 @@ class Dispatcher:
             if not handed_over:
                 room.release()
                 self.wakes[c.service].set()
+
+    def _without_sending(self, c: Claimed, sender: Sender, now: datetime) -> Result | None:
+        """The outcome of a claimed delivery that must not be sent now, if so."""
+        if c.kind in ("order", "order_update") and c.order_state == "lifted":
+            # Lifted after this row was claimed (or by a node that died holding it): an
+            # order that arrived after its 解除 would put a lifted order back on the phone.
+            return Result(c.id, "cancelled", None, None, "order lifted before sending")
+        margin = min(LEASE_MARGIN_S, self.cfg.dispatch.lease_s / 4)
+        if (c.lease_until - now).total_seconds() < margin:
+            # Held too long (the database was away?): another node may own it by now.
+            return Result(c.id, "pending", now, None, "lease ran out before sending",
+                          refund=True)
+        pause = sender.paused_for()
+        if pause > 0:
+            # Waiting out a quota pause could outlast the lease: hand it back for later.
+            due = now + timedelta(seconds=min(pause, self.cfg.dispatch.backoff_max_s))
+            return Result(c.id, "pending", due, None, "service paused", refund=True)
+        return None
 
     def _count(self, service: str, state: str) -> None:
         counter = self._counted.get((service, state))

@@ -34,6 +34,8 @@ class Claimed:
     push_token: str
     token_state: str
     created_at: datetime
+    order_state: str | None  # the order's state at claim time (None: no order)
+    lease_until: datetime
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Claimed:
@@ -50,6 +52,7 @@ class Result:
     due_at: datetime | None
     provider_id: str | None
     reason: str | None
+    refund: bool = False  # nothing was attempted: the claim does not count as an attempt
 
 
 _CLAIM = """
@@ -67,7 +70,9 @@ FROM due, devices v
 WHERE d.id = due.id AND v.id = d.device_id
 RETURNING d.id, d.apns_id, d.order_id, coalesce(d.alert_id, d.order_id::text) AS alert_id,
           d.device_id, d.kind, d.service, d.level, d.title, d.body,
-          d.priority, d.expires_at, d.attempts, v.push_token, v.token_state, d.created_at
+          d.priority, d.expires_at, d.attempts, v.push_token, v.token_state, d.created_at,
+          (SELECT o.state FROM orders o WHERE o.id = d.order_id) AS order_state,
+          d.due_at AS lease_until
 """
 
 
@@ -86,12 +91,14 @@ async def record(conn: asyncpg.Connection | asyncpg.Pool, results: list[Result],
     status = await conn.execute(
         "UPDATE deliveries d SET state = u.state, due_at = COALESCE(u.due_at, d.due_at),"
         " provider_id = COALESCE(u.provider_id, d.provider_id), reason = u.reason,"
+        " attempts = d.attempts - u.refund::int,"
         " done_at = CASE WHEN u.state = ANY($7::text[]) THEN now() END"
-        " FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
-        "   AS u(id, state, due_at, provider_id, reason)"
+        " FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],"
+        "   $8::boolean[]) AS u(id, state, due_at, provider_id, reason, refund)"
         " WHERE d.id = u.id AND d.state = 'sending' AND d.claimed_by = $6",
         [r.id for r in results], [r.state for r in results], [r.due_at for r in results],
         [r.provider_id for r in results], [r.reason for r in results], worker, list(FINAL),
+        [r.refund for r in results],
     )
     return int(str(status).split()[-1])
 
@@ -144,8 +151,10 @@ def backoff(attempts: int, base_s: float, max_s: float, retry_after: float | Non
     exp = min(max_s, base_s * (2 ** max(0, attempts - 1)))
     delay = exp * (0.5 + r.random() / 2)  # "equal jitter": spread retries, keep a floor
     if retry_after is not None:
-        delay = max(delay, retry_after)
-    return float(min(max(delay, 0.0), max(max_s, retry_after or 0.0)))
+        # Honoured, but never beyond max_s: a provider's "come back tomorrow" must not
+        # park an evacuation order past its own expiry.
+        delay = max(delay, min(retry_after, max_s))
+    return float(min(max(delay, 0.0), max_s))
 
 
 def decide(claimed: Claimed, outcome: Outcome, now: datetime, *, max_attempts: int,

@@ -38,8 +38,10 @@ class Accepted:
 async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
                    drill_only: bool = False) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
+        # FOR KEY SHARE: a device erased meanwhile must wait for this order's rows, not make
+        # the whole order fail on its foreign key.
         "SELECT id, platform, locale FROM devices WHERE seq = ANY($1::bigint[])"
-        " AND token_state = 'active' AND ($2::boolean IS FALSE OR drill)",
+        " AND token_state = 'active' AND ($2::boolean IS FALSE OR drill) FOR KEY SHARE",
         seqs.tolist(), drill_only,
     )
     return rows
@@ -108,15 +110,28 @@ async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
 
 
 async def _current_recipients(conn: asyncpg.Connection, order_id: uuid.UUID) -> set[uuid.UUID]:
-    # A device currently holds the order when its latest delivery of it is an order or an
-    # update that was not cancelled, refused or failed.
+    # A device holds the order when an order or update of it was sent (or is being sent)
+    # after the last lifting it was told about; later rows that failed change nothing.
     rows = await conn.fetch(
-        "SELECT DISTINCT ON (device_id) device_id, kind, state FROM deliveries"
-        " WHERE order_id = $1 ORDER BY device_id, id DESC",
+        "SELECT d.device_id FROM deliveries d"
+        " WHERE d.order_id = $1 AND d.kind IN ('order', 'order_update')"
+        "   AND d.state IN ('sent', 'sending')"
+        " GROUP BY d.device_id"
+        " HAVING max(d.id) > coalesce((SELECT max(l.id) FROM deliveries l"
+        "   WHERE l.order_id = $1 AND l.device_id = d.device_id AND l.kind = 'order_lifted'"
+        "   AND l.state <> 'cancelled'), 0)",
         order_id,
     )
-    return {r["device_id"] for r in rows if r["kind"] != "order_lifted"
-            and r["state"] not in ("cancelled", "failed", "invalid_token")}
+    return {r["device_id"] for r in rows}
+
+
+async def _cancel_unsent(conn: asyncpg.Connection, order_id: uuid.UUID, why: str) -> None:
+    # Order pushes not sent yet would arrive after what replaces them: drop them.
+    await conn.execute(
+        "UPDATE deliveries SET state = 'cancelled', reason = $2, done_at = now()"
+        " WHERE order_id = $1 AND state = 'pending' AND kind IN ('order', 'order_update')",
+        order_id, why,
+    )
 
 
 async def load(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID,
@@ -152,6 +167,7 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
             raise errors.Conflict("the order changed meanwhile; read it again and retry")
         devices = await _devices(conn, matched.seqs, drill_only=order.exercise)
         covered = {d["id"] for d in devices}
+        await _cancel_unsent(conn, order.id, f"superseded by version {version}")
         holders = await _current_recipients(conn, order.id)
         new = [d for d in devices if d["id"] not in holders]
         rows = _rows(order.id, version, spec, "order", new, spec.expires_at)
@@ -161,7 +177,7 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
         dropped = holders - covered
         if dropped:
             gone = await conn.fetch("SELECT id, platform, locale FROM devices"
-                                    " WHERE id = ANY($1::uuid[])", list(dropped))
+                                    " WHERE id = ANY($1::uuid[]) FOR KEY SHARE", list(dropped))
             rows += _rows(order.id, version, order.spec, "order_lifted", gone,
                           datetime.now(UTC) + LIFT_TTL)
         await _insert_version(conn, order.id, version, spec, len(devices))
@@ -179,14 +195,10 @@ async def lift(conn: asyncpg.Connection, order: Order) -> int:
         )
         if state is None:
             raise errors.Conflict("the order has already been lifted")
-        await conn.execute(
-            "UPDATE deliveries SET state = 'cancelled', reason = 'order lifted', done_at = now()"
-            " WHERE order_id = $1 AND state = 'pending' AND kind IN ('order', 'order_update')",
-            order.id,
-        )
+        await _cancel_unsent(conn, order.id, "order lifted")
         holders = await _current_recipients(conn, order.id)
         devices = await conn.fetch("SELECT id, platform, locale FROM devices"
-                                   " WHERE id = ANY($1::uuid[])", list(holders))
+                                   " WHERE id = ANY($1::uuid[]) FOR KEY SHARE", list(holders))
         await _enqueue(conn, _rows(order.id, order.version, order.spec, "order_lifted", devices,
                                    datetime.now(UTC) + LIFT_TTL))
     log.info("order_lifted", order_id=str(order.id), devices=len(devices))

@@ -117,3 +117,14 @@ async def test_release_makes_rows_due_now(pool: asyncpg.Pool) -> None:
     again = await outbox.claim(pool, "apns", 10, 30.0, "staying")
     assert len(again) == 3
     assert all(c.attempts == 1 for c in again)
+
+
+async def test_refunded_claim_does_not_count_as_an_attempt(pool: asyncpg.Pool) -> None:
+    """A claim handed back without sending gives its attempt back."""
+    await _seed(pool, 1)
+    (c,) = await outbox.claim(pool, "apns", 10, 30.0, "w")
+    assert c.attempts == 1
+    now = datetime.now(UTC)
+    await outbox.record(pool, [outbox.Result(c.id, "pending", now, None, "paused", refund=True)],
+                        "w")
+    assert await pool.fetchval("SELECT attempts FROM deliveries") == 0

@@ -56,11 +56,17 @@ async def device_at(pool: asyncpg.Pool, live: points.Points, token: str, lat: fl
     return dev
 
 
+async def sent(conn: asyncpg.Connection) -> None:
+    """Mark every queued push as delivered, as the dispatcher would."""
+    await conn.execute("UPDATE deliveries SET state = 'sent' WHERE state = 'pending'")
+
+
 async def kinds(pool: asyncpg.Pool, order_id: uuid.UUID) -> list[tuple[str, int, str]]:
-    """(push token, version, kind) of every delivery of the order."""
+    """(push token, version, kind) of every delivery of the order that was not cancelled."""
     rows = await pool.fetch(
         "SELECT v.push_token, d.version, d.kind FROM deliveries d JOIN devices v"
-        " ON v.id = d.device_id WHERE d.order_id = $1 ORDER BY 1, 2, 3", order_id)
+        " ON v.id = d.device_id WHERE d.order_id = $1 AND d.state <> 'cancelled'"
+        " ORDER BY 1, 2, 3", order_id)
     return [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -110,8 +116,10 @@ async def test_amend_shrinks_grows_and_raises(pool: asyncpg.Pool, live: points.P
     await device_at(pool, live, "north", 37.85, 140.45)
     async with pool.acquire() as conn:
         accepted = await pipeline.accept(conn, live, spec(live, SQUARE, 3))
+        await sent(conn)
         order = await pipeline.load(conn, accepted.order_id, live.table, CFG.orders)
         await pipeline.amend(conn, live, order, spec(live, NORTH, 3))
+        await sent(conn)
         order = await pipeline.load(conn, accepted.order_id, live.table, CFG.orders)
         await pipeline.amend(conn, live, order, spec(live, NORTH, 4))
     assert await kinds(pool, accepted.order_id) == [
@@ -126,6 +134,7 @@ async def test_amend_without_raise_sends_nothing_to_holders(
     await device_at(pool, live, "holder", 37.75, 140.45)
     async with pool.acquire() as conn:
         accepted = await pipeline.accept(conn, live, spec(live))
+        await sent(conn)
         order = await pipeline.load(conn, accepted.order_id, live.table, CFG.orders)
         new = orders.parse_patch({"headline": {"ja": "更新"}}, order.spec, live.table,
                                  CFG.orders, datetime.now(UTC))
@@ -218,3 +227,33 @@ def test_binary_copy_layout_is_checked() -> None:
         points.parse_binary_copy(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\x00\x03" + b"x" * 10)
     with pytest.raises(ValueError, match="COPY"):
         points.parse_binary_copy(b"not a copy at all, certainly not")
+
+
+async def test_lift_reaches_holders_whose_update_is_still_queued(
+        pool: asyncpg.Pool, live: points.Points) -> None:
+    """A device that got the order, with a raise still queued, is told of the lifting; the
+    queued update is cancelled rather than sent after the 解除."""
+    await device_at(pool, live, "holder", 37.75, 140.45)
+    async with pool.acquire() as conn:
+        accepted = await pipeline.accept(conn, live, spec(live, SQUARE, 4))
+        await sent(conn)
+        order = await pipeline.load(conn, accepted.order_id, live.table, CFG.orders)
+        await pipeline.amend(conn, live, order, spec(live, SQUARE, 5))  # update stays pending
+        order = await pipeline.load(conn, accepted.order_id, live.table, CFG.orders)
+        assert await pipeline.lift(conn, order) == 1
+    assert await kinds(pool, accepted.order_id) == [
+        ("holder", 1, "order"), ("holder", 2, "order_lifted")]
+
+
+async def test_amend_replaces_unsent_pushes(pool: asyncpg.Pool, live: points.Points) -> None:
+    """A version made before the first push went out replaces it: the device gets the new
+    version once, and a device dropped before it was told gets nothing."""
+    await device_at(pool, live, "stays", 37.75, 140.45)
+    await device_at(pool, live, "dropped", 37.71, 140.41)
+    smaller = {"type": "Polygon", "coordinates": [[
+        [140.43, 37.73], [140.55, 37.73], [140.55, 37.80], [140.43, 37.80], [140.43, 37.73]]]}
+    async with pool.acquire() as conn:
+        accepted = await pipeline.accept(conn, live, spec(live, SQUARE, 4))
+        order = await pipeline.load(conn, accepted.order_id, live.table, CFG.orders)
+        await pipeline.amend(conn, live, order, spec(live, smaller, 5))
+    assert await kinds(pool, accepted.order_id) == [("stays", 2, "order")]

@@ -18,7 +18,8 @@ def _claimed(attempts: int, expires_in: float = 3600) -> outbox.Claimed:
         kind="order",
         service="apns", level=4, title="t", body="b", priority=10,
         expires_at=NOW + timedelta(seconds=expires_in), attempts=attempts, push_token="x",
-        token_state="active", created_at=NOW,
+        token_state="active", created_at=NOW, order_state="active",
+        lease_until=NOW + timedelta(seconds=30),
     )
 
 
