@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alertd import cap_intake, errors, openings, quarantine, shelters, validate
+from alertd import cap_intake, errors, openings, points, quarantine, shelters, validate
 from alertd import web as w
 from alertd.orders import HAZARDS
 
@@ -123,6 +123,7 @@ async def put_shelter_status(request: web.Request) -> web.Response:
                                  or not 0 <= evacuees <= 1_000_000):
         raise errors.InvalidInput("evacuees must be a whole number from 0")
     c = w.ctx(request)
+    await points.catch_up(c.pool, c.points)
     async with c.pool.acquire() as conn:
         change = await openings.apply_status(conn, c.points, c.cfg,
                                              request.match_info["shelter_id"], status, crowding,

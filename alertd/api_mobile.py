@@ -143,8 +143,8 @@ async def put_place(request: web.Request) -> web.Response:
     else:
         lat, lon = validate.lat_lon(body)
         place = devices.Place(place_id, label, lat, lon, None)
-    created = await devices.put_place(w.ctx(request).pool, dev, place)
-    return web.json_response(place.as_json(), status=201 if created else 200)
+    await devices.put_place(w.ctx(request).pool, dev, place)
+    return web.json_response(place.as_json())  # the contract: 200, created or replaced
 
 
 @routes.delete("/v1/me/places/{place_id}")

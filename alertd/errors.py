@@ -49,3 +49,7 @@ class PayloadTooLarge(AlertdError):
 
 class DatabaseUnavailable(AlertdError):
     """The database cannot be reached."""
+
+
+class NotReady(AlertdError):
+    """The service is starting; retry in a few seconds."""

@@ -14,7 +14,7 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import db
+from alertd import db, errors
 from geo import index as geo_index
 from geo import municipalities
 
@@ -94,7 +94,12 @@ async def catch_up(pool: asyncpg.Pool, points: Points, within_s: float = 1.0) ->
     every earlier change has been applied: an order never misses a location that was saved
     before it was issued. False when the follower did not answer in time."""
     if not points.ready.is_set():
-        return False
+        # Matching against a half-loaded index would silently leave residents out.
+        try:
+            await asyncio.wait_for(points.ready.wait(), within_s * 5)
+        except TimeoutError as exc:
+            raise errors.NotReady("the location index is still loading; retry in a few "
+                                  "seconds") from exc
     token = uuid.uuid4().hex
     fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     points.barriers[token] = fut

@@ -13,7 +13,8 @@ import aiohttp
 import asyncpg
 import structlog
 
-from alertd import cap_intake, db, errors, metrics, openings, quarantine, settings, warnings
+from alertd import cap_intake, db, errors, metrics, openings, points, quarantine, settings
+from alertd import warnings as jma_states
 from alertd.web import Context
 from feeds import atom, jma, shelter_status
 from feeds import errors as feed_errors
@@ -67,6 +68,13 @@ class Poller:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop`; another node holding the feed's lock makes this one wait."""
+        # Nothing is ingested before the location index is loaded: an order matched against
+        # an empty index would reach nobody and, being recorded, never be matched again.
+        waiter = asyncio.ensure_future(self.c.points.ready.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
         await self.c.pool.execute(
             "INSERT INTO feed_state (name, kind, url) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url",
@@ -205,12 +213,13 @@ class Poller:
             await quarantine.put(self.c.pool, self.spec.name, raw, exc.reason)
             return
         async with self.c.pool.acquire() as conn:
-            await warnings.apply(conn, report, self.c.cfg.feeds.prefecture_code)
+            await jma_states.apply(conn, report, self.c.cfg.feeds.prefecture_code)
 
     async def _shelter_status(self, body: bytes) -> int:
         batch = shelter_status.parse(body, None)
         problems = [f"line {e.line}: {e.reason}" for e in batch.errors]
         applied = 0
+        await points.catch_up(self.c.pool, self.c.points)
         async with self.c.pool.acquire() as conn:
             for item in batch.items:
                 try:

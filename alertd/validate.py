@@ -33,6 +33,10 @@ def number(body: dict[str, Any], key: str, lo: float, hi: float) -> float:
     value = body.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"{key} must be a number")
+    try:
+        value = float(value)
+    except OverflowError as exc:  # an integer with hundreds of digits
+        raise InvalidInput(f"{key} must be between {lo:g} and {hi:g}") from exc
     if not math.isfinite(value) or not lo <= value <= hi:
         raise InvalidInput(f"{key} must be between {lo:g} and {hi:g}")
     return float(value)

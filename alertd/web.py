@@ -28,6 +28,7 @@ _STATUS: dict[type[errors.AlertdError], int] = {
     errors.Forbidden: 403,
     errors.PayloadTooLarge: 413,
     errors.DatabaseUnavailable: 503,
+    errors.NotReady: 503,
 }
 
 
@@ -95,6 +96,8 @@ async def json_body(request: web.Request) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest("body is nested too deeply") from exc
 
 
 async def device(request: web.Request) -> devices.Device:

@@ -117,7 +117,7 @@ async def test_fourth_place_conflicts(client: TestClient) -> None:
                               {"area_code": "0720301"}]):
         r = await client.put(f"/v1/me/places/p{i}", json={"label": f"p{i}", **spec},
                              headers=_auth(secret))
-        assert r.status == 201
+        assert r.status == 200
     r = await client.put("/v1/me/places/p3", json={"label": "x", "lat": 37.0, "lon": 140.0},
                          headers=_auth(secret))
     assert r.status == 409
@@ -143,7 +143,7 @@ async def test_device_cannot_touch_another_devices_data(client: TestClient) -> N
     _, b = await _register(client, "tok-b")
     r = await client.put("/v1/me/places/home", json={"label": "B home", "lat": 37.7,
                                                      "lon": 140.4}, headers=_auth(b))
-    assert r.status == 201
+    assert r.status == 200
     assert (await client.delete("/v1/me/places/home", headers=_auth(a))).status == 404
     me_b = await (await client.get("/v1/me", headers=_auth(b))).json()
     assert [p["place_id"] for p in me_b["places"]] == ["home"]
@@ -296,3 +296,16 @@ async def test_locations_and_secrets_are_never_logged(client: TestClient,  # typ
     for needle in ("37.751", "140.456", "37.761", "140.466", "very-private-token", secret,
                    operator):
         assert needle not in text
+
+
+async def test_absurd_numbers_and_nesting_are_client_errors(client: TestClient,  # type: ignore[type-arg]
+                                                            ) -> None:
+    """A 400-digit latitude is a 422 and a JSON nested thousands deep a 400, never a 500."""
+    _, secret = await _register(client)
+    huge = b'{"lat": ' + b"9" * 400 + b', "lon": 140}'
+    r = await client.put("/v1/me/location", data=huge, headers={
+        **_auth(secret), "Content-Type": "application/json"})
+    assert r.status == 422 and "lat" in (await r.json())["error"]
+    deep = b"[" * 5000 + b"]" * 5000
+    r = await client.post("/v1/devices", data=deep, headers={"Content-Type": "application/json"})
+    assert r.status == 400
