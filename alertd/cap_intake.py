@@ -34,7 +34,7 @@ class Intake:
     detail: str = ""
 
 
-async def ingest(c: Context, raw: bytes, source: str) -> Intake:
+async def ingest(c: Context, raw: bytes, source: str, *, release: bool = True) -> Intake:
     """Parse, check and apply one CAP message; bad ones are quarantined and Rejected."""
     try:
         alert = cap.parse(raw, max_bytes=c.cfg.cap.max_bytes)
@@ -46,12 +46,8 @@ async def ingest(c: Context, raw: bytes, source: str) -> Intake:
         raise Rejected(exc.reason, qid) from exc
     log.info("cap_ingested", outcome=result.outcome, source=source,
              order_id=str(result.order_id) if result.order_id else None)
-    if result.outcome == "order":
-        for waiting in await _release_waiting(c.pool, alert.key):
-            try:
-                await ingest(c, waiting, source)
-            except Rejected as exc:
-                log.warning("cap_waiting_rejected", reason=exc.reason)
+    if release and result.outcome != "waiting":
+        await _release_waiting(c)
     return result
 
 
@@ -87,25 +83,25 @@ async def _decide(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert, raw
         return Intake("recorded", None, f"msgType {alert.msg_type}")
     now = datetime.now(UTC)
     if alert.msg_type == "Alert":
-        spec = cap_mapping.to_spec(alert, c.table, c.cfg, now)
-        if spec is None:
-            return Intake("ignored", None, "not an evacuation order (no Evacuate, no level)")
-        await points.catch_up(c.pool, c.points)
-        accepted = await pipeline.accept(
-            conn, c.points, spec, source="cap", source_key="|".join(alert.key),
-            exercise=alert.status == "Exercise",
-        )
-        return Intake("order", accepted.order_id, f"{accepted.devices} devices")
+        return await _new_order(c, conn, alert, now)
     target = await _referenced_order(conn, alert)
     if target is None:
-        return await _wait_for_reference(conn, alert, raw, source)
+        return await _wait_for_reference(c, conn, alert, raw, source, now)
     order = await pipeline.load(conn, target, c.table, c.cfg.orders)
+    if (alert.status == "Exercise") != order.exercise:
+        return Intake("ignored", order.id, "an exercise cannot change a real order, "
+                                           "nor a real message an exercise")
+    newest = await conn.fetchval(
+        "SELECT max(sent) FROM cap_messages WHERE order_id = $1"
+        " AND outcome IN ('order', 'updated', 'lifted')", order.id)
+    if newest is not None and alert.sent < newest:
+        return Intake("ignored", order.id, "older than the last message applied to the order")
     if alert.msg_type == "Cancel" or cap_mapping.is_all_clear(alert):
         if order.state != "active":
             return Intake("ignored", order.id, "the order was already lifted")
         devices = await pipeline.lift(conn, order)
         return Intake("lifted", order.id, f"{devices} devices")
-    spec = cap_mapping.to_spec(alert, c.table, c.cfg, now)
+    spec = cap_mapping.to_spec(alert, c.table, c.cfg, now, current=order.spec)
     if spec is None:
         return Intake("ignored", order.id, "update without Evacuate or level: order unchanged")
     if order.state != "active":
@@ -117,9 +113,24 @@ async def _decide(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert, raw
     return Intake("updated", order.id, f"version {accepted.version}")
 
 
+async def _new_order(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert,
+                     now: datetime) -> Intake:
+    spec = cap_mapping.to_spec(alert, c.table, c.cfg, now)
+    if spec is None:
+        return Intake("ignored", None, "not an evacuation order (no Evacuate, no level)")
+    await points.catch_up(c.pool, c.points)
+    accepted = await pipeline.accept(
+        conn, c.points, spec, source="cap", source_key=" ".join(alert.key),
+        exercise=alert.status == "Exercise",
+    )
+    return Intake("order", accepted.order_id, f"{accepted.devices} devices")
+
+
 def _references(alert: cap.CapAlert) -> list[cap.CapReference]:
-    # Newest first; a message referring to itself (seen in the wild) refers to nothing.
-    refs = [r for r in alert.references if (r.sender, r.identifier) != alert.key]
+    # Newest first. Only the sender's own messages count: another feed must not be able to
+    # lift or rewrite this sender's orders. A message referring to itself refers to nothing.
+    refs = [r for r in alert.references
+            if r.sender == alert.sender and r.identifier != alert.identifier]
     return list(reversed(refs))
 
 
@@ -134,8 +145,8 @@ async def _referenced_order(conn: asyncpg.Connection, alert: cap.CapAlert) -> uu
     return None
 
 
-async def _wait_for_reference(conn: asyncpg.Connection, alert: cap.CapAlert, raw: bytes,
-                              source: str) -> Intake:
+async def _wait_for_reference(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert,
+                              raw: bytes, source: str, now: datetime) -> Intake:
     refs = _references(alert)
     known = await conn.fetch(
         "SELECT sender, identifier FROM cap_messages WHERE (sender, identifier) IN"
@@ -145,6 +156,9 @@ async def _wait_for_reference(conn: asyncpg.Connection, alert: cap.CapAlert, raw
     missing = [r for r in refs if (r.sender, r.identifier) not in
                {(k["sender"], k["identifier"]) for k in known}]
     if not missing:
+        if alert.msg_type == "Update" and not cap_mapping.is_all_clear(alert):
+            # An update that turns a message without an order into an evacuation issues it.
+            return await _new_order(c, conn, alert, now)
         why = "references no message" if not refs else "its references carry no order"
         return Intake("ignored", None, f"{alert.msg_type} {why}")
     sender, identifier = alert.key
@@ -157,16 +171,30 @@ async def _wait_for_reference(conn: asyncpg.Connection, alert: cap.CapAlert, raw
     return Intake("waiting", None, "referenced message not received yet; kept to apply later")
 
 
-async def _release_waiting(pool: asyncpg.Pool, key: tuple[str, str]) -> list[bytes]:
-    rows = await pool.fetch(
-        "DELETE FROM cap_waiting WHERE ref_sender = $1 AND ref_identifier = $2"
-        " RETURNING sender, identifier, raw, received_at", *key,
-    )
-    # Apply in arrival order; a message waiting on several references is applied once.
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for r in sorted(rows, key=lambda r: r["received_at"]):
-        if (r["sender"], r["identifier"]) not in seen:
-            seen.add((r["sender"], r["identifier"]))
-            out.append(bytes(r["raw"]))
-    return out
+async def _release_waiting(c: Context) -> None:
+    """Apply every kept message whose referenced message has arrived, oldest first.
+
+    A kept row is deleted only after its message was applied (or refused), so a crash in
+    between leaves it to be applied by the next message's release."""
+    while True:
+        row = await c.pool.fetchrow(
+            "SELECT w.sender, w.identifier, w.source, w.raw FROM cap_waiting w"
+            " JOIN cap_messages m ON m.sender = w.ref_sender AND m.identifier = w.ref_identifier"
+            " ORDER BY w.received_at LIMIT 1")
+        if row is None:
+            return
+        try:
+            result = await ingest(c, bytes(row["raw"]), row["source"], release=False)
+            still_waiting = result.outcome == "waiting"
+        except Rejected as exc:
+            log.warning("cap_waiting_rejected", reason=exc.reason)
+            still_waiting = False
+        if still_waiting:  # it waits for another message too: keep only those rows
+            await c.pool.execute(
+                "DELETE FROM cap_waiting w USING cap_messages m WHERE w.sender = $1"
+                " AND w.identifier = $2 AND m.sender = w.ref_sender"
+                " AND m.identifier = w.ref_identifier", row["sender"], row["identifier"])
+        else:
+            await c.pool.execute(
+                "DELETE FROM cap_waiting WHERE sender = $1 AND identifier = $2",
+                row["sender"], row["identifier"])

@@ -54,7 +54,7 @@ def is_all_clear(alert: cap.CapAlert) -> bool:
     return any("AllClear" in info.response_types for info in alert.infos)
 
 
-def hazard_of(info: cap.CapInfo, cfg: settings.Cap) -> str:
+def hazard_of(info: cap.CapInfo, cfg: settings.Cap, default: str = "flood") -> str:
     """The hazard: an explicit parameter, else keywords of the event, else the category."""
     for value in _named(info.parameters + info.event_codes, cfg.hazard_names):
         if _norm(value) in HAZARDS:
@@ -66,7 +66,7 @@ def hazard_of(info: cap.CapInfo, cfg: settings.Cap) -> str:
     for category in info.categories:
         if category in _CATEGORY_HAZARD:
             return _CATEGORY_HAZARD[category]
-    return "flood"
+    return default
 
 
 def language(tag: str) -> str:
@@ -94,14 +94,16 @@ def area_geometry(infos: list[cap.CapInfo], table: municipalities.Table) -> shap
 
 
 def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Settings,
-            now: datetime) -> OrderSpec | None:
-    """The order version a CAP message asks for, or None when it is not an evacuation."""
+            now: datetime, current: OrderSpec | None = None) -> OrderSpec | None:
+    """The order version a CAP message asks for, or None when it is not an evacuation.
+
+    With `current` (an Update of an order), what the message leaves out is kept from the
+    current version, as a staff PATCH would: level, hazard, texts, expiry and area."""
     infos = [i for i in alert.infos if is_evacuation(i, cfg.cap)]
     if not infos:
         return None
-    first = infos[0]
-    level = next((lv for i in infos if (lv := level_of(i, cfg.cap)) is not None),
-                 cfg.cap.default_level)
+    levels = [lv for i in infos if (lv := level_of(i, cfg.cap)) is not None]
+    level = levels[0] if levels else (current.level if current else cfg.cap.default_level)
     headline: dict[str, str] = {}
     instruction: dict[str, str] = {}
     for info in infos:
@@ -111,20 +113,43 @@ def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Sett
             headline[lang] = text[:200]
         if info.instruction and lang not in instruction:
             instruction[lang] = info.instruction.strip()[:2000]
+    if current is not None:
+        headline = headline or current.headline
+        instruction = instruction or current.instruction
     if not headline:
         raise errors.InvalidInput("the message has neither headline nor event text")
     expiries = [i.expires for i in infos if i.expires is not None]
-    expires = min(expiries) if expiries else now + timedelta(seconds=cfg.orders.default_ttl_s)
+    if expiries:
+        expires = min(expiries)
+    elif current is not None:
+        expires = current.expires_at
+    else:
+        expires = now + timedelta(seconds=cfg.orders.default_ttl_s)
+    expires = min(expires, now + timedelta(seconds=cfg.orders.max_ttl_s))
     if expires <= now:
         raise errors.InvalidInput(f"the message expired at {expires.isoformat()}")
-    geometry = area_geometry(infos, table)
+    if current is not None and not any(i.areas for i in infos):
+        area = current.area
+    else:
+        area = areas.Area(kind="polygon", geometry=_checked(area_geometry(infos, table), cfg),
+                          area_codes=())
+    hazard = hazard_of(infos[0], cfg.cap, current.hazard if current else "flood")
+    return OrderSpec(level=level, hazard=hazard, area=area,
+                     area_json=current.area_json if current is not None and area is
+                     current.area else areas.to_geojson(area),
+                     headline=headline, instruction=instruction, expires_at=expires)
+
+
+def _checked(geometry: shapely.Geometry, cfg: settings.Settings) -> shapely.Geometry:
+    """The area, refused when empty, absurdly large or too detailed to store as an order."""
     if geometry.is_empty:
         raise errors.InvalidInput("the message's area is empty")
     size = areas.area_km2(geometry)
     if size > cfg.orders.max_area_km2:
         raise errors.InvalidInput(f"the message's area is {size:,.0f} km², more than "
                                   f"orders.max_area_km2 ({cfg.orders.max_area_km2:,.0f})")
-    area = areas.Area(kind="polygon", geometry=geometry, area_codes=())
-    return OrderSpec(level=level, hazard=hazard_of(first, cfg.cap), area=area,
-                     area_json=areas.to_geojson(area), headline=headline,
-                     instruction=instruction, expires_at=expires)
+    vertices = shapely.get_num_coordinates(geometry)
+    if vertices > cfg.orders.max_vertices:
+        raise errors.InvalidInput(f"the message's area has {vertices} vertices, more than "
+                                  f"orders.max_vertices ({cfg.orders.max_vertices})")
+    return geometry

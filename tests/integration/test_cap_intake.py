@@ -150,3 +150,80 @@ async def test_absurdly_large_area_is_quarantined(context: Context) -> None:
     huge = "30.0,130.0 30.0,142.0 42.0,142.0 42.0,130.0 30.0,130.0"
     with pytest.raises(cap_intake.Rejected, match="km²"):
         await cap_intake.ingest(context, capgen.message("big", polygon=huge), "test")
+
+
+async def test_cancel_waiting_on_an_update_is_applied(context: Context) -> None:
+    """Alert, then a Cancel naming only the not-yet-received Update, then that Update: the
+    order ends lifted."""
+    from datetime import UTC, datetime, timedelta
+
+    await _device(context, "d", 37.75, 140.45)
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    alert = await cap_intake.ingest(context, capgen.message("c1", sent=t0), "test")
+    cancel = await cap_intake.ingest(context, capgen.message(
+        "c3", msg_type="Cancel", references=("c2",), sent=t0 + timedelta(minutes=2)), "test")
+    assert cancel.outcome == "waiting"
+    update = await cap_intake.ingest(context, capgen.message(
+        "c2", msg_type="Update", references=("c1",), level=5, sent=t0 + timedelta(minutes=1)),
+        "test")
+    assert update.outcome == "updated"
+    state = await context.pool.fetchval("SELECT state FROM orders WHERE id = $1", alert.order_id)
+    assert state == "lifted"
+    assert await context.pool.fetchval("SELECT count(*) FROM cap_waiting") == 0
+
+
+async def test_older_update_does_not_roll_back(context: Context) -> None:
+    """An Update sent before the last one applied (feeds list newest first) is ignored."""
+    from datetime import UTC, datetime, timedelta
+
+    await _device(context, "d", 37.75, 140.45)
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    a = await cap_intake.ingest(context, capgen.message("o1", level=3, sent=t0), "test")
+    newer = await cap_intake.ingest(context, capgen.message(
+        "o3", msg_type="Update", references=("o1",), level=5,
+        sent=t0 + timedelta(minutes=2)), "test")
+    older = await cap_intake.ingest(context, capgen.message(
+        "o2", msg_type="Update", references=("o1",), level=4,
+        sent=t0 + timedelta(minutes=1)), "test")
+    assert newer.outcome == "updated" and older.outcome == "ignored"
+    level = await context.pool.fetchval(
+        "SELECT v.level FROM orders o JOIN order_versions v ON v.order_id = o.id"
+        " AND v.version = o.version WHERE o.id = $1", a.order_id)
+    assert level == 5
+
+
+async def test_exercise_cannot_touch_a_real_order(context: Context) -> None:
+    """An Exercise Cancel referencing a real order leaves it active."""
+    await _device(context, "d", 37.75, 140.45)
+    real = await cap_intake.ingest(context, capgen.message("r1"), "test")
+    drill = await cap_intake.ingest(context, capgen.message(
+        "r2", msg_type="Cancel", references=("r1",), status="Exercise"), "test")
+    assert drill.outcome == "ignored"
+    assert await context.pool.fetchval(
+        "SELECT state FROM orders WHERE id = $1", real.order_id) == "active"
+
+
+async def test_other_senders_cannot_cancel(context: Context) -> None:
+    """A Cancel from another sender does not lift this sender's order."""
+    await _device(context, "d", 37.75, 140.45)
+    real = await cap_intake.ingest(context, capgen.message("s1"), "test")
+    foreign = capgen.message("s2", msg_type="Cancel", references=("s1",),
+                             sender="mallory@example.com")
+    foreign = foreign.replace(b"mallory@example.com,s1", capgen.SENDER.encode() + b",s1")
+    result = await cap_intake.ingest(context, foreign, "test")
+    assert result.outcome != "lifted"
+    assert await context.pool.fetchval(
+        "SELECT state FROM orders WHERE id = $1", real.order_id) == "active"
+
+
+async def test_update_keeps_what_it_leaves_out(context: Context) -> None:
+    """An Update without a level keeps the order's level (PATCH semantics), not the default."""
+    await _device(context, "d", 37.75, 140.45)
+    a = await cap_intake.ingest(context, capgen.message("k1", level=5), "test")
+    b = await cap_intake.ingest(context, capgen.message(
+        "k2", msg_type="Update", references=("k1",), level=None, event="洪水 続報"), "test")
+    assert b.outcome in ("updated", "recorded")
+    level = await context.pool.fetchval(
+        "SELECT v.level FROM orders o JOIN order_versions v ON v.order_id = o.id"
+        " AND v.version = o.version WHERE o.id = $1", a.order_id)
+    assert level == 5
