@@ -37,7 +37,8 @@ async def nearby_in_orders(conn: asyncpg.Connection, points: Points, shelter: Sh
         "SELECT o.id, o.version, o.state, o.source, o.created_at, v.* FROM orders o"
         " JOIN order_versions v ON v.order_id = o.id AND v.version = o.version"
         " WHERE o.state = 'active' AND NOT o.exercise AND v.expires_at > now()"
-        " AND v.hazard = ANY($1::text[])",
+        # A shelter without hazard flags (a 指定避難所) serves whatever the hazard.
+        " AND (cardinality($1::text[]) = 0 OR v.hazard = ANY($1::text[]))",
         list(shelter.hazards),
     )
     reach = areas.circle_polygon(shelter.lon, shelter.lat, cfg.shelters.open_push_radius_m,

@@ -63,6 +63,7 @@ class Poller:
         self.c = c
         self.spec = spec
         self.http = http
+        self._incomplete = False  # some entries of the last index could not be fetched
         self.lock_attempts = 0  # for operators' curiosity and for tests
         self.holding = False
 
@@ -122,6 +123,7 @@ class Poller:
         state = await self.c.pool.fetchrow("SELECT * FROM feed_state WHERE name = $1",
                                            self.spec.name)
         name = self.spec.name
+        self._incomplete = False
         try:
             status, body, headers = await self._get(self.spec.url, state["etag"],
                                                     state["last_modified"])
@@ -140,12 +142,18 @@ class Poller:
                 "UPDATE feed_state SET last_error = $2, last_error_at = now(),"
                 " failures = failures + 1 WHERE name = $1 RETURNING failures", name, reason)
             return failures
+        # A new index fully handled: remember its validators. Partly handled (dead links):
+        # forget them, so the next poll fetches it in full and retries those entries.
+        fresh = status == 200
+        if fresh and self._incomplete:
+            headers = {}
         await self.c.pool.execute(
             "UPDATE feed_state SET last_success = now(), failures = 0,"
-            " items_seen = items_seen + $2, etag = coalesce($3, etag),"
-            " last_modified = coalesce($4, last_modified) WHERE name = $1",
-            name, items, headers.get("ETag") if status == 200 else None,
-            headers.get("Last-Modified") if status == 200 else None)
+            " items_seen = items_seen + $2,"
+            " etag = CASE WHEN $5 THEN $3 ELSE etag END,"
+            " last_modified = CASE WHEN $5 THEN $4 ELSE last_modified END WHERE name = $1",
+            name, items, headers.get("ETag") if fresh else None,
+            headers.get("Last-Modified") if fresh else None, fresh)
         metrics.FEED_ITEMS.labels(name).inc(items)
         metrics.FEED_LAST_SUCCESS.labels(name).set(datetime.now(UTC).timestamp())
         return 0
@@ -183,13 +191,21 @@ class Poller:
             await quarantine.put(self.c.pool, self.spec.name, body, f"feed index: {exc.reason}")
             raise
         items = 0
-        for entry in feed.entries:
+        broken: list[str] = []
+        # Oldest first (indexes list the newest first): updates then follow what they update.
+        for entry in sorted(feed.entries, key=_age):
             seen = await self.c.pool.fetchval(
                 "SELECT 1 FROM feed_entries_seen WHERE feed = $1 AND entry_id = $2",
                 self.spec.name, entry.id)
             if seen or not entry.link:
                 continue
-            _, raw, _ = await self._get(entry.link)
+            try:
+                _, raw, _ = await self._get(entry.link)
+            except (FetchError, aiohttp.ClientError, TimeoutError) as exc:
+                # One dead link must not hold back the other entries: it is tried again at
+                # the next poll (not marked seen), and the feed records the problem.
+                broken.append(f"{entry.link}: {str(exc) or type(exc).__name__}")
+                continue
             if self.spec.kind == "cap":
                 await self._cap(raw)
             else:
@@ -198,6 +214,12 @@ class Poller:
                 "INSERT INTO feed_entries_seen (feed, entry_id) VALUES ($1, $2)"
                 " ON CONFLICT DO NOTHING", self.spec.name, entry.id)
             items += 1
+        if broken:
+            self._incomplete = True  # fetch the index in full next time, to retry them
+            log.warning("feed_entries_unreachable", feed=self.spec.name, entries=len(broken))
+            await self.c.pool.execute(
+                "UPDATE feed_state SET last_error = $2, last_error_at = now() WHERE name = $1",
+                self.spec.name, "; ".join(broken)[:2000])
         return items
 
     async def _cap(self, raw: bytes) -> None:
@@ -216,7 +238,11 @@ class Poller:
             await jma_states.apply(conn, report, self.c.cfg.feeds.prefecture_code)
 
     async def _shelter_status(self, body: bytes) -> int:
-        batch = shelter_status.parse(body, None)
+        try:
+            batch = shelter_status.parse(body, None)
+        except feed_errors.FeedError as exc:
+            await quarantine.put(self.c.pool, self.spec.name, body, exc.reason)
+            raise
         problems = [f"line {e.line}: {e.reason}" for e in batch.errors]
         applied = 0
         await points.catch_up(self.c.pool, self.c.points)
@@ -229,10 +255,18 @@ class Poller:
                 except errors.AlertdError as exc:  # one bad row must not stop the others
                     problems.append(f"shelter {item.shelter_id!r}: {exc.reason}")
                     continue
+                except (asyncpg.DataError, ValueError) as exc:  # hostile values
+                    problems.append(f"shelter {item.shelter_id!r}: {type(exc).__name__}")
+                    continue
                 applied += 1
         if problems:
             await quarantine.put(self.c.pool, self.spec.name, body, "; ".join(problems[:50]))
         return applied
+
+
+def _age(entry: atom.Entry) -> tuple[bool, datetime]:
+    """Sort key: entries by time, those without one last (in their feed order)."""
+    return (entry.updated is None, entry.updated or datetime.min.replace(tzinfo=UTC))
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -107,6 +107,12 @@ async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
                      crowding: str | None, evacuees: int | None, source: str,
                      at: datetime | None) -> StatusChange:
     """Apply a status report; an older report than the stored one changes nothing."""
+    if status not in STATUSES:
+        raise errors.InvalidInput(f"status must be one of {', '.join(STATUSES)}")
+    if evacuees is not None and not 0 <= evacuees <= 1_000_000:
+        raise errors.InvalidInput("evacuees must be between 0 and 1,000,000")
+    if "\x00" in shelter_id:
+        raise errors.NotFound("no such shelter")
     async with conn.transaction():
         row = await conn.fetchrow("SELECT * FROM shelters WHERE id = $1 FOR UPDATE", shelter_id)
         if row is None:

@@ -229,3 +229,49 @@ async def test_run_all_keeps_polling_healthy_feeds(server: Server, context: Cont
     stop.set()
     await task
     assert await context.pool.fetchval("SELECT count(*) FROM cap_messages") == 1
+
+
+async def test_dead_entry_link_does_not_hold_back_the_others(
+        context: Context, server: Server, http: aiohttp.ClientSession) -> None:
+    """An index entry whose link is gone is skipped (and noted); the other entries are taken
+    oldest first and the feed stays healthy."""
+    server.docs["/old.xml"] = (capgen.message("e-old"), "application/cap+xml")
+    server.docs["/new.xml"] = (capgen.message("e-new"), "application/cap+xml")
+    entries = "".join(
+        f"<entry><id>urn:{i}</id><title>{i}</title><updated>2026-11-26T0{h}:00:00Z</updated>"
+        f'<link href="{server.url("/" + i + ".xml")}"/></entry>'
+        for i, h in (("new", 3), ("gone", 2), ("old", 1)))
+    server.docs["/index.atom"] = (
+        (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:f</id>'
+         f"<updated>2026-11-26T03:00:00Z</updated>{entries}</feed>").encode(),
+        "application/atom+xml")
+    p = _poller(context, http, "cap", server.url("/index.atom"))
+    await _register(p)
+    assert await p.poll_once() == 0
+    ids = [r["identifier"] for r in await context.pool.fetch(
+        "SELECT identifier FROM cap_messages ORDER BY received_at")]
+    assert ids == ["e-old", "e-new"]
+    state = await context.pool.fetchrow("SELECT * FROM feed_state")
+    assert state["failures"] == 0 and "gone.xml" in state["last_error"]
+    await p.poll_once()
+    assert server.hits["/gone.xml"] == 2 and server.hits["/old.xml"] == 1
+
+
+async def test_hostile_status_rows_are_quarantined_not_fatal(
+        context: Context, server: Server, http: aiohttp.ClientSession) -> None:
+    """Status rows with absurd values are quarantined; the good rows are applied."""
+    await context.pool.execute(
+        "INSERT INTO shelters (id, name, lat, lon, kind, source_format) VALUES"
+        " ('a', 'A', 37.75, 140.45, 'shelter', 't'), ('b', 'B', 37.76, 140.46, 'shelter', 't')")
+    body = (b'[{"shelter_id": "a", "status": "open", "evacuees": 1000000000000},'
+            b' {"shelter_id": "zzz", "status": "open"},'
+            b' {"shelter_id": "b", "status": "open", "evacuees": 12}]')
+    server.docs["/status.json"] = (body, "application/json")
+    p = _poller(context, http, "shelter_status", server.url("/status.json"))
+    await _register(p)
+    assert await p.poll_once() == 0
+    states = {r["id"]: r["status"] for r in await context.pool.fetch(
+        "SELECT id, status FROM shelters")}
+    assert states["b"] == "open"
+    reason = await context.pool.fetchval("SELECT reason FROM quarantine")
+    assert "zzz" in reason

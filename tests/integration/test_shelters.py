@@ -208,3 +208,18 @@ async def test_older_status_report_is_ignored(context: Context, db_url: str,
                                              "closed", None, None, "feed",
                                              now - timedelta(minutes=5))
     assert change.shelter.status == "open" and change.shelter.crowding == "high"
+
+
+async def test_shelter_without_hazard_flags_serves_every_order(
+        context: Context, client: TestClient) -> None:  # type: ignore[type-arg]
+    """A 指定避難所 (no hazard flags) opening near a flood order is pushed to residents."""
+    await context.pool.execute(
+        "INSERT INTO shelters (id, name, lat, lon, kind, source_format) VALUES"
+        " ('HALL', '公民館', 37.752, 140.452, 'shelter', 'gsi_shelter')")
+    await _located(context, "near", 37.753, 140.453)
+    await _order(context)
+    op = await staff.create(context.pool, "operator")
+    r = await client.put("/v1/staff/shelters/HALL/status", json={"status": "open"},
+                         headers={"Authorization": f"Bearer {op}"})
+    assert (await r.json())["opened"] is True
+    assert await _opened_tokens(context.pool) == ["near"]
