@@ -21,41 +21,58 @@ def ours(report: jma.JmaReport, prefecture: str) -> list[jma.JmaAreaWarning]:
 async def apply(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: str) -> int:
     """Make the stored state what the report says for the prefecture; returns rows in force.
 
-    A report about other prefectures (e.g. 福島町 in Hokkaido, 0133200) changes nothing here.
-    Drills and tests (Control/Status 訓練, 試験) are not state."""
-    if report.control_status != "通常":
-        return 0
-    if report.info_type == "取消":
-        status = await conn.execute(
-            "DELETE FROM area_warnings WHERE report_datetime = $1 AND area_code LIKE $2",
-            report.report_datetime, prefecture + "%")
-        log.info("jma_report_retracted", rows=str(status))
-        return 0
+    A report about other prefectures (e.g. 福島町 in Hokkaido, 0133200) changes nothing here,
+    nor does a report older than the newest applied for its warning type. Drills and tests
+    (Control/Status 訓練, 試験) are not state."""
     areas = ours(report, prefecture)
-    if not areas:
+    if report.control_status != "通常" or not areas:
         return 0
-    types = sorted({w.warning_type for w in areas})
+    in_force = 0
     async with conn.transaction():
-        newer = await conn.fetchval(
-            "SELECT count(*) FROM area_warnings WHERE warning_type = ANY($1::text[])"
-            " AND area_code LIKE $2 AND report_datetime > $3",
-            types, prefecture + "%", report.report_datetime)
-        if newer:
-            log.info("jma_report_stale", report_datetime=report.report_datetime.isoformat())
-            return 0
-        await conn.execute(
-            "DELETE FROM area_warnings WHERE warning_type = ANY($1::text[]) AND area_code LIKE $2",
-            types, prefecture + "%")
-        rows = [
-            (w.area_code, k.code, k.name, k.status, k.level_equivalent, w.area_name,
-             w.warning_type, report.event_id, report.report_datetime)
-            for w in areas for k in w.kinds if k.status not in _NOT_IN_FORCE and k.code
-        ]
-        unique = list({(r[0], r[1]): r for r in rows}.values())
-        if unique:
-            await conn.copy_records_to_table(
-                "area_warnings", records=unique,
-                columns=("area_code", "kind_code", "kind_name", "status", "level_equivalent",
-                         "area_name", "warning_type", "event_id", "report_datetime"))
-    log.info("jma_state_applied", areas=len(areas), in_force=len(unique))
+        for wtype in sorted({w.warning_type for w in areas}):
+            mark = await conn.fetchval(
+                "SELECT report_datetime FROM jma_watermarks WHERE prefecture = $1"
+                " AND warning_type = $2 FOR UPDATE", prefecture, wtype)
+            if report.info_type == "取消":
+                if mark == report.report_datetime:  # the report in force is retracted
+                    await conn.execute(
+                        "DELETE FROM area_warnings WHERE warning_type = $1 AND area_code LIKE $2"
+                        " AND report_datetime = $3", wtype, prefecture + "%",
+                        report.report_datetime)
+                continue
+            if mark is not None and report.report_datetime < mark:
+                log.info("jma_report_stale", warning_type=wtype,
+                         report_datetime=report.report_datetime.isoformat())
+                continue
+            in_force += await _replace(conn, report, prefecture, wtype,
+                                       [w for w in areas if w.warning_type == wtype])
+            await conn.execute(
+                "INSERT INTO jma_watermarks (prefecture, warning_type, report_datetime)"
+                " VALUES ($1, $2, $3) ON CONFLICT (prefecture, warning_type)"
+                " DO UPDATE SET report_datetime = EXCLUDED.report_datetime",
+                prefecture, wtype, report.report_datetime)
+    return in_force
+
+
+async def _replace(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: str,
+                   wtype: str, areas: list[jma.JmaAreaWarning]) -> int:
+    await conn.execute(
+        "DELETE FROM area_warnings WHERE warning_type = $1 AND area_code LIKE $2",
+        wtype, prefecture + "%")
+    rows = [
+        (w.area_code, k.code, k.name, k.status, k.level_equivalent, w.area_name,
+         w.warning_type, report.event_id, report.report_datetime)
+        for w in areas for k in w.kinds if k.status not in _NOT_IN_FORCE and k.code
+    ]
+    unique = list({(r[0], r[1]): r for r in rows}.values())
+    if unique:
+        await conn.executemany(
+            "INSERT INTO area_warnings (area_code, kind_code, kind_name, status,"
+            " level_equivalent, area_name, warning_type, event_id, report_datetime)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (area_code, kind_code)"
+            " DO UPDATE SET kind_name = EXCLUDED.kind_name, status = EXCLUDED.status,"
+            " level_equivalent = EXCLUDED.level_equivalent, warning_type = EXCLUDED.warning_type,"
+            " event_id = EXCLUDED.event_id, report_datetime = EXCLUDED.report_datetime,"
+            " updated_at = now()", unique)
+    log.info("jma_state_applied", warning_type=wtype, areas=len(areas), in_force=len(unique))
     return len(unique)
