@@ -120,6 +120,10 @@ async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
         before = Shelter.from_row(row)
         if at is not None and before.status_at is not None and at < before.status_at:
             return StatusChange(before, before.status, opened=False)
+        if at is None and not source.startswith("staff:") and str(
+                row["status_source"] or "").startswith("staff:"):
+            # An undated feed row cannot be shown newer than what staff set: staff win.
+            return StatusChange(before, before.status, opened=False)
         opened = status in _OPEN and before.status not in _OPEN
         if status in ("not_open", "closed"):
             crowding, evacuees = None, None

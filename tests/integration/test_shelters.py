@@ -223,3 +223,21 @@ async def test_shelter_without_hazard_flags_serves_every_order(
                          headers={"Authorization": f"Bearer {op}"})
     assert (await r.json())["opened"] is True
     assert await _opened_tokens(context.pool) == ["near"]
+
+
+async def test_undated_feed_row_does_not_override_staff(context: Context, db_url: str,
+                                                        csv_file: Path) -> None:
+    """A status-feed row without a time does not undo what staff set; a dated newer one does."""
+    from alertd import openings
+
+    await _import(db_url, csv_file)
+    async with context.pool.acquire() as conn:
+        await openings.apply_status(conn, context.points, context.cfg, "S-EAST", "closed", None,
+                                    None, "staff:someone")
+        undated = await openings.apply_status(conn, context.points, context.cfg, "S-EAST",
+                                              "open", None, None, "feed")
+        assert undated.shelter.status == "closed" and not undated.opened
+        dated = await openings.apply_status(conn, context.points, context.cfg, "S-EAST",
+                                            "open", None, None, "feed",
+                                            datetime.now(UTC) + timedelta(seconds=1))
+        assert dated.shelter.status == "open" and dated.opened
