@@ -98,6 +98,7 @@ class Daemon:
              "--role", self.roles, *self.extra],
             env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
         )
+        _STARTED.append(self.proc)
 
     def kill(self, sig: int = signal.SIGKILL) -> int:
         """Send a signal and wait for the process to end."""
@@ -119,6 +120,20 @@ class Daemon:
             except aiohttp.ClientError:
                 return False
         await wait_for(check, "daemon /readyz")
+
+
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_stray_daemons() -> Iterator[None]:
+    """Every daemon a test started is stopped after it, even when the test failed midway."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 @pytest.fixture
