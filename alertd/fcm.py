@@ -128,7 +128,8 @@ class FcmSender:
             return push.Outcome("retry", reason="sender closed")
         async with self._slots:
             try:
-                return await asyncio.wait_for(self._post(msg), self._config.timeout_s)
+                async with asyncio.timeout(self._config.timeout_s):  # no extra task per push
+                    return await self._post(msg)
             except Exception as exc:  # every transport failure becomes an outcome
                 outcome = outcomes.from_exception(exc)
                 log.warning("fcm_send_error", delivery_id=msg.delivery_id,
