@@ -57,21 +57,21 @@ class Result:
 
 _CLAIM = """
 WITH due AS (
-    SELECT id FROM deliveries
+    SELECT id, order_id FROM deliveries
     WHERE service = $1 AND state IN ('pending', 'sending') AND due_at <= now()
     ORDER BY due_at, id
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF deliveries SKIP LOCKED
 )
 UPDATE deliveries d
 SET state = 'sending', due_at = now() + make_interval(secs => $3),
     attempts = d.attempts + 1, claimed_by = $4
-FROM due, devices v
+FROM due LEFT JOIN orders o ON o.id = due.order_id, devices v
 WHERE d.id = due.id AND v.id = d.device_id
 RETURNING d.id, d.apns_id, d.order_id, coalesce(d.alert_id, d.order_id::text) AS alert_id,
           d.device_id, d.kind, d.service, d.level, d.title, d.body,
           d.priority, d.expires_at, d.attempts, v.push_token, v.token_state, d.created_at,
-          (SELECT o.state FROM orders o WHERE o.id = d.order_id) AS order_state,
+          o.state AS order_state,
           d.due_at AS lease_until
 """
 
