@@ -39,8 +39,8 @@ class Claimed:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Claimed:
-        """Build from a claim query row."""
-        return cls(**{k: row[k] for k in cls.__slots__})
+        """Build from a claim query row (its columns are in the fields' order: see _CLAIM)."""
+        return cls(*row)
 
 
 @dataclass(frozen=True, slots=True)

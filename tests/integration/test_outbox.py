@@ -128,3 +128,10 @@ async def test_refunded_claim_does_not_count_as_an_attempt(pool: asyncpg.Pool) -
     await outbox.record(pool, [outbox.Result(c.id, "pending", now, None, "paused", refund=True)],
                         "w")
     assert await pool.fetchval("SELECT attempts FROM deliveries") == 0
+
+
+async def test_claim_columns_match_the_claimed_fields(pool: asyncpg.Pool) -> None:
+    """The claim query returns its columns in the order of Claimed's fields (built positionally)."""
+    await _seed(pool, 1)
+    rows = await pool.fetch(outbox._CLAIM, "apns", 1, 30.0, "w")
+    assert list(rows[0].keys()) == list(outbox.Claimed.__slots__)
