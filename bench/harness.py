@@ -24,6 +24,7 @@ import aiohttp
 import asyncpg
 
 from alertd import db, logs
+from alertd.sandbox.handle import SandboxProcess as Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -69,44 +70,6 @@ async def database(prefix: str) -> AsyncIterator[str]:
 
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ALERTD_")}
-
-
-@dataclass
-class Sandbox:
-    """A running `alertd sandbox` process."""
-
-    proc: subprocess.Popen[bytes]
-    directory: Path
-    base: int
-
-    @property
-    def config(self) -> Path:
-        """The sandbox.toml it wrote."""
-        return self.directory / "sandbox.toml"
-
-    @property
-    def inspect_url(self) -> str:
-        """Base URL of the inspection endpoint."""
-        return f"http://127.0.0.1:{self.base + 2}"
-
-    async def clear(self, http: aiohttp.ClientSession) -> None:
-        """Forget every recorded request."""
-        async with http.delete(f"{self.inspect_url}/deliveries") as r:
-            r.raise_for_status()
-
-    async def stats(self, http: aiohttp.ClientSession) -> dict[str, Any]:
-        """Counters: recorded deliveries and requests received per service."""
-        async with http.get(f"{self.inspect_url}/stats") as r:
-            r.raise_for_status()
-            body: dict[str, Any] = await r.json()
-            return body
-
-    async def deliveries(self, http: aiohttp.ClientSession, since: int = 0) -> list[dict[str, Any]]:
-        """Recorded requests from index `since` on."""
-        async with http.get(f"{self.inspect_url}/deliveries", params={"since": since}) as r:
-            r.raise_for_status()
-            body: list[dict[str, Any]] = await r.json()
-            return body
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from alertd.sandbox.handle import SandboxProcess as Sandbox
 from tests.waiting import DEADLINE, POLL_S, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,37 +39,6 @@ def free_port_base(n: int = 3) -> int:
         if all(_free(base + i) for i in range(n)):
             return base
     raise RuntimeError("no free ports")
-
-
-@dataclass
-class Sandbox:
-    """A running `alertd sandbox` process."""
-
-    proc: subprocess.Popen[bytes]
-    directory: Path
-    base: int
-
-    @property
-    def config(self) -> Path:
-        """The sandbox.toml it wrote."""
-        return self.directory / "sandbox.toml"
-
-    @property
-    def inspect_url(self) -> str:
-        """The inspection endpoint."""
-        return f"http://127.0.0.1:{self.base + 2}"
-
-    async def deliveries(self, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
-        """Every request the fakes received so far."""
-        async with http.get(f"{self.inspect_url}/deliveries") as r:
-            r.raise_for_status()
-            data: list[dict[str, Any]] = await r.json()
-            return data
-
-    async def clear(self, http: aiohttp.ClientSession) -> None:
-        """Forget recorded requests and failure counters."""
-        async with http.delete(f"{self.inspect_url}/deliveries") as r:
-            r.raise_for_status()
 
 
 @dataclass
