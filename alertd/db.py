@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any
 
 import asyncpg
 import structlog
@@ -82,7 +81,3 @@ async def pending_migrations(conn: asyncpg.Connection | asyncpg.Pool) -> list[st
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
     return [v for v, _ in migration_files() if v not in done]
 
-
-def row_dict(row: Any) -> dict[str, Any]:
-    """A record as a plain dict."""
-    return dict(row.items())

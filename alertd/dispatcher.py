@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import os
 import socket
 import time
@@ -18,7 +17,7 @@ import structlog
 from alertd import db, metrics, outbox, settings
 from alertd.outbox import Claimed, Result
 from alertd.pipeline import OUTBOX_CHANNEL
-from alertd.push import Outcome, PushMessage
+from alertd.push import Outcome, PushMessage, thread_id_for
 
 log = structlog.get_logger(__name__)
 
@@ -31,12 +30,6 @@ class Sender(Protocol):
     def paused_for(self) -> float: ...
 
     async def close(self) -> None: ...
-
-
-@functools.lru_cache(maxsize=1024)
-def _thread(alert_id: str, of_order: bool) -> str:
-    """The notification thread: one per order, formatted once per order, not per delivery."""
-    return f"order-{alert_id}" if of_order else alert_id
 
 
 def _ids(c: Claimed) -> dict[str, object]:
@@ -52,7 +45,8 @@ def message(c: Claimed, critical_levels: tuple[int, ...]) -> PushMessage:
         delivery_id=c.id, apns_id=str(c.apns_id),
         platform="ios" if c.service == "apns" else "android", token=c.push_token,
         kind=c.kind, alert_id=c.alert_id, level=c.level, title=c.title, body=c.body,
-        collapse_id=c.alert_id, thread_id=_thread(c.alert_id, c.order_id is not None),
+        collapse_id=c.alert_id,
+        thread_id=thread_id_for(c.alert_id) if c.order_id is not None else c.alert_id,
         expires_at=c.expires_at,
         priority=c.priority,
         critical=c.level is not None and c.level in critical_levels and c.kind != "order_lifted",
@@ -76,7 +70,6 @@ class Dispatcher:
         self.results: list[Result] = []
         self.held: list[asyncio.Semaphore] = []  # send slots freed when `results` are committed
         self.invalid: list[tuple[Any, str]] = []
-        self.flushed = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._closing = False
         # Labelled metric children looked up once, not per delivery.
@@ -298,4 +291,3 @@ class Dispatcher:
             room.release()
         if held:
             self._wake_all()
-        self.flushed.set()
