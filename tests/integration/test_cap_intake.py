@@ -25,6 +25,14 @@ async def _device(c: Context, token: str, lat: float, lon: float, drill: bool = 
     assert await points.catch_up(c.pool, c.points)
 
 
+async def _level(c: Context, order_id: uuid.UUID | None) -> int:
+    """The current level of an order."""
+    level: int = await c.pool.fetchval(
+        "SELECT v.level FROM orders o JOIN order_versions v ON v.order_id = o.id"
+        " AND v.version = o.version WHERE o.id = $1", order_id)
+    return level
+
+
 async def _pushes(pool: asyncpg.Pool, order_id: uuid.UUID | None) -> list[tuple[str, str, int]]:
     rows = await pool.fetch(
         "SELECT v.push_token, d.kind, d.level FROM deliveries d JOIN devices v"
@@ -186,9 +194,7 @@ async def test_older_update_does_not_roll_back(context: Context) -> None:
         "o2", msg_type="Update", references=("o1",), level=4,
         sent=t0 + timedelta(minutes=1)), "test")
     assert newer.outcome == "updated" and older.outcome == "ignored"
-    level = await context.pool.fetchval(
-        "SELECT v.level FROM orders o JOIN order_versions v ON v.order_id = o.id"
-        " AND v.version = o.version WHERE o.id = $1", a.order_id)
+    level = await _level(context, a.order_id)
     assert level == 5
 
 
@@ -223,7 +229,5 @@ async def test_update_keeps_what_it_leaves_out(context: Context) -> None:
     b = await cap_intake.ingest(context, capgen.message(
         "k2", msg_type="Update", references=("k1",), level=None, event="洪水 続報"), "test")
     assert b.outcome in ("updated", "recorded")
-    level = await context.pool.fetchval(
-        "SELECT v.level FROM orders o JOIN order_versions v ON v.order_id = o.id"
-        " AND v.version = o.version WHERE o.id = $1", a.order_id)
+    level = await _level(context, a.order_id)
     assert level == 5

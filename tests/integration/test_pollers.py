@@ -33,6 +33,17 @@ class Server:
         """Absolute URL of a path."""
         return self.base + path
 
+    def index(self, path: str, *entries: tuple[str, int]) -> None:
+        """Serve an Atom index at `path` linking /<id>.xml for each (id, hour updated)."""
+        body = "".join(
+            f"<entry><id>urn:{i}</id><title>{i}</title><updated>2026-11-26T{h:02d}:00:00Z"
+            f'</updated><link href="{self.url("/" + i + ".xml")}"/></entry>'
+            for i, h in entries)
+        self.docs[path] = (
+            (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:f</id>'
+             f"<updated>2026-11-26T03:00:00Z</updated>{body}</feed>").encode(),
+            "application/atom+xml")
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
@@ -105,19 +116,11 @@ async def test_atom_index_fetches_each_entry_once(context: Context, server: Serv
     """Entries of an Atom index are fetched once each, however often the index is polled."""
     server.docs["/e1.xml"] = (capgen.message("idx-1"), "application/cap+xml")
     server.docs["/e2.xml"] = (capgen.message("idx-2"), "application/cap+xml")
-
-    def index(*ids: str) -> bytes:
-        entries = "".join(
-            f"<entry><id>urn:{i}</id><title>{i}</title><updated>2026-11-26T00:00:00Z</updated>"
-            f'<link href="{server.url("/" + i + ".xml")}"/></entry>' for i in ids)
-        return (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:f</id>'
-                f"<updated>2026-11-26T00:00:00Z</updated>{entries}</feed>").encode()
-
-    server.docs["/index.atom"] = (index("e1"), "application/atom+xml")
+    server.index("/index.atom", ("e1", 0))
     p = _poller(context, http, "cap", server.url("/index.atom"))
     await _register(p)
     await p.poll_once()
-    server.docs["/index.atom"] = (index("e1", "e2"), "application/atom+xml")
+    server.index("/index.atom", ("e1", 0), ("e2", 0))
     await p.poll_once()
     await p.poll_once()
     assert server.hits["/e1.xml"] == 1 and server.hits["/e2.xml"] == 1
@@ -166,13 +169,7 @@ async def test_jma_state_for_our_prefecture_only(context: Context, server: Serve
     hokkaido = (JMA / "11_jmaxml_VXWW50_landslide_alert_lifted.xml").read_bytes()
     server.docs["/r1.xml"] = (ours, "application/xml")
     server.docs["/r2.xml"] = (hokkaido, "application/xml")
-    entries = "".join(
-        f"<entry><id>urn:{i}</id><title>{i}</title><updated>2026-11-26T00:00:00Z</updated>"
-        f'<link href="{server.url("/" + i + ".xml")}"/></entry>' for i in ("r1", "r2"))
-    server.docs["/jma.atom"] = (
-        (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>jma</title><id>urn:j</id>'
-         f"<updated>2026-11-26T00:00:00Z</updated>{entries}</feed>").encode(),
-        "application/atom+xml")
+    server.index("/jma.atom", ("r1", 0), ("r2", 0))
     p = _poller(context, http, "jma", server.url("/jma.atom"))
     await _register(p)
     await p.poll_once()
@@ -237,14 +234,7 @@ async def test_dead_entry_link_does_not_hold_back_the_others(
     oldest first and the feed stays healthy."""
     server.docs["/old.xml"] = (capgen.message("e-old"), "application/cap+xml")
     server.docs["/new.xml"] = (capgen.message("e-new"), "application/cap+xml")
-    entries = "".join(
-        f"<entry><id>urn:{i}</id><title>{i}</title><updated>2026-11-26T0{h}:00:00Z</updated>"
-        f'<link href="{server.url("/" + i + ".xml")}"/></entry>'
-        for i, h in (("new", 3), ("gone", 2), ("old", 1)))
-    server.docs["/index.atom"] = (
-        (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:f</id>'
-         f"<updated>2026-11-26T03:00:00Z</updated>{entries}</feed>").encode(),
-        "application/atom+xml")
+    server.index("/index.atom", ("new", 3), ("gone", 2), ("old", 1))
     p = _poller(context, http, "cap", server.url("/index.atom"))
     await _register(p)
     assert await p.poll_once() == 0
