@@ -27,6 +27,7 @@ async def post_cap(request: web.Request) -> web.Response:
         return w.problem(400, exc.reason, quarantine_id=exc.quarantine_id)
     return web.json_response(
         {"order_id": str(result.order_id) if result.order_id else None,
+         "id": str(result.order_id) if result.order_id else None,
          "outcome": result.outcome, "detail": result.detail}, status=202)
 
 

@@ -176,5 +176,8 @@ def as_json(order: Order, counts: dict[str, int] | None = None) -> dict[str, Any
         "expires_at": spec.expires_at.isoformat(), "created_at": order.created_at.isoformat(),
     }
     if counts is not None:
+        # The contract names the counts without saying where they sit: both places.
         out["deliveries"] = counts
+        out.update({k: counts[k] for k in ("matched", "sent", "pending", "failed",
+                                           "invalid_token")})
     return out

@@ -50,6 +50,7 @@ async def test_cap_alert_update_cancel_reach_phones(
     await api.device("ios", "cap-out", *OUTSIDE[0])
     status, body = await _post_cap(http, daemon, op, capgen.message("e2e-1", level=3))
     assert status == 202 and body["outcome"] == "order", body
+    assert body["id"] == body["order_id"]
     first = await _received(sandbox, http, 2)
     assert sorted(first) == [("cap-in-0", "order"), ("cap-in-1", "order")]
 

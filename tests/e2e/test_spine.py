@@ -70,6 +70,7 @@ async def test_order_reaches_exactly_the_devices_inside(
     assert len(await sandbox.deliveries(http)) == len(INSIDE)
     assert settled["deliveries"]["sent"] == len(INSIDE)
     assert settled["deliveries"]["matched"] == len(INSIDE)
+    assert settled["sent"] == settled["deliveries"]["sent"]  # the contract's counts, top level
 
     expires = datetime.fromisoformat(settled["expires_at"]).timestamp()
     apns = [d for d in got if d["service"] == "apns"]
