@@ -1,4 +1,4 @@
-"""The daemon: builds the HTTP app and runs the roles (api, worker) until SIGTERM."""
+"""The daemon: runs the roles (api, worker, feeds) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from alertd import api_feeds, api_mobile, api_staff, db, metrics, outbox, points, settings
-from alertd import web as w
-from alertd.dispatcher import Dispatcher, Sender
+from alertd import db, points, settings
+from alertd.api import routes
+from alertd.context import Context
+from alertd.delivery.dispatcher import Dispatcher, Sender
 from geo import index as geo_index
 from geo import municipalities
 
@@ -38,57 +39,15 @@ def parse_roles(text: str) -> tuple[str, ...]:
     return roles
 
 
-async def _healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def _readyz(request: web.Request) -> web.Response:
-    c = w.ctx(request)
-    try:
-        async with asyncio.timeout(2):
-            pending = await db.pending_migrations(c.pool)
-    except Exception as exc:
-        return w.problem(503, f"database unreachable: {type(exc).__name__}")
-    if pending:
-        return w.problem(503, f"migrations not applied: {', '.join(pending)}")
-    if not c.points.ready.is_set():
-        return w.problem(503, "point index still loading")
-    return web.json_response({"status": "ready", "points": len(c.points.index)})
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    c = w.ctx(request)
-    with contextlib.suppress(Exception):
-        depth = await outbox.depth(c.pool)
-        for service in ("apns", "fcm"):
-            metrics.OUTBOX_DEPTH.labels(service).set(depth.get(service, 0))
-    metrics.INDEX_POINTS.set(len(c.points.index))
-    return web.Response(body=metrics.render(), content_type="text/plain")
-
-
-def build_app(context: w.Context) -> web.Application:
-    """The aiohttp application with every route."""
-    app = web.Application(middlewares=[w.error_middleware],
-                          client_max_size=context.cfg.http.max_body_bytes)
-    app[w.CONTEXT] = context
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
-    app.add_routes(api_mobile.routes)
-    app.add_routes(api_staff.routes)
-    app.add_routes(api_feeds.routes)
-    return app
-
-
 def make_senders(cfg: settings.Settings) -> dict[str, tuple[Sender, int]]:
     """The push senders enabled in the configuration."""
     out: dict[str, tuple[Sender, int]] = {}
     if cfg.apns.enabled:
-        from alertd.apns import ApnsSender
+        from alertd.delivery.apns import ApnsSender
 
         out["apns"] = (ApnsSender(cfg.apns), cfg.apns.concurrency)
     if cfg.fcm.enabled:
-        from alertd.fcm import FcmSender
+        from alertd.delivery.fcm import FcmSender
 
         out["fcm"] = (FcmSender(cfg.fcm), cfg.fcm.concurrency)
     return out
@@ -108,7 +67,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         log.warning("migrations_pending", versions=pending, hint="run `alertd migrate`")
     table = municipalities.Table.load(areas_path(cfg))
     pts = points.Points(index=geo_index.PointIndex(cfg.geo.cell_deg), table=table)
-    context = w.Context(cfg=cfg, pool=pool, points=pts, table=table)
+    context = Context(cfg=cfg, pool=pool, points=pts, table=table)
     tasks: list[asyncio.Task[Any]] = []
     runner: web.AppRunner | None = None
     dispatcher: Dispatcher | None = None
@@ -117,11 +76,11 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         if "api" in roles or "feeds" in roles:
             tasks.append(asyncio.create_task(points.follow(cfg.database.url, pts, stop)))
         if "feeds" in roles:
-            from alertd import pollers
+            from alertd.ingest import pollers
 
             tasks.append(asyncio.create_task(pollers.run_all(context, stop)))
         if "api" in roles:
-            runner = web.AppRunner(build_app(context), access_log=None)
+            runner = web.AppRunner(routes.build_app(context), access_log=None)
             await runner.setup()
             await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
         if "worker" in roles:

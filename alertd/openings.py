@@ -11,7 +11,7 @@ import numpy as np
 import structlog
 
 from alertd import orders, render, settings, shelters
-from alertd.pipeline import OUTBOX_CHANNEL
+from alertd.delivery import outbox
 from alertd.points import Points
 from alertd.shelters import Shelter
 from geo import areas
@@ -88,7 +88,7 @@ async def notify(conn: asyncpg.Connection, points: Points, shelter: Shelter,
         *cols, expires, ref, f"shelter-{shelter.id}",
     )
     queued = int(str(status).split()[-1])
-    await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+    await conn.execute("SELECT pg_notify($1, '')", outbox.CHANNEL)
     log.info("shelter_opened_queued", shelter_id=shelter.id, devices=queued)
     return queued
 

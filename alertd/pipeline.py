@@ -12,13 +12,13 @@ import numpy as np
 import structlog
 
 from alertd import errors, orders, render, settings
+from alertd.delivery import outbox
 from alertd.orders import Order, OrderSpec
 from alertd.points import Points
 from geo import municipalities
 
 log = structlog.get_logger(__name__)
 
-OUTBOX_CHANNEL = "alertd_outbox"
 LIFT_TTL = timedelta(hours=24)
 _COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level",
             "title", "body", "priority", "expires_at")
@@ -67,7 +67,7 @@ def _rows(order_id: uuid.UUID, version: int, spec: OrderSpec, kind: str,
 async def _enqueue(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     if rows:
         await conn.copy_records_to_table("deliveries", records=rows, columns=_COLUMNS)
-        await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+        await conn.execute("SELECT pg_notify($1, '')", outbox.CHANNEL)
 
 
 async def _insert_version(conn: asyncpg.Connection, order_id: uuid.UUID, version: int,

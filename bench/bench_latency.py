@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
 
-from alertd import apns, fcm
+from alertd.delivery import apns, fcm
 
 BBOX = (139.16, 36.79, 141.05, 37.98)  # Fukushima Prefecture, lon/lat
 CENTRES = [  # (name, lon, lat): town centres, one order each

@@ -26,7 +26,7 @@ from typing import Any
 import aioapns
 import aiohttp
 
-from alertd import apns, fcm
+from alertd.delivery import apns, fcm
 
 _APNS_MESSAGE = {
     "aps": {"alert": {"title": "避難指示", "body": "ベンチマーク"}, "sound": "default"},

@@ -88,7 +88,7 @@ def areas_path() -> Iterator[Path]:
 async def context(pool: asyncpg.Pool, db_url: str, areas_path: Path) -> AsyncIterator[Any]:
     """The daemon's request context on this test's database, its point index following it."""
     from alertd import points, settings
-    from alertd.web import Context
+    from alertd.context import Context
     from geo import index as geo_index
     from geo import municipalities
 

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertd import app, credentials, points, settings, staff
-from alertd import web as w
+from alertd import credentials, points, settings, staff
+from alertd.api import routes
+from alertd.context import Context
 from geo import index as geo_index
 from geo import municipalities
 
@@ -30,7 +31,7 @@ async def client(pool: asyncpg.Pool, db_url: str, areas_path: Path) -> AsyncIter
     stop = asyncio.Event()
     follower = asyncio.create_task(points.follow(db_url, pts, stop))
     await asyncio.wait_for(pts.ready.wait(), 10)
-    c = TestClient(TestServer(app.build_app(w.Context(cfg=cfg, pool=pool, points=pts,
+    c = TestClient(TestServer(routes.build_app(Context(cfg=cfg, pool=pool, points=pts,
                                                       table=table))))
     await c.start_server()
     yield c
@@ -260,10 +261,10 @@ async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
         client: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
     """Every /v1/staff route answers 401 without a token; a viewer cannot change anything."""
     viewer = await staff.create(pool, "viewer")
-    routes = [(r.method, r.resource.canonical) for r in client.app.router.routes()
+    found = [(r.method, r.resource.canonical) for r in client.app.router.routes()
               if r.resource is not None and r.resource.canonical.startswith("/v1/staff")]
-    assert len(routes) >= 10
-    for method, path in routes:
+    assert len(found) >= 10
+    for method, path in found:
         url = path.replace("{order_id}", "00000000-0000-0000-0000-000000000000").replace(
             "{shelter_id}", "S-1")
         r = await client.request(method, url)

@@ -8,8 +8,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from alertd import cap_intake, devices, points
-from alertd.web import Context
+from alertd import devices, points
+from alertd.context import Context
+from alertd.ingest import cap_intake
 from tests import capgen
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cap"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from alertd import devices, outbox
+from alertd import devices
+from alertd.delivery import outbox
 
 COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level", "title",
            "body", "priority", "expires_at")

@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from alertd import devices, points, pollers
-from alertd.web import Context
+from alertd import devices, points
+from alertd.context import Context
+from alertd.ingest import pollers
 from tests import capgen
 from tests.waiting import wait_for
 

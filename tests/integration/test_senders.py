@@ -25,7 +25,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from alertd import apns, fcm, push, settings
+from alertd import settings
+from alertd.delivery import apns, fcm, push
 from alertd.sandbox import material
 from alertd.sandbox.server import Sandbox
 from tests.waiting import wait_for

@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertd import app, devices, orders, pipeline, points, staff
-from alertd.web import Context
+from alertd import devices, orders, pipeline, points, staff
+from alertd.api import routes
+from alertd.context import Context
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = ("全国地方公共団体コード,ID,名称,名称_カナ,名称_英字,住所,方書,緯度,経度,高さ,"
@@ -59,7 +60,7 @@ def csv_file(tmp_path: Path) -> Path:
 @pytest.fixture
 async def client(context: Context) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     """A test client on the real app."""
-    c = TestClient(TestServer(app.build_app(context)))
+    c = TestClient(TestServer(routes.build_app(context)))
     await c.start_server()
     yield c
     await c.close()

@@ -6,8 +6,8 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from alertd import outbox
-from alertd.push import Outcome
+from alertd.delivery import outbox
+from alertd.delivery.push import Outcome
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 

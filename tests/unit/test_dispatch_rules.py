@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from alertd import outbox, settings
-from alertd.dispatcher import Dispatcher
-from alertd.push import Outcome, PushMessage
+from alertd import settings
+from alertd.delivery import outbox
+from alertd.delivery.dispatcher import Dispatcher
+from alertd.delivery.push import Outcome, PushMessage
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 CFG = settings.load(environ={})

@@ -9,8 +9,8 @@ import aioapns.exceptions
 import aiohttp
 import pytest
 
-from alertd import outcomes
-from alertd.push import Outcome
+from alertd.delivery import outcomes
+from alertd.delivery.push import Outcome
 
 NOW = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from alertd import errors, push
+from alertd import errors
+from alertd.delivery import push
 
 NOW = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 TITLE = "【警戒レベル4】避難指示"

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import structlog
 from aiohttp import web
 
-from alertd import credentials, devices, errors, settings, staff
-from alertd.points import Points
-from geo import municipalities
+from alertd import credentials, devices, errors, staff
+from alertd.context import Context
 
 log = structlog.get_logger(__name__)
 
@@ -30,16 +28,6 @@ _STATUS: dict[type[errors.AlertdError], int] = {
     errors.DatabaseUnavailable: 503,
     errors.NotReady: 503,
 }
-
-
-@dataclass(slots=True)
-class Context:
-    """What request handlers need: settings, the pool, the point index, the area table."""
-
-    cfg: settings.Settings
-    pool: asyncpg.Pool
-    points: Points
-    table: municipalities.Table
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -122,3 +110,17 @@ async def staff_member(request: web.Request, role: str) -> staff.Staff:
         raise errors.Unauthenticated("unknown or revoked staff token")
     who.require(role)
     return who
+
+
+def int_arg(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
+    """An integer query argument within [lo, hi] (422 otherwise), or the default."""
+    raw = request.query.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise errors.InvalidInput(f"{key} must be an integer") from exc
+    if not lo <= value <= hi:
+        raise errors.InvalidInput(f"{key} must be between {lo} and {hi}")
+    return value

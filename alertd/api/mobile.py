@@ -1,4 +1,5 @@
-"""The mobile API: device registration, settings, location, watched places, alert inbox."""
+"""The mobile API: device registration, settings, location, watched places, alert inbox,
+warnings where the device is, and shelters nearby."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from alertd import devices, errors, validate
-from alertd import web as w
+from alertd import devices, errors, shelters, validate
+from alertd.api import plumbing
+from alertd.ingest import jma_states
+from alertd.orders import HAZARDS
 
 MAX_TOKEN = 4096
 TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
@@ -27,14 +30,14 @@ def _token(value: Any) -> str:
 @routes.post("/v1/devices")
 async def register(request: web.Request) -> web.Response:
     """Register a phone; the secret is returned once and stored only hashed."""
-    body = validate.obj(await w.json_body(request))
+    body = validate.obj(await plumbing.json_body(request))
     validate.only(body, {"platform", "push_token", "locale"})
     platform = body.get("platform")
     if platform not in ("ios", "android"):
         raise errors.InvalidInput("platform must be ios or android")
     token = _token(body.get("push_token"))
     locale = validate.locale(body.get("locale", "ja"))
-    device_id, secret = await devices.register(w.ctx(request).pool, platform, token, locale)
+    device_id, secret = await devices.register(plumbing.ctx(request).pool, platform, token, locale)
     return web.json_response({"device_id": str(device_id), "device_secret": secret}, status=201)
 
 
@@ -46,8 +49,8 @@ def _clock(value: str) -> time:
 @routes.patch("/v1/me")
 async def update_me(request: web.Request) -> web.Response:
     """Change push token, locale, tips or quiet hours."""
-    dev = await w.device(request)
-    body = validate.obj(await w.json_body(request))
+    dev = await plumbing.device(request)
+    body = validate.obj(await plumbing.json_body(request))
     validate.only(body, {"push_token", "locale", "tips", "quiet_hours", "drill"})
     changes: dict[str, Any] = {}
     if "push_token" in body:
@@ -68,8 +71,8 @@ async def update_me(request: web.Request) -> web.Response:
             validate.only(quiet, {"start", "end"}, "quiet_hours")
             changes["quiet_start"] = _clock(validate.clock(quiet.get("start"), "quiet_hours.start"))
             changes["quiet_end"] = _clock(validate.clock(quiet.get("end"), "quiet_hours.end"))
-    await devices.update(w.ctx(request).pool, dev.id, changes)
-    fresh = await devices.get(w.ctx(request).pool, dev.id)
+    await devices.update(plumbing.ctx(request).pool, dev.id, changes)
+    fresh = await devices.get(plumbing.ctx(request).pool, dev.id)
     assert fresh is not None
     return web.json_response(_me(fresh))
 
@@ -87,48 +90,48 @@ def _me(dev: devices.Device) -> dict[str, Any]:
 @routes.get("/v1/me")
 async def get_me(request: web.Request) -> web.Response:
     """The device's own settings and places."""
-    dev = await w.device(request)
+    dev = await plumbing.device(request)
     out = _me(dev)
-    out["places"] = [p.as_json() for p in await devices.places(w.ctx(request).pool, dev)]
+    out["places"] = [p.as_json() for p in await devices.places(plumbing.ctx(request).pool, dev)]
     return web.json_response(out)
 
 
 @routes.delete("/v1/me")
 async def delete_me(request: web.Request) -> web.Response:
     """Erase the device and everything about it."""
-    dev = await w.device(request)
-    await devices.delete(w.ctx(request).pool, dev.id)
+    dev = await plumbing.device(request)
+    await devices.delete(plumbing.ctx(request).pool, dev.id)
     return web.Response(status=204)
 
 
 @routes.put("/v1/me/location")
 async def put_location(request: web.Request) -> web.Response:
     """Share the current location (matchable within a second)."""
-    dev = await w.device(request)
-    body = validate.obj(await w.json_body(request))
+    dev = await plumbing.device(request)
+    body = validate.obj(await plumbing.json_body(request))
     validate.only(body, {"lat", "lon", "accuracy_m"})
     lat, lon = validate.lat_lon(body)
     accuracy = None
     if body.get("accuracy_m") is not None:
         accuracy = validate.number(body, "accuracy_m", 0, 100_000)
-    await devices.set_location(w.ctx(request).pool, dev, lat, lon, accuracy)
+    await devices.set_location(plumbing.ctx(request).pool, dev, lat, lon, accuracy)
     return web.Response(status=204)
 
 
 @routes.delete("/v1/me/location")
 async def delete_location(request: web.Request) -> web.Response:
     """Stop sharing the location; the stored one is erased."""
-    dev = await w.device(request)
-    await devices.clear_location(w.ctx(request).pool, dev)
+    dev = await plumbing.device(request)
+    await devices.clear_location(plumbing.ctx(request).pool, dev)
     return web.Response(status=204)
 
 
 @routes.put("/v1/me/places/{place_id}")
 async def put_place(request: web.Request) -> web.Response:
     """Watch a point or a municipality (at most three places)."""
-    dev = await w.device(request)
+    dev = await plumbing.device(request)
     place_id = validate.ident(request.match_info["place_id"], "place_id")
-    body = validate.obj(await w.json_body(request))
+    body = validate.obj(await plumbing.json_body(request))
     validate.only(body, {"label", "lat", "lon", "area_code"})
     label = validate.text(body, "label", max_len=100)
     assert label is not None
@@ -136,22 +139,23 @@ async def put_place(request: web.Request) -> web.Response:
         if "lat" in body or "lon" in body:
             raise errors.InvalidInput("give either lat/lon or area_code, not both")
         code = body["area_code"]
-        table = w.ctx(request).table
+        table = plumbing.ctx(request).table
         if not isinstance(code, str) or not table.is_known(code):
             raise errors.InvalidInput(f"area_code {code!r} is not a known municipality code")
         place = devices.Place(place_id, label, None, None, code)
     else:
         lat, lon = validate.lat_lon(body)
         place = devices.Place(place_id, label, lat, lon, None)
-    await devices.put_place(w.ctx(request).pool, dev, place)
+    await devices.put_place(plumbing.ctx(request).pool, dev, place)
     return web.json_response(place.as_json())  # the contract: 200, created or replaced
 
 
 @routes.delete("/v1/me/places/{place_id}")
 async def delete_place(request: web.Request) -> web.Response:
     """Stop watching a place."""
-    dev = await w.device(request)
-    if not await devices.delete_place(w.ctx(request).pool, dev, request.match_info["place_id"]):
+    dev = await plumbing.device(request)
+    place_id = request.match_info["place_id"]
+    if not await devices.delete_place(plumbing.ctx(request).pool, dev, place_id):
         raise errors.NotFound("no such place")
     return web.Response(status=204)
 
@@ -159,8 +163,8 @@ async def delete_place(request: web.Request) -> web.Response:
 @routes.get("/v1/me/alerts")
 async def alerts(request: web.Request) -> web.Response:
     """The device's inbox: alerts sent to it, newest first."""
-    dev = await w.device(request)
-    rows = await w.ctx(request).pool.fetch(
+    dev = await plumbing.device(request)
+    rows = await plumbing.ctx(request).pool.fetch(
         "SELECT d.order_id, d.alert_id, d.version, d.kind, d.level, d.title, d.body, d.state,"
         " d.created_at, o.state AS order_state"
         " FROM deliveries d LEFT JOIN orders o ON o.id = d.order_id"
@@ -175,3 +179,41 @@ async def alerts(request: web.Request) -> web.Response:
          "order_state": r["order_state"], "at": r["created_at"].isoformat()}
         for r in rows
     ]})
+
+
+@routes.get("/v1/me/warnings")
+async def my_warnings(request: web.Request) -> web.Response:
+    """JMA warnings in force where the device is or watches ("警戒レベル3相当 in your area")."""
+    dev = await plumbing.device(request)
+    c = plumbing.ctx(request)
+    rows = await c.pool.fetch(
+        "SELECT lon, lat, area_code FROM device_points WHERE device_id = $1", dev.id)
+    codes: set[str] = set()
+    for r in rows:
+        if r["area_code"]:
+            codes.add(r["area_code"][:5])
+        elif r["lon"] is not None:
+            codes.update(code[:5] for code in c.table.containing(r["lon"], r["lat"]))
+    warnings = await c.pool.fetch(
+        "SELECT * FROM area_warnings WHERE left(area_code, 5) = ANY($1::text[])"
+        " ORDER BY level_equivalent DESC NULLS LAST, area_code", sorted(codes))
+    return web.json_response({"warnings": [jma_states.as_json(r) for r in warnings]})
+
+
+@routes.get("/v1/shelters")
+async def nearest_shelters(request: web.Request) -> web.Response:
+    """Shelters nearest first by great-circle distance, filtered by hazard and open state."""
+    q = request.query
+    try:
+        point = {"lat": float(q["lat"]), "lon": float(q["lon"])}
+    except (KeyError, ValueError) as exc:
+        raise errors.InvalidInput("lat and lon are required numbers") from exc
+    lat, lon = validate.lat_lon(point)
+    hazard = q.get("hazard")
+    if hazard is not None and hazard not in HAZARDS:
+        raise errors.InvalidInput(f"hazard must be one of {', '.join(HAZARDS)}")
+    open_only = q.get("open", "false").lower() in ("1", "true", "yes")
+    found = await shelters.nearest(plumbing.ctx(request).pool, lat, lon, hazard, open_only,
+                                   plumbing.int_arg(request, "limit", 20, 1, 200))
+    return web.json_response({"shelters": [
+        {**s.as_json(), "distance_m": round(d, 1)} for s, d in found]})

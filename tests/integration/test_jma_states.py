@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncpg
 
-from alertd import warnings
+from alertd.ingest import jma_states
 from feeds import jma
 
 JMA = Path(__file__).resolve().parent.parent / "fixtures" / "jma"
@@ -33,9 +33,9 @@ def report(raw: bytes, when: str | None = None, info_type: str | None = None,
 async def test_older_report_does_not_bring_back_lifted_warnings(pool: asyncpg.Pool) -> None:
     """A report older than the newest applied one changes nothing."""
     async with pool.acquire() as conn:
-        assert await warnings.apply(conn, report(SHIMANE, "2026-06-01T12:00:00+09:00",
+        assert await jma_states.apply(conn, report(SHIMANE, "2026-06-01T12:00:00+09:00",
                                                  lift_all=True), "07") == 0
-        assert await warnings.apply(conn, report(SHIMANE, "2026-06-01T11:00:00+09:00"),
+        assert await jma_states.apply(conn, report(SHIMANE, "2026-06-01T11:00:00+09:00"),
                                     "07") == 0
     assert await pool.fetchval("SELECT count(*) FROM area_warnings") == 0
 
@@ -43,9 +43,9 @@ async def test_older_report_does_not_bring_back_lifted_warnings(pool: asyncpg.Po
 async def test_newer_report_replaces_the_state(pool: asyncpg.Pool) -> None:
     """A newer report restates the prefecture: what it lifts is gone."""
     async with pool.acquire() as conn:
-        first = await warnings.apply(conn, report(SHIMANE, "2026-06-01T11:00:00+09:00"), "07")
+        first = await jma_states.apply(conn, report(SHIMANE, "2026-06-01T11:00:00+09:00"), "07")
         assert first > 0
-        await warnings.apply(conn, report(SHIMANE, "2026-06-01T12:00:00+09:00", lift_all=True),
+        await jma_states.apply(conn, report(SHIMANE, "2026-06-01T12:00:00+09:00", lift_all=True),
                              "07")
     assert await pool.fetchval("SELECT count(*) FROM area_warnings") == 0
 
@@ -53,10 +53,10 @@ async def test_newer_report_replaces_the_state(pool: asyncpg.Pool) -> None:
 async def test_other_prefectures_retraction_leaves_ours(pool: asyncpg.Pool) -> None:
     """A 取消 about another prefecture (same minute) does not wipe Fukushima's state."""
     async with pool.acquire() as conn:
-        n = await warnings.apply(conn, report(SHIMANE, "2026-06-01T11:00:00+09:00"), "07")
+        n = await jma_states.apply(conn, report(SHIMANE, "2026-06-01T11:00:00+09:00"), "07")
         shimane_cancel = jma.parse(SHIMANE.decode().replace(
             "<InfoType>発表</InfoType>", "<InfoType>取消</InfoType>").encode())
-        await warnings.apply(conn, shimane_cancel, "07")
+        await jma_states.apply(conn, shimane_cancel, "07")
     assert await pool.fetchval("SELECT count(*) FROM area_warnings") == n
 
 
@@ -64,6 +64,6 @@ async def test_retraction_of_the_report_in_force(pool: asyncpg.Pool) -> None:
     """A 取消 of the report in force for our prefecture removes what it set."""
     when = "2026-06-01T11:00:00+09:00"
     async with pool.acquire() as conn:
-        assert await warnings.apply(conn, report(SHIMANE, when), "07") > 0
-        await warnings.apply(conn, report(SHIMANE, when, info_type="取消"), "07")
+        assert await jma_states.apply(conn, report(SHIMANE, when), "07") > 0
+        await jma_states.apply(conn, report(SHIMANE, when, info_type="取消"), "07")
     assert await pool.fetchval("SELECT count(*) FROM area_warnings") == 0

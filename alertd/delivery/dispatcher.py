@@ -14,10 +14,10 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from alertd import db, metrics, outbox, settings
-from alertd.outbox import Claimed, Result
-from alertd.pipeline import OUTBOX_CHANNEL
-from alertd.push import Outcome, PushMessage, thread_id_for
+from alertd import db, metrics, settings
+from alertd.delivery import outbox
+from alertd.delivery.outbox import Claimed, Result
+from alertd.delivery.push import Outcome, PushMessage, thread_id_for
 
 log = structlog.get_logger(__name__)
 
@@ -134,7 +134,7 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake_all())
+                await conn.add_listener(outbox.CHANNEL, lambda *_: self._wake_all())
                 self._wake_all()
                 while not conn.is_closed():
                     await asyncio.sleep(5.0)

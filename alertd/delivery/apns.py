@@ -17,7 +17,8 @@ from aioapns.connection import (
     APNsTLSClientProtocol,
 )
 
-from alertd import errors, outcomes, push, settings
+from alertd import errors, settings
+from alertd.delivery import outcomes, push
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,9 @@ import aiohttp
 import asyncpg
 import structlog
 
-from alertd import cap_intake, db, errors, metrics, openings, points, quarantine, settings
-from alertd import warnings as jma_states
-from alertd.web import Context
+from alertd import db, errors, metrics, openings, points, settings
+from alertd.context import Context
+from alertd.ingest import cap_intake, jma_states, quarantine
 from feeds import atom, jma, shelter_status
 from feeds import errors as feed_errors
 

@@ -15,7 +15,8 @@ import google.auth.crypt
 import google.auth.jwt
 import structlog
 
-from alertd import errors, outcomes, push, settings
+from alertd import errors, settings
+from alertd.delivery import outcomes, push
 
 log = structlog.get_logger(__name__)
 

@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alertd.push import Outcome
+from alertd.delivery.push import Outcome
 
+# Dispatchers LISTEN on it; whoever writes delivery rows NOTIFYs it after commit.
+CHANNEL = "alertd_outbox"
 FINAL = ("sent", "invalid_token", "failed", "cancelled")
 
 

@@ -13,7 +13,7 @@ import aioapns.exceptions
 import aiohttp
 import h2.exceptions
 
-from alertd.push import Outcome
+from alertd.delivery.push import Outcome
 
 # APNs reasons that mean the device token will never work again for our topic.
 APNS_INVALID_TOKEN_REASONS = frozenset(

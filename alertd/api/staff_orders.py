@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from alertd import errors, metrics, orders, pipeline, points
-from alertd import web as w
+from alertd.api import plumbing
 
 routes = web.RouteTableDef()
 MAX_IDEMPOTENCY_KEY = 200
@@ -27,9 +27,9 @@ def _order_id(request: web.Request) -> uuid.UUID:
 @routes.post("/v1/staff/orders:preview")
 async def preview(request: web.Request) -> web.Response:
     """How many devices an order would reach, by municipality; nothing is sent."""
-    await w.staff_member(request, "viewer")
-    c = w.ctx(request)
-    spec = orders.parse_spec(await w.json_body(request), c.table, c.cfg.orders,
+    await plumbing.staff_member(request, "viewer")
+    c = plumbing.ctx(request)
+    spec = orders.parse_spec(await plumbing.json_body(request), c.table, c.cfg.orders,
                              datetime.now(UTC))
     await points.catch_up(c.pool, c.points)
     match = c.points.match(spec.area.geometry, spec.area.area_codes)
@@ -48,9 +48,9 @@ def _body_hash(raw: Any) -> bytes:
 @routes.post("/v1/staff/orders")
 async def create(request: web.Request) -> web.Response:
     """Issue an order; with Idempotency-Key, a retried request gets the first answer."""
-    who = await w.staff_member(request, "operator")
-    c = w.ctx(request)
-    raw = await w.json_body(request)
+    who = await plumbing.staff_member(request, "operator")
+    c = plumbing.ctx(request)
+    raw = await plumbing.json_body(request)
     spec = orders.parse_spec(raw, c.table, c.cfg.orders, datetime.now(UTC))
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
@@ -88,8 +88,8 @@ async def create(request: web.Request) -> web.Response:
 @routes.get("/v1/staff/orders")
 async def list_orders(request: web.Request) -> web.Response:
     """Orders, newest first (active ones unless ?state=all)."""
-    await w.staff_member(request, "viewer")
-    c = w.ctx(request)
+    await plumbing.staff_member(request, "viewer")
+    c = plumbing.ctx(request)
     every = request.query.get("state") == "all"
     rows = await c.pool.fetch(
         "SELECT o.id, o.version, o.state, o.source, o.created_at, v.level, v.hazard,"
@@ -109,8 +109,8 @@ async def list_orders(request: web.Request) -> web.Response:
 @routes.get("/v1/staff/orders/{order_id}")
 async def get_order(request: web.Request) -> web.Response:
     """The order with its delivery counts."""
-    await w.staff_member(request, "viewer")
-    c = w.ctx(request)
+    await plumbing.staff_member(request, "viewer")
+    c = plumbing.ctx(request)
     order = await pipeline.load(c.pool, _order_id(request), c.table, c.cfg.orders)
     counts = await pipeline.counts(c.pool, order.id)
     out = orders.as_json(order, counts)
@@ -121,10 +121,10 @@ async def get_order(request: web.Request) -> web.Response:
 @routes.patch("/v1/staff/orders/{order_id}")
 async def amend(request: web.Request) -> web.Response:
     """A new version of the order (level, area, text or expiry)."""
-    await w.staff_member(request, "operator")
-    c = w.ctx(request)
+    await plumbing.staff_member(request, "operator")
+    c = plumbing.ctx(request)
     order_id = _order_id(request)
-    raw = await w.json_body(request)
+    raw = await plumbing.json_body(request)
     async with c.pool.acquire() as conn:
         order = await pipeline.load(conn, order_id, c.table, c.cfg.orders)
         spec = orders.parse_patch(raw, order.spec, c.table, c.cfg.orders, datetime.now(UTC))
@@ -138,8 +138,8 @@ async def amend(request: web.Request) -> web.Response:
 @routes.post("/v1/staff/orders/{order_id}/lift")
 async def lift(request: web.Request) -> web.Response:
     """Lift (解除) the order: every device that holds it is told, nobody else."""
-    await w.staff_member(request, "operator")
-    c = w.ctx(request)
+    await plumbing.staff_member(request, "operator")
+    c = plumbing.ctx(request)
     async with c.pool.acquire() as conn:
         order = await pipeline.load(conn, _order_id(request), c.table, c.cfg.orders)
         devices = await pipeline.lift(conn, order)

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from alertd import cap_mapping, errors, pipeline, points, quarantine
-from alertd.web import Context
+from alertd import errors, pipeline, points
+from alertd.context import Context
+from alertd.ingest import cap_mapping, quarantine
 from feeds import cap
 from feeds import errors as feed_errors
 

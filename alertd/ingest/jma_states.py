@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import structlog
 
@@ -76,3 +78,11 @@ async def _replace(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: 
             " updated_at = now()", unique)
     log.info("jma_state_applied", warning_type=wtype, areas=len(areas), in_force=len(unique))
     return len(unique)
+
+
+def as_json(r: Any) -> dict[str, Any]:
+    """A stored warning row as the API shows it."""
+    return {"area_code": r["area_code"], "area_name": r["area_name"], "kind": r["kind_name"],
+            "kind_code": r["kind_code"], "status": r["status"],
+            "level_equivalent": r["level_equivalent"], "warning_type": r["warning_type"],
+            "report_datetime": r["report_datetime"].isoformat()}

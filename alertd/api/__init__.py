@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, request plumbing, mobile and staff handlers."""

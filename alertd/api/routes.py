@@ -1,0 +1,55 @@
+"""The HTTP application: health, readiness and metrics, and every API route."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from alertd import db, metrics
+from alertd.api import mobile, plumbing, staff_feeds, staff_orders
+from alertd.context import Context
+from alertd.delivery import outbox
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    c = plumbing.ctx(request)
+    try:
+        async with asyncio.timeout(2):
+            pending = await db.pending_migrations(c.pool)
+    except Exception as exc:
+        return plumbing.problem(503, f"database unreachable: {type(exc).__name__}")
+    if pending:
+        return plumbing.problem(503, f"migrations not applied: {', '.join(pending)}")
+    if not c.points.ready.is_set():
+        return plumbing.problem(503, "point index still loading")
+    return web.json_response({"status": "ready", "points": len(c.points.index)})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    c = plumbing.ctx(request)
+    with contextlib.suppress(Exception):
+        depth = await outbox.depth(c.pool)
+        for service in ("apns", "fcm"):
+            metrics.OUTBOX_DEPTH.labels(service).set(depth.get(service, 0))
+    metrics.INDEX_POINTS.set(len(c.points.index))
+    return web.Response(body=metrics.render(), content_type="text/plain")
+
+
+def build_app(context: Context) -> web.Application:
+    """The aiohttp application with every route."""
+    app = web.Application(middlewares=[plumbing.error_middleware],
+                          client_max_size=context.cfg.http.max_body_bytes)
+    app[plumbing.CONTEXT] = context
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.add_routes(mobile.routes)
+    app.add_routes(staff_orders.routes)
+    app.add_routes(staff_feeds.routes)
+    return app

@@ -1,0 +1,91 @@
+"""Staff routes for feeds: CAP posting, quarantine, feed health, warnings, shelter states."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from alertd import errors, openings, points, shelters, validate
+from alertd.api import plumbing
+from alertd.ingest import cap_intake, jma_states, quarantine
+
+routes = web.RouteTableDef()
+CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml")
+
+
+@routes.post("/v1/staff/cap")
+async def post_cap(request: web.Request) -> web.Response:
+    """Accept a CAP 1.1/1.2 document: 202 with what became of it, 400 with the reason."""
+    await plumbing.staff_member(request, "operator")
+    if request.content_type not in CAP_TYPES:
+        raise plumbing.BadRequest(f"Content-Type must be one of {', '.join(CAP_TYPES)}")
+    raw = await request.read()
+    try:
+        result = await cap_intake.ingest(plumbing.ctx(request), raw, "staff-api")
+    except cap_intake.Rejected as exc:
+        return plumbing.problem(400, exc.reason, quarantine_id=exc.quarantine_id)
+    return web.json_response(
+        {"order_id": str(result.order_id) if result.order_id else None,
+         "id": str(result.order_id) if result.order_id else None,
+         "outcome": result.outcome, "detail": result.detail}, status=202)
+
+
+@routes.get("/v1/staff/quarantine")
+async def list_quarantine(request: web.Request) -> web.Response:
+    """Rejected feed inputs with their reasons, newest first."""
+    await plumbing.staff_member(request, "viewer")
+    before = request.query.get("before")
+    items = await quarantine.listing(
+        plumbing.ctx(request).pool, plumbing.int_arg(request, "limit", 50, 1, 500),
+        plumbing.int_arg(request, "before", 0, 1, 2**62) if before else None,
+    )
+    return web.json_response({"items": items})
+
+
+@routes.get("/v1/staff/feeds")
+async def list_feeds(request: web.Request) -> web.Response:
+    """Health of every polled feed: last success, last error, items seen."""
+    await plumbing.staff_member(request, "viewer")
+    rows = await plumbing.ctx(request).pool.fetch("SELECT * FROM feed_state ORDER BY name")
+    return web.json_response({"feeds": [
+        {"name": r["name"], "kind": r["kind"], "url": r["url"],
+         "last_success": r["last_success"].isoformat() if r["last_success"] else None,
+         "last_error": r["last_error"],
+         "last_error_at": r["last_error_at"].isoformat() if r["last_error_at"] else None,
+         "failures": r["failures"], "items_seen": r["items_seen"],
+         "next_at": r["next_at"].isoformat()}
+        for r in rows
+    ]})
+
+
+@routes.get("/v1/staff/warnings")
+async def list_warnings(request: web.Request) -> web.Response:
+    """JMA warnings in force in the prefecture, by area."""
+    await plumbing.staff_member(request, "viewer")
+    rows = await plumbing.ctx(request).pool.fetch(
+        "SELECT * FROM area_warnings ORDER BY area_code, kind_code")
+    return web.json_response({"warnings": [jma_states.as_json(r) for r in rows]})
+
+
+@routes.put("/v1/staff/shelters/{shelter_id}/status")
+async def put_shelter_status(request: web.Request) -> web.Response:
+    """Open, close or mark a shelter full, with crowding and evacuee count."""
+    who = await plumbing.staff_member(request, "operator")
+    body = validate.obj(await plumbing.json_body(request))
+    validate.only(body, {"status", "crowding", "evacuees"})
+    status = body.get("status")
+    if status not in shelters.STATUSES:
+        raise errors.InvalidInput(f"status must be one of {', '.join(shelters.STATUSES)}")
+    crowding = body.get("crowding")
+    if crowding is not None and crowding not in shelters.CROWDING:
+        raise errors.InvalidInput(f"crowding must be one of {', '.join(shelters.CROWDING)}")
+    evacuees = body.get("evacuees")
+    if evacuees is not None and (isinstance(evacuees, bool) or not isinstance(evacuees, int)
+                                 or not 0 <= evacuees <= 1_000_000):
+        raise errors.InvalidInput("evacuees must be a whole number from 0")
+    c = plumbing.ctx(request)
+    await points.catch_up(c.pool, c.points)
+    async with c.pool.acquire() as conn:
+        change = await openings.apply_status(conn, c.points, c.cfg,
+                                             request.match_info["shelter_id"], status, crowding,
+                                             evacuees, f"staff:{who.id}")
+    return web.json_response({**change.shelter.as_json(), "opened": change.opened})

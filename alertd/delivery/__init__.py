@@ -1,0 +1,1 @@
+"""Push delivery: values, outcomes, the outbox, the dispatcher and the APNs/FCM senders."""

@@ -1,0 +1,1 @@
+"""Intake of feeds: pollers, feed state, CAP intake and mapping, JMA warning states, quarantine."""
