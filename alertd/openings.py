@@ -68,27 +68,20 @@ async def notify(conn: asyncpg.Connection, points: Points, shelter: Shelter,
     ref = f"shelter:{shelter.id}:{shelter.openings}"
     expires = datetime.now(UTC) + PUSH_TTL
     texts: dict[str, render.Text] = {}
-    cols: list[list[object]] = [[] for _ in range(6)]
+    rows = []
     for dev in devices:
         text = texts.get(dev["locale"])
         if text is None:
             text = render.shelter_text(dev["locale"], shelter.name, shelter.address,
                                        shelter.crowding)
             texts[dev["locale"]] = text
-        for i, value in enumerate((uuid.uuid4(), dev["id"], "apns" if dev["platform"] == "ios"
-                                   else "fcm", text.title, text.body, dev["locale"])):
-            cols[i].append(value)
-    status = await conn.execute(
-        "INSERT INTO deliveries (apns_id, device_id, service, title, body, version, kind,"
-        " priority, expires_at, ref, alert_id)"
-        " SELECT a, d, s, t, b, 0, 'shelter_opened', 10, $7, $8, $9"
-        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])"
-        "   AS u(a, d, s, t, b, l)"
-        " ON CONFLICT (ref, device_id) WHERE ref IS NOT NULL DO NOTHING",
-        *cols, expires, ref, f"shelter-{shelter.id}",
-    )
-    queued = int(str(status).split()[-1])
-    await conn.execute("SELECT pg_notify($1, '')", outbox.CHANNEL)
+        rows.append(outbox.NewDelivery(
+            device_id=dev["id"], service=outbox.service_for(dev["platform"]),
+            kind="shelter_opened", title=text.title, body=text.body, expires_at=expires,
+            alert_id=f"shelter-{shelter.id}", ref=ref))
+    # The ref names this opening (the count of openings rises with each), so a device is
+    # told once per opening.
+    queued = await outbox.enqueue(conn, rows)
     log.info("shelter_opened_queued", shelter_id=shelter.id, devices=queued)
     return queued
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import numpy as np
@@ -20,9 +19,6 @@ from geo import municipalities
 log = structlog.get_logger(__name__)
 
 LIFT_TTL = timedelta(hours=24)
-_COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level",
-            "title", "body", "priority", "expires_at")
-_SERVICE = {"ios": "apns", "android": "fcm"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +44,7 @@ async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
 
 
 def _rows(order_id: uuid.UUID, version: int, spec: OrderSpec, kind: str,
-          devices: list[asyncpg.Record], expires_at: datetime) -> list[tuple[Any, ...]]:
+          devices: list[asyncpg.Record], expires_at: datetime) -> list[outbox.NewDelivery]:
     texts: dict[str, render.Text] = {}
     out = []
     for dev in devices:
@@ -58,16 +54,11 @@ def _rows(order_id: uuid.UUID, version: int, spec: OrderSpec, kind: str,
             text = render.order_text(kind, locale, spec.level, spec.hazard, spec.headline,
                                      spec.instruction)
             texts[locale] = text
-        out.append((uuid.uuid4(), order_id, version, dev["id"], kind,
-                    _SERVICE[dev["platform"]], spec.level, text.title, text.body, 10,
-                    expires_at))
+        out.append(outbox.NewDelivery(
+            device_id=dev["id"], service=outbox.service_for(dev["platform"]), kind=kind,
+            title=text.title, body=text.body, expires_at=expires_at, level=spec.level,
+            order_id=order_id, version=version))
     return out
-
-
-async def _enqueue(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
-    if rows:
-        await conn.copy_records_to_table("deliveries", records=rows, columns=_COLUMNS)
-        await conn.execute("SELECT pg_notify($1, '')", outbox.CHANNEL)
 
 
 async def _insert_version(conn: asyncpg.Connection, order_id: uuid.UUID, version: int,
@@ -103,7 +94,7 @@ async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
         # An exercise reaches only the devices enrolled in drills.
         devices = await _devices(conn, matched.seqs, drill_only=exercise)
         await _insert_version(conn, order_id, 1, spec, len(devices))
-        await _enqueue(conn, _rows(order_id, 1, spec, "order", devices, spec.expires_at))
+        await outbox.enqueue(conn, _rows(order_id, 1, spec, "order", devices, spec.expires_at))
     log.info("order_accepted", order_id=str(order_id), version=1, devices=len(devices),
              level=spec.level)
     return Accepted(order_id, 1, len(devices), created=True)
@@ -181,7 +172,7 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
             rows += _rows(order.id, version, order.spec, "order_lifted", gone,
                           datetime.now(UTC) + LIFT_TTL)
         await _insert_version(conn, order.id, version, spec, len(devices))
-        await _enqueue(conn, rows)
+        await outbox.enqueue(conn, rows)
     log.info("order_amended", order_id=str(order.id), version=version, devices=len(devices))
     return Accepted(order.id, version, len(devices), created=True)
 
@@ -199,8 +190,8 @@ async def lift(conn: asyncpg.Connection, order: Order) -> int:
         holders = await _current_recipients(conn, order.id)
         devices = await conn.fetch("SELECT id, platform, locale FROM devices"
                                    " WHERE id = ANY($1::uuid[]) FOR KEY SHARE", list(holders))
-        await _enqueue(conn, _rows(order.id, order.version, order.spec, "order_lifted", devices,
-                                   datetime.now(UTC) + LIFT_TTL))
+        await outbox.enqueue(conn, _rows(order.id, order.version, order.spec, "order_lifted",
+                                         devices, datetime.now(UTC) + LIFT_TTL))
     log.info("order_lifted", order_id=str(order.id), devices=len(devices))
     return len(devices)
 

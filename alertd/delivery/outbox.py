@@ -1,10 +1,11 @@
-"""The durable outbox: claiming due deliveries with a lease, recording outcomes (SQL)."""
+"""The durable outbox: writing delivery rows, claiming them with a lease, recording outcomes."""
 
 from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -14,6 +15,50 @@ from alertd.delivery.push import Outcome
 # Dispatchers LISTEN on it; whoever writes delivery rows NOTIFYs it after commit.
 CHANNEL = "alertd_outbox"
 FINAL = ("sent", "invalid_token", "failed", "cancelled")
+SERVICES = {"ios": "apns", "android": "fcm"}  # device platform -> push service
+
+
+def service_for(platform: str) -> str:
+    """The push service that reaches a device of this platform."""
+    return SERVICES[platform]
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One rendered push to queue for one device (a row of the outbox)."""
+
+    device_id: uuid.UUID
+    service: str
+    kind: str
+    title: str
+    body: str
+    expires_at: datetime
+    level: int | None = None
+    priority: int = 10
+    order_id: uuid.UUID | None = None  # None: the push belongs to no order (shelter openings)
+    version: int = 0
+    alert_id: str | None = None  # what the phone is told it is about when there is no order
+    ref: str | None = None  # unique per device when set: the event the push is about
+    apns_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+_NEW_COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level",
+                "title", "body", "priority", "expires_at", "ref", "alert_id")
+
+
+async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDelivery]) -> int:
+    """Write delivery rows (COPY) and wake the dispatchers once the transaction commits.
+
+    The only writer of delivery rows. Rows are unique per (order, version, device, kind) and
+    per (ref, device): a duplicate raises, so the caller's transaction cannot half-happen.
+    """
+    if not rows:
+        return 0
+    await conn.copy_records_to_table("deliveries", columns=_NEW_COLUMNS, records=[
+        (r.apns_id, r.order_id, r.version, r.device_id, r.kind, r.service, r.level, r.title,
+         r.body, r.priority, r.expires_at, r.ref, r.alert_id) for r in rows])
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+    return len(rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,3 +136,40 @@ async def test_claim_columns_match_the_claimed_fields(pool: asyncpg.Pool) -> Non
     await _seed(pool, 1)
     rows = await pool.fetch(outbox._CLAIM, "apns", 1, 30.0, "w")
     assert list(rows[0].keys()) == list(outbox.Claimed.__slots__)
+
+
+async def test_enqueue_writes_rows_and_wakes_dispatchers_at_commit(pool: asyncpg.Pool) -> None:
+    """enqueue writes every row, claimable as given, and NOTIFYs the channel once committed."""
+    order_id = uuid.uuid4()
+    await pool.execute("INSERT INTO orders (id) VALUES ($1)", order_id)
+    ios, _ = await devices.register(pool, "ios", "tok-ios", "ja")
+    android, _ = await devices.register(pool, "android", "tok-android", "ja")
+    expires = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    rows = [
+        outbox.NewDelivery(device_id=ios, service=outbox.service_for("ios"), kind="order",
+                           title="t", body="b", expires_at=expires, level=4,
+                           order_id=order_id, version=1),
+        outbox.NewDelivery(device_id=android, service=outbox.service_for("android"),
+                           kind="shelter_opened", title="s", body="o", expires_at=expires,
+                           alert_id="shelter-S1", ref="shelter:S1:1"),
+    ]
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    async with pool.acquire() as listener, pool.acquire() as conn:
+
+        def wake(_conn: object, _pid: int, channel: str, _payload: str) -> None:
+            woken.put_nowait(channel)
+
+        await listener.add_listener(outbox.CHANNEL, wake)
+        async with conn.transaction():
+            assert await outbox.enqueue(conn, rows) == 2
+            assert woken.empty()
+        assert await asyncio.wait_for(woken.get(), 10) == outbox.CHANNEL
+        await listener.remove_listener(outbox.CHANNEL, wake)
+    apns_row = await outbox.claim(pool, "apns", 10, 30.0, "w")
+    fcm_row = await outbox.claim(pool, "fcm", 10, 30.0, "w")
+    assert [(c.device_id, c.kind, c.order_id, c.alert_id, c.level, c.expires_at)
+            for c in apns_row + fcm_row] == [
+        (ios, "order", order_id, str(order_id), 4, expires),
+        (android, "shelter_opened", None, "shelter-S1", None, expires)]
+    assert await pool.fetchval("SELECT ref FROM deliveries WHERE device_id = $1",
+                               android) == "shelter:S1:1"
