@@ -38,7 +38,8 @@ async def register(request: web.Request) -> web.Response:
     token = _token(body.get("push_token"))
     locale = validate.locale(body.get("locale", "ja"))
     device_id, secret = await devices.register(plumbing.ctx(request).pool, platform, token, locale)
-    return web.json_response({"device_id": str(device_id), "device_secret": secret}, status=201)
+    return plumbing.json_response({"device_id": str(device_id), "device_secret": secret},
+                                  status=201)
 
 
 def _clock(value: str) -> time:
@@ -74,7 +75,7 @@ async def update_me(request: web.Request) -> web.Response:
     await devices.update(plumbing.ctx(request).pool, dev.id, changes)
     fresh = await devices.get(plumbing.ctx(request).pool, dev.id)
     assert fresh is not None
-    return web.json_response(_me(fresh))
+    return plumbing.json_response(_me(fresh))
 
 
 def _me(dev: devices.Device) -> dict[str, Any]:
@@ -93,7 +94,7 @@ async def get_me(request: web.Request) -> web.Response:
     dev = await plumbing.device(request)
     out = _me(dev)
     out["places"] = [p.as_json() for p in await devices.places(plumbing.ctx(request).pool, dev)]
-    return web.json_response(out)
+    return plumbing.json_response(out)
 
 
 @routes.delete("/v1/me")
@@ -147,7 +148,7 @@ async def put_place(request: web.Request) -> web.Response:
         lat, lon = validate.lat_lon(body)
         place = devices.Place(place_id, label, lat, lon, None)
     await devices.put_place(plumbing.ctx(request).pool, dev, place)
-    return web.json_response(place.as_json())  # the contract: 200, created or replaced
+    return plumbing.json_response(place.as_json())  # the contract: 200, created or replaced
 
 
 @routes.delete("/v1/me/places/{place_id}")
@@ -172,7 +173,7 @@ async def alerts(request: web.Request) -> web.Response:
         " ORDER BY d.created_at DESC, d.id DESC LIMIT 200",
         dev.id,
     )
-    return web.json_response({"alerts": [
+    return plumbing.json_response({"alerts": [
         {"alert_id": r["alert_id"] or str(r["order_id"]), "version": r["version"],
          "kind": r["kind"],
          "level": r["level"], "title": r["title"], "body": r["body"],
@@ -197,7 +198,7 @@ async def my_warnings(request: web.Request) -> web.Response:
     warnings = await c.pool.fetch(
         "SELECT * FROM area_warnings WHERE left(area_code, 5) = ANY($1::text[])"
         " ORDER BY level_equivalent DESC NULLS LAST, area_code", sorted(codes))
-    return web.json_response({"warnings": [jma_states.as_json(r) for r in warnings]})
+    return plumbing.json_response({"warnings": [jma_states.as_json(r) for r in warnings]})
 
 
 @routes.get("/v1/shelters")
@@ -215,5 +216,5 @@ async def nearest_shelters(request: web.Request) -> web.Response:
     open_only = q.get("open", "false").lower() in ("1", "true", "yes")
     found = await shelters.nearest(plumbing.ctx(request).pool, lat, lon, hazard, open_only,
                                    plumbing.int_arg(request, "limit", 20, 1, 200))
-    return web.json_response({"shelters": [
+    return plumbing.json_response({"shelters": [
         {**s.as_json(), "distance_m": round(d, 1)} for s, d in found]})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -38,9 +38,20 @@ def ctx(request: web.Request) -> Context:
     return request.app[CONTEXT]
 
 
+def dumps(value: Any) -> str:
+    """JSON text with every character as itself (Japanese stays readable; UTF-8 on the wire)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def json_response(value: Any, *, status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON answer (`application/json; charset=utf-8`): every handler answers through this."""
+    return web.json_response(value, status=status, headers=headers, dumps=dumps)
+
+
 def problem(status: int, reason: str, **extra: Any) -> web.Response:
     """A JSON error answer."""
-    return web.json_response({"error": reason, **extra}, status=status)
+    return json_response({"error": reason, **extra}, status=status)
 
 
 class BadRequest(errors.InvalidInput):

@@ -14,7 +14,7 @@ from alertd.delivery import outbox
 
 
 async def _healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return plumbing.json_response({"status": "ok"})
 
 
 async def _readyz(request: web.Request) -> web.Response:
@@ -28,7 +28,7 @@ async def _readyz(request: web.Request) -> web.Response:
         return plumbing.problem(503, f"migrations not applied: {', '.join(pending)}")
     if not c.points.ready.is_set():
         return plumbing.problem(503, "point index still loading")
-    return web.json_response({"status": "ready", "points": len(c.points.index)})
+    return plumbing.json_response({"status": "ready", "points": len(c.points.index)})
 
 
 async def _metrics(request: web.Request) -> web.Response:

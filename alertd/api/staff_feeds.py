@@ -23,7 +23,7 @@ async def post_cap(request: web.Request) -> web.Response:
         result = await cap_intake.ingest(plumbing.ctx(request), raw, "staff-api")
     except cap_intake.Rejected as exc:
         return plumbing.problem(400, exc.reason, quarantine_id=exc.quarantine_id)
-    return web.json_response(
+    return plumbing.json_response(
         {"order_id": str(result.order_id) if result.order_id else None,
          "id": str(result.order_id) if result.order_id else None,
          "outcome": result.outcome, "detail": result.detail}, status=202)
@@ -38,7 +38,7 @@ async def list_quarantine(request: web.Request) -> web.Response:
         plumbing.ctx(request).pool, plumbing.int_arg(request, "limit", 50, 1, 500),
         plumbing.int_arg(request, "before", 0, 1, 2**62) if before else None,
     )
-    return web.json_response({"items": items})
+    return plumbing.json_response({"items": items})
 
 
 @routes.get("/v1/staff/feeds")
@@ -46,7 +46,7 @@ async def list_feeds(request: web.Request) -> web.Response:
     """Health of every polled feed: last success, last error, items seen."""
     await plumbing.staff_member(request, "viewer")
     rows = await plumbing.ctx(request).pool.fetch("SELECT * FROM feed_state ORDER BY name")
-    return web.json_response({"feeds": [
+    return plumbing.json_response({"feeds": [
         {"name": r["name"], "kind": r["kind"], "url": r["url"],
          "last_success": r["last_success"].isoformat() if r["last_success"] else None,
          "last_error": r["last_error"],
@@ -63,7 +63,7 @@ async def list_warnings(request: web.Request) -> web.Response:
     await plumbing.staff_member(request, "viewer")
     rows = await plumbing.ctx(request).pool.fetch(
         "SELECT * FROM area_warnings ORDER BY area_code, kind_code")
-    return web.json_response({"warnings": [jma_states.as_json(r) for r in rows]})
+    return plumbing.json_response({"warnings": [jma_states.as_json(r) for r in rows]})
 
 
 @routes.put("/v1/staff/shelters/{shelter_id}/status")
@@ -88,4 +88,4 @@ async def put_shelter_status(request: web.Request) -> web.Response:
         change = await openings.apply_status(conn, c.points, c.cfg,
                                              request.match_info["shelter_id"], status, crowding,
                                              evacuees, f"staff:{who.id}")
-    return web.json_response({**change.shelter.as_json(), "opened": change.opened})
+    return plumbing.json_response({**change.shelter.as_json(), "opened": change.opened})

@@ -38,7 +38,7 @@ async def preview(request: web.Request) -> web.Response:
         match.seqs.tolist(),
     )
     by_area = c.points.by_area(spec.area.geometry, spec.area.area_codes)
-    return web.json_response({"devices": int(count), "by_area": by_area})
+    return plumbing.json_response({"devices": int(count), "by_area": by_area})
 
 
 def _body_hash(raw: Any) -> bytes:
@@ -69,7 +69,7 @@ async def create(request: web.Request) -> web.Response:
                 )
                 if bytes(row["request_hash"]) != _body_hash(raw):
                     raise errors.InvalidInput("Idempotency-Key was used for a different request")
-                return web.json_response(row["response"], status=row["status"],
+                return plumbing.json_response(row["response"], status=row["status"],
                                          headers={"Idempotent-Replayed": "true"})
         await points.catch_up(c.pool, c.points)
         accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
@@ -81,7 +81,7 @@ async def create(request: web.Request) -> web.Response:
                 " WHERE staff_id = $1 AND key = $2", who.id, key, answer,
             )
     metrics.ORDERS.labels("issued").inc()
-    return web.json_response(answer, status=201,
+    return plumbing.json_response(answer, status=201,
                              headers={"Location": f"/v1/staff/orders/{accepted.order_id}"})
 
 
@@ -97,7 +97,7 @@ async def list_orders(request: web.Request) -> web.Response:
         " ON v.order_id = o.id AND v.version = o.version"
         " WHERE $1 OR o.state = 'active' ORDER BY o.created_at DESC LIMIT 200", every,
     )
-    return web.json_response({"orders": [
+    return plumbing.json_response({"orders": [
         {"id": str(r["id"]), "version": r["version"], "state": r["state"],
          "source": r["source"], "level": r["level"], "hazard": r["hazard"],
          "headline": r["headline"], "expires_at": r["expires_at"].isoformat(),
@@ -115,7 +115,7 @@ async def get_order(request: web.Request) -> web.Response:
     counts = await pipeline.counts(c.pool, order.id)
     out = orders.as_json(order, counts)
     out["expired"] = order.spec.expires_at <= datetime.now(UTC)
-    return web.json_response(out)
+    return plumbing.json_response(out)
 
 
 @routes.patch("/v1/staff/orders/{order_id}")
@@ -131,7 +131,7 @@ async def amend(request: web.Request) -> web.Response:
         await points.catch_up(c.pool, c.points)
         accepted = await pipeline.amend(conn, c.points, order, spec)
     metrics.ORDERS.labels("amended").inc()
-    return web.json_response({"id": str(accepted.order_id), "version": accepted.version,
+    return plumbing.json_response({"id": str(accepted.order_id), "version": accepted.version,
                               "devices": accepted.devices})
 
 
@@ -144,4 +144,4 @@ async def lift(request: web.Request) -> web.Response:
         order = await pipeline.load(conn, _order_id(request), c.table, c.cfg.orders)
         devices = await pipeline.lift(conn, order)
     metrics.ORDERS.labels("lifted").inc()
-    return web.json_response({"id": str(order.id), "state": "lifted", "devices": devices})
+    return plumbing.json_response({"id": str(order.id), "state": "lifted", "devices": devices})

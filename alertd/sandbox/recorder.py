@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +84,12 @@ class Recorder:
         return count
 
 
+def json_answer(value: Any, status: int = 200) -> web.Response:
+    """UTF-8 JSON (`application/json; charset=utf-8`): recorded texts read as they were sent."""
+    return web.json_response(value, status=status,
+                             dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+
 @dataclass(frozen=True, slots=True)
 class InspectionHooks:
     """Extra views into the fakes that the inspection endpoint exposes."""
@@ -101,23 +108,23 @@ def inspection_app(recorder: Recorder, hooks: InspectionHooks) -> web.Applicatio
         except ValueError:
             since = -1
         if since < 0:
-            return web.json_response({"error": "since must be an index >= 0"}, status=400)
-        return web.json_response(recorder.deliveries[since:])
+            return json_answer({"error": "since must be an index >= 0"}, status=400)
+        return json_answer(recorder.deliveries[since:])
 
     async def clear(_: web.Request) -> web.Response:
         recorder.clear()
         return web.Response(status=204)
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return json_answer({"status": "ok"})
 
     async def stats(_: web.Request) -> web.Response:
         body = {"deliveries": len(recorder.deliveries), "received": dict(recorder.received)}
         body.update(hooks.stats())
-        return web.json_response(body)
+        return json_answer(body)
 
     async def revoke(_: web.Request) -> web.Response:
-        return web.json_response({"revoked": hooks.revoke_fcm_tokens()})
+        return json_answer({"revoked": hooks.revoke_fcm_tokens()})
 
     app = web.Application()
     app.router.add_get("/deliveries", list_deliveries)
