@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,7 +15,7 @@ import structlog
 
 from alertd import db, errors, metrics, openings, points, settings
 from alertd.context import Context
-from alertd.ingest import cap_intake, jma_states, quarantine
+from alertd.ingest import cap_intake, feedstate, jma_states, quarantine
 from feeds import atom, jma, shelter_status
 from feeds import errors as feed_errors
 
@@ -27,7 +27,7 @@ class FeedSpec:
     """One configured feed."""
 
     name: str
-    kind: str  # cap, jma, shelter_status
+    kind: str  # a key of HANDLERS: cap, jma, shelter_status
     url: str
     interval_s: float
 
@@ -76,10 +76,7 @@ class Poller:
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
-        await self.c.pool.execute(
-            "INSERT INTO feed_state (name, kind, url) VALUES ($1, $2, $3)"
-            " ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url",
-            self.spec.name, self.spec.kind, self.spec.url)
+        await feedstate.register(self.c.pool, self.spec.name, self.spec.kind, self.spec.url)
         while not stop.is_set():
             try:
                 conn = await db.connect_one(self.c.cfg.database.url)
@@ -88,10 +85,9 @@ class Poller:
                 await _sleep(stop, self.spec.interval_s)
                 continue
             try:
-                got = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))",
-                                          "feed|" + self.spec.name)
+                got = await feedstate.try_lock(conn, self.spec.name)
                 self.lock_attempts += 1
-                self.holding = bool(got)
+                self.holding = got
                 if got:
                     await self._loop(conn, stop)
                 else:
@@ -106,27 +102,22 @@ class Poller:
 
     async def _loop(self, lock_conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         while not stop.is_set() and not lock_conn.is_closed():
-            due = await self.c.pool.fetchval(
-                "SELECT greatest(0, extract(epoch FROM next_at - now())) FROM feed_state"
-                " WHERE name = $1", self.spec.name)
-            if due and float(due) > 0:
-                await _sleep(stop, min(float(due), self.spec.interval_s))
+            due = await feedstate.seconds_until_due(self.c.pool, self.spec.name)
+            if due > 0:
+                await _sleep(stop, min(due, self.spec.interval_s))
                 continue
             failures = await self.poll_once()
             delay = next_delay(self.spec, failures, self.c.cfg.feeds.max_backoff_s)
-            await self.c.pool.execute(
-                "UPDATE feed_state SET next_at = now() + make_interval(secs => $2)"
-                " WHERE name = $1", self.spec.name, delay)
+            await feedstate.schedule(self.c.pool, self.spec.name, delay)
 
     async def poll_once(self) -> int:
         """One conditional fetch and the handling of what it brought; returns failures so far."""
-        state = await self.c.pool.fetchrow("SELECT * FROM feed_state WHERE name = $1",
-                                           self.spec.name)
         name = self.spec.name
+        state = await feedstate.get(self.c.pool, name)
         self._incomplete = False
         try:
-            status, body, headers = await self._get(self.spec.url, state["etag"],
-                                                    state["last_modified"])
+            status, body, headers = await self._get(self.spec.url, state.validators.etag,
+                                                    state.validators.last_modified)
             items = 0 if status == 304 else await self._handle(body)
         except Exception as exc:  # one feed's trouble, or a bug, must not stop its poller
             expected = (FetchError, feed_errors.FeedError, errors.AlertdError,
@@ -138,22 +129,15 @@ class Poller:
                 log.warning("feed_poll_failed", feed=name, reason=reason)
             else:
                 log.exception("feed_poll_crashed", feed=name)
-            failures: int = await self.c.pool.fetchval(
-                "UPDATE feed_state SET last_error = $2, last_error_at = now(),"
-                " failures = failures + 1 WHERE name = $1 RETURNING failures", name, reason)
-            return failures
+            return await feedstate.record_failure(self.c.pool, name, reason)
         # A new index fully handled: remember its validators. Partly handled (dead links):
         # forget them, so the next poll fetches it in full and retries those entries.
-        fresh = status == 200
-        if fresh and self._incomplete:
-            headers = {}
-        await self.c.pool.execute(
-            "UPDATE feed_state SET last_success = now(), failures = 0,"
-            " items_seen = items_seen + $2,"
-            " etag = CASE WHEN $5 THEN $3 ELSE etag END,"
-            " last_modified = CASE WHEN $5 THEN $4 ELSE last_modified END WHERE name = $1",
-            name, items, headers.get("ETag") if fresh else None,
-            headers.get("Last-Modified") if fresh else None, fresh)
+        validators = None  # not modified (304): keep the stored ones
+        if status == 200 and self._incomplete:
+            validators = feedstate.Validators(None, None)
+        elif status == 200:
+            validators = feedstate.Validators(headers.get("ETag"), headers.get("Last-Modified"))
+        await feedstate.record_success(self.c.pool, name, items, validators)
         metrics.FEED_ITEMS.labels(name).inc(items)
         metrics.FEED_LAST_SUCCESS.labels(name).set(datetime.now(UTC).timestamp())
         return 0
@@ -180,11 +164,22 @@ class Poller:
             return 200, body, resp.headers.copy()  # case-insensitive, as HTTP headers are
 
     async def _handle(self, body: bytes) -> int:
-        if self.spec.kind == "shelter_status":
-            return await self._shelter_status(body)
-        if self.spec.kind == "cap" and not atom.looks_like_feed(body):
+        """Hand a fetched document to its kind's handler; returns the items it brought."""
+        return await HANDLERS[self.spec.kind](self, body)
+
+    async def _cap_feed(self, body: bytes) -> int:
+        # A CAP URL serves either one CAP document or an Atom index of them.
+        if not atom.looks_like_feed(body):
             await self._cap(body)
             return 1
+        return await self._index(body, self._cap)
+
+    async def _jma_feed(self, body: bytes) -> int:
+        return await self._index(body, self._jma)
+
+    async def _index(self, body: bytes, entry_handler: Callable[[bytes], Awaitable[None]]
+                     ) -> int:
+        """Fetch and hand over each entry of an Atom index not handled before."""
         try:
             feed = atom.parse_feed(body)
         except feed_errors.FeedError as exc:
@@ -194,10 +189,8 @@ class Poller:
         broken: list[str] = []
         # Oldest first (indexes list the newest first): updates then follow what they update.
         for entry in sorted(feed.entries, key=_age):
-            seen = await self.c.pool.fetchval(
-                "SELECT 1 FROM feed_entries_seen WHERE feed = $1 AND entry_id = $2",
-                self.spec.name, entry.id)
-            if seen or not entry.link:
+            if not entry.link or await feedstate.entry_seen(self.c.pool, self.spec.name,
+                                                            entry.id):
                 continue
             try:
                 _, raw, _ = await self._get(entry.link)
@@ -206,20 +199,13 @@ class Poller:
                 # the next poll (not marked seen), and the feed records the problem.
                 broken.append(f"{entry.link}: {str(exc) or type(exc).__name__}")
                 continue
-            if self.spec.kind == "cap":
-                await self._cap(raw)
-            else:
-                await self._jma(raw)
-            await self.c.pool.execute(
-                "INSERT INTO feed_entries_seen (feed, entry_id) VALUES ($1, $2)"
-                " ON CONFLICT DO NOTHING", self.spec.name, entry.id)
+            await entry_handler(raw)
+            await feedstate.mark_seen(self.c.pool, self.spec.name, entry.id)
             items += 1
         if broken:
             self._incomplete = True  # fetch the index in full next time, to retry them
             log.warning("feed_entries_unreachable", feed=self.spec.name, entries=len(broken))
-            await self.c.pool.execute(
-                "UPDATE feed_state SET last_error = $2, last_error_at = now() WHERE name = $1",
-                self.spec.name, "; ".join(broken)[:2000])
+            await feedstate.note_error(self.c.pool, self.spec.name, "; ".join(broken))
         return items
 
     async def _cap(self, raw: bytes) -> None:
@@ -262,6 +248,14 @@ class Poller:
         if problems:
             await quarantine.put(self.c.pool, self.spec.name, body, "; ".join(problems[:50]))
         return applied
+
+
+# The handler of a fetched document, by feed kind (sheets and tips will add theirs).
+HANDLERS: dict[str, Callable[[Poller, bytes], Awaitable[int]]] = {
+    "cap": Poller._cap_feed,
+    "jma": Poller._jma_feed,
+    "shelter_status": Poller._shelter_status,
+}
 
 
 def _age(entry: atom.Entry) -> tuple[bool, datetime]:
