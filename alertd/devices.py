@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
@@ -54,6 +55,15 @@ class Place:
         else:
             out["lat"], out["lon"] = self.lat, self.lon
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """Where a device is watched for orders: its shared location or one of its places."""
+
+    lon: float | None
+    lat: float | None
+    area_code: str | None  # a municipality place has a code and no point
 
 
 _DEVICE_COLUMNS = (
@@ -176,3 +186,19 @@ async def places(pool: asyncpg.Pool, device: Device) -> list[Place]:
         device.id,
     )
     return [Place(r["place_id"], r["label"], r["lat"], r["lon"], r["area_code"]) for r in rows]
+
+
+async def watched(pool: asyncpg.Pool, device: Device) -> list[Watched]:
+    """The device's location (when shared) and places."""
+    rows = await pool.fetch(
+        "SELECT lon, lat, area_code FROM device_points WHERE device_id = $1", device.id)
+    return [Watched(r["lon"], r["lat"], r["area_code"]) for r in rows]
+
+
+async def count_reachable(pool: asyncpg.Pool, seqs: Sequence[int]) -> int:
+    """How many of these devices (by seq) can be sent to: their push token is active."""
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM devices WHERE seq = ANY($1::bigint[]) AND token_state = 'active'",
+        list(seqs),
+    )
+    return count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -29,6 +30,37 @@ class Accepted:
     version: int
     devices: int
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    """An order's current version as the staff list shows it."""
+
+    id: uuid.UUID
+    version: int
+    state: str
+    source: str
+    level: int
+    hazard: str
+    headline: dict[str, str]
+    expires_at: datetime
+    matched: int
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> OrderSummary:
+        """Build from an orders row joined with its current version."""
+        return cls(id=row["id"], version=row["version"], state=row["state"],
+                   source=row["source"], level=row["level"], hazard=row["hazard"],
+                   headline=row["headline"], expires_at=row["expires_at"],
+                   matched=row["matched"], created_at=row["created_at"])
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary as the staff API shows it."""
+        return {"id": str(self.id), "version": self.version, "state": self.state,
+                "source": self.source, "level": self.level, "hazard": self.hazard,
+                "headline": self.headline, "expires_at": self.expires_at.isoformat(),
+                "matched": self.matched, "created_at": self.created_at.isoformat()}
 
 
 async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
@@ -194,6 +226,18 @@ async def lift(conn: asyncpg.Connection, order: Order) -> int:
                                          devices, datetime.now(UTC) + LIFT_TTL))
     log.info("order_lifted", order_id=str(order.id), devices=len(devices))
     return len(devices)
+
+
+async def summaries(conn: asyncpg.Connection | asyncpg.Pool, *, every: bool,
+                    limit: int = 200) -> list[OrderSummary]:
+    """Orders newest first: the active ones, or every one."""
+    rows = await conn.fetch(
+        "SELECT o.id, o.version, o.state, o.source, o.created_at, v.level, v.hazard,"
+        " v.headline, v.expires_at, v.matched FROM orders o JOIN order_versions v"
+        " ON v.order_id = o.id AND v.version = o.version"
+        " WHERE $1 OR o.state = 'active' ORDER BY o.created_at DESC LIMIT $2", every, limit,
+    )
+    return [OrderSummary.from_row(r) for r in rows]
 
 
 async def counts(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID) -> dict[str, int]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alertd import devices, errors, shelters, validate
+from alertd import devices, errors, inbox, shelters, validate
 from alertd.api import plumbing
 from alertd.ingest import jma_states
 from alertd.orders import HAZARDS
@@ -165,21 +165,8 @@ async def delete_place(request: web.Request) -> web.Response:
 async def alerts(request: web.Request) -> web.Response:
     """The device's inbox: alerts sent to it, newest first."""
     dev = await plumbing.device(request)
-    rows = await plumbing.ctx(request).pool.fetch(
-        "SELECT d.order_id, d.alert_id, d.version, d.kind, d.level, d.title, d.body, d.state,"
-        " d.created_at, o.state AS order_state"
-        " FROM deliveries d LEFT JOIN orders o ON o.id = d.order_id"
-        " WHERE d.device_id = $1 AND d.state NOT IN ('cancelled')"
-        " ORDER BY d.created_at DESC, d.id DESC LIMIT 200",
-        dev.id,
-    )
-    return plumbing.json_response({"alerts": [
-        {"alert_id": r["alert_id"] or str(r["order_id"]), "version": r["version"],
-         "kind": r["kind"],
-         "level": r["level"], "title": r["title"], "body": r["body"],
-         "order_state": r["order_state"], "at": r["created_at"].isoformat()}
-        for r in rows
-    ]})
+    found = await inbox.entries(plumbing.ctx(request).pool, dev.id)
+    return plumbing.json_response({"alerts": [e.as_json() for e in found]})
 
 
 @routes.get("/v1/me/warnings")
@@ -187,18 +174,14 @@ async def my_warnings(request: web.Request) -> web.Response:
     """JMA warnings in force where the device is or watches ("警戒レベル3相当 in your area")."""
     dev = await plumbing.device(request)
     c = plumbing.ctx(request)
-    rows = await c.pool.fetch(
-        "SELECT lon, lat, area_code FROM device_points WHERE device_id = $1", dev.id)
     codes: set[str] = set()
-    for r in rows:
-        if r["area_code"]:
-            codes.add(r["area_code"][:5])
-        elif r["lon"] is not None:
-            codes.update(code[:5] for code in c.table.containing(r["lon"], r["lat"]))
-    warnings = await c.pool.fetch(
-        "SELECT * FROM area_warnings WHERE left(area_code, 5) = ANY($1::text[])"
-        " ORDER BY level_equivalent DESC NULLS LAST, area_code", sorted(codes))
-    return plumbing.json_response({"warnings": [jma_states.as_json(r) for r in warnings]})
+    for w in await devices.watched(c.pool, dev):
+        if w.area_code:
+            codes.add(w.area_code[:5])
+        elif w.lon is not None and w.lat is not None:
+            codes.update(code[:5] for code in c.table.containing(w.lon, w.lat))
+    warnings = await jma_states.in_municipalities(c.pool, codes)
+    return plumbing.json_response({"warnings": [w.as_json() for w in warnings]})
 
 
 @routes.get("/v1/shelters")

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from alertd import errors, openings, points, shelters, validate
 from alertd.api import plumbing
-from alertd.ingest import cap_intake, jma_states, quarantine
+from alertd.ingest import cap_intake, feedstate, jma_states, quarantine
 
 routes = web.RouteTableDef()
 CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml")
@@ -45,25 +45,16 @@ async def list_quarantine(request: web.Request) -> web.Response:
 async def list_feeds(request: web.Request) -> web.Response:
     """Health of every polled feed: last success, last error, items seen."""
     await plumbing.staff_member(request, "viewer")
-    rows = await plumbing.ctx(request).pool.fetch("SELECT * FROM feed_state ORDER BY name")
-    return plumbing.json_response({"feeds": [
-        {"name": r["name"], "kind": r["kind"], "url": r["url"],
-         "last_success": r["last_success"].isoformat() if r["last_success"] else None,
-         "last_error": r["last_error"],
-         "last_error_at": r["last_error_at"].isoformat() if r["last_error_at"] else None,
-         "failures": r["failures"], "items_seen": r["items_seen"],
-         "next_at": r["next_at"].isoformat()}
-        for r in rows
-    ]})
+    feeds = await feedstate.listing(plumbing.ctx(request).pool)
+    return plumbing.json_response({"feeds": [f.as_json() for f in feeds]})
 
 
 @routes.get("/v1/staff/warnings")
 async def list_warnings(request: web.Request) -> web.Response:
     """JMA warnings in force in the prefecture, by area."""
     await plumbing.staff_member(request, "viewer")
-    rows = await plumbing.ctx(request).pool.fetch(
-        "SELECT * FROM area_warnings ORDER BY area_code, kind_code")
-    return plumbing.json_response({"warnings": [jma_states.as_json(r) for r in rows]})
+    warnings = await jma_states.listing(plumbing.ctx(request).pool)
+    return plumbing.json_response({"warnings": [w.as_json() for w in warnings]})
 
 
 @routes.put("/v1/staff/shelters/{shelter_id}/status")

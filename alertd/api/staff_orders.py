@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
-from alertd import errors, metrics, orders, pipeline, points
+from alertd import devices, errors, idempotency, metrics, orders, pipeline, points
 from alertd.api import plumbing
 
 routes = web.RouteTableDef()
-MAX_IDEMPOTENCY_KEY = 200
 
 
 def _order_id(request: web.Request) -> uuid.UUID:
@@ -33,16 +29,9 @@ async def preview(request: web.Request) -> web.Response:
                              datetime.now(UTC))
     await points.catch_up(c.pool, c.points)
     match = c.points.match(spec.area.geometry, spec.area.area_codes)
-    count = await c.pool.fetchval(
-        "SELECT count(*) FROM devices WHERE seq = ANY($1::bigint[]) AND token_state = 'active'",
-        match.seqs.tolist(),
-    )
+    count = await devices.count_reachable(c.pool, match.seqs.tolist())
     by_area = c.points.by_area(spec.area.geometry, spec.area.area_codes)
-    return plumbing.json_response({"devices": int(count), "by_area": by_area})
-
-
-def _body_hash(raw: Any) -> bytes:
-    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).digest()
+    return plumbing.json_response({"devices": count, "by_area": by_area})
 
 
 @routes.post("/v1/staff/orders")
@@ -52,34 +41,19 @@ async def create(request: web.Request) -> web.Response:
     c = plumbing.ctx(request)
     raw = await plumbing.json_body(request)
     spec = orders.parse_spec(raw, c.table, c.cfg.orders, datetime.now(UTC))
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise errors.InvalidInput(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    key = idempotency.check_key(request.headers.get("Idempotency-Key"))
     async with c.pool.acquire() as conn, conn.transaction():
         if key is not None:
-            first = await conn.fetchval(
-                "INSERT INTO idempotency_keys (staff_id, key, request_hash, status, response)"
-                " VALUES ($1, $2, $3, 0, '{}') ON CONFLICT DO NOTHING RETURNING true",
-                who.id, key, _body_hash(raw),
-            )
-            if not first:
-                row = await conn.fetchrow(
-                    "SELECT request_hash, status, response FROM idempotency_keys"
-                    " WHERE staff_id = $1 AND key = $2", who.id, key,
-                )
-                if bytes(row["request_hash"]) != _body_hash(raw):
-                    raise errors.InvalidInput("Idempotency-Key was used for a different request")
-                return plumbing.json_response(row["response"], status=row["status"],
-                                         headers={"Idempotent-Replayed": "true"})
+            first = await idempotency.claim(conn, who.id, key, raw)
+            if first is not None:
+                return plumbing.json_response(first.body, status=first.status,
+                                              headers={"Idempotent-Replayed": "true"})
         await points.catch_up(c.pool, c.points)
         accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
         answer = {"id": str(accepted.order_id), "version": accepted.version,
                   "devices": accepted.devices}
         if key is not None:
-            await conn.execute(
-                "UPDATE idempotency_keys SET status = 201, response = $3"
-                " WHERE staff_id = $1 AND key = $2", who.id, key, answer,
-            )
+            await idempotency.record(conn, who.id, key, idempotency.Answer(201, answer))
     metrics.ORDERS.labels("issued").inc()
     return plumbing.json_response(answer, status=201,
                              headers={"Location": f"/v1/staff/orders/{accepted.order_id}"})
@@ -91,19 +65,8 @@ async def list_orders(request: web.Request) -> web.Response:
     await plumbing.staff_member(request, "viewer")
     c = plumbing.ctx(request)
     every = request.query.get("state") == "all"
-    rows = await c.pool.fetch(
-        "SELECT o.id, o.version, o.state, o.source, o.created_at, v.level, v.hazard,"
-        " v.headline, v.expires_at, v.matched FROM orders o JOIN order_versions v"
-        " ON v.order_id = o.id AND v.version = o.version"
-        " WHERE $1 OR o.state = 'active' ORDER BY o.created_at DESC LIMIT 200", every,
-    )
-    return plumbing.json_response({"orders": [
-        {"id": str(r["id"]), "version": r["version"], "state": r["state"],
-         "source": r["source"], "level": r["level"], "hazard": r["hazard"],
-         "headline": r["headline"], "expires_at": r["expires_at"].isoformat(),
-         "matched": r["matched"], "created_at": r["created_at"].isoformat()}
-        for r in rows
-    ]})
+    found = await pipeline.summaries(c.pool, every=every)
+    return plumbing.json_response({"orders": [o.as_json() for o in found]})
 
 
 @routes.get("/v1/staff/orders/{order_id}")

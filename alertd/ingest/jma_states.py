@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -80,9 +83,45 @@ async def _replace(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: 
     return len(unique)
 
 
-def as_json(r: Any) -> dict[str, Any]:
-    """A stored warning row as the API shows it."""
-    return {"area_code": r["area_code"], "area_name": r["area_name"], "kind": r["kind_name"],
-            "kind_code": r["kind_code"], "status": r["status"],
-            "level_equivalent": r["level_equivalent"], "warning_type": r["warning_type"],
-            "report_datetime": r["report_datetime"].isoformat()}
+@dataclass(frozen=True, slots=True)
+class StoredWarning:
+    """A JMA warning kind in force in one area, as stored (not the parsed report's value)."""
+
+    area_code: str
+    area_name: str
+    kind_code: str
+    kind_name: str
+    status: str
+    level_equivalent: int | None
+    warning_type: str
+    report_datetime: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> StoredWarning:
+        """Build from an area_warnings row."""
+        return cls(area_code=row["area_code"], area_name=row["area_name"],
+                   kind_code=row["kind_code"], kind_name=row["kind_name"], status=row["status"],
+                   level_equivalent=row["level_equivalent"], warning_type=row["warning_type"],
+                   report_datetime=row["report_datetime"])
+
+    def as_json(self) -> dict[str, Any]:
+        """The warning as the API shows it."""
+        return {"area_code": self.area_code, "area_name": self.area_name,
+                "kind": self.kind_name, "kind_code": self.kind_code, "status": self.status,
+                "level_equivalent": self.level_equivalent, "warning_type": self.warning_type,
+                "report_datetime": self.report_datetime.isoformat()}
+
+
+async def listing(conn: asyncpg.Connection | asyncpg.Pool) -> list[StoredWarning]:
+    """Every warning in force in the prefecture, by area and kind."""
+    rows = await conn.fetch("SELECT * FROM area_warnings ORDER BY area_code, kind_code")
+    return [StoredWarning.from_row(r) for r in rows]
+
+
+async def in_municipalities(conn: asyncpg.Connection | asyncpg.Pool,
+                            codes: Iterable[str]) -> list[StoredWarning]:
+    """Warnings in force in these municipalities (5-digit codes), highest level first."""
+    rows = await conn.fetch(
+        "SELECT * FROM area_warnings WHERE left(area_code, 5) = ANY($1::text[])"
+        " ORDER BY level_equivalent DESC NULLS LAST, area_code", sorted(codes))
+    return [StoredWarning.from_row(r) for r in rows]

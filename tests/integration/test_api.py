@@ -310,3 +310,134 @@ async def test_absurd_numbers_and_nesting_are_client_errors(client: TestClient, 
     deep = b"[" * 5000 + b"]" * 5000
     r = await client.post("/v1/devices", data=deep, headers={"Content-Type": "application/json"})
     assert r.status == 400
+
+
+async def _issue(client: TestClient, operator: str, level: int) -> str:  # type: ignore[type-arg]
+    r = await client.post("/v1/staff/orders", headers=_auth(operator), json={
+        "level": level, "hazard": "flood", "area": SQUARE, "headline": {"ja": "避難"}})
+    assert r.status == 201
+    order_id: str = (await r.json())["id"]
+    return order_id
+
+
+async def test_inbox_lists_what_was_sent_newest_first(
+        client: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
+    """GET /v1/me/alerts lists the device's alerts newest first with their order's state;
+    a cancelled push is left out and a shelter opening is its own alert."""
+    operator = await staff.create(pool, "operator")
+    device_id, secret = await _register(client)
+    await client.put("/v1/me/location", json={"lat": 37.75, "lon": 140.47}, headers=_auth(secret))
+    kept = await _issue(client, operator, 4)
+    await pool.execute("UPDATE deliveries SET state = 'sent' WHERE order_id = $1", kept)
+    dropped = await _issue(client, operator, 3)
+    assert (await client.post(f"/v1/staff/orders/{dropped}/lift",
+                              headers=_auth(operator))).status == 200  # its push: cancelled
+    assert (await client.post(f"/v1/staff/orders/{kept}/lift",
+                              headers=_auth(operator))).status == 200
+    await pool.execute(
+        "INSERT INTO deliveries (apns_id, device_id, service, title, body, version, kind,"
+        " expires_at, ref, alert_id) VALUES (gen_random_uuid(), $1, 'apns', 'T', 'B', 0,"
+        " 'shelter_opened', now() + interval '1 hour', 'shelter:S-1:1', 'shelter-S-1')",
+        device_id)
+    rows = await pool.fetch("SELECT kind, title, body, created_at FROM deliveries"
+                            " WHERE state <> 'cancelled' ORDER BY id DESC")
+    r = await client.get("/v1/me/alerts", headers=_auth(secret))
+    assert r.status == 200
+    assert await r.json() == {"alerts": [
+        {"alert_id": "shelter-S-1", "version": 0, "kind": "shelter_opened", "level": None,
+         "title": "T", "body": "B", "order_state": None,
+         "at": rows[0]["created_at"].isoformat()},
+        {"alert_id": kept, "version": 1, "kind": "order_lifted", "level": 4,
+         "title": rows[1]["title"], "body": rows[1]["body"], "order_state": "lifted",
+         "at": rows[1]["created_at"].isoformat()},
+        {"alert_id": kept, "version": 1, "kind": "order", "level": 4,
+         "title": rows[2]["title"], "body": rows[2]["body"], "order_state": "lifted",
+         "at": rows[2]["created_at"].isoformat()},
+    ]}
+    assert [row["kind"] for row in rows] == ["shelter_opened", "order_lifted", "order"]
+
+
+async def _warning(pool: asyncpg.Pool, area_code: str, kind_code: str, level: int | None) -> None:
+    await pool.execute(
+        "INSERT INTO area_warnings (area_code, kind_code, kind_name, status, level_equivalent,"
+        " area_name, warning_type, event_id, report_datetime)"
+        " VALUES ($1, $2, 'name-' || $2, '発表', $3, 'area-' || $1, '気象警報・注意報（市町村等）',"
+        " NULL, '2026-06-01T12:00:00+09:00')", area_code, kind_code, level)
+
+
+def _warning_json(area_code: str, kind_code: str, level: int | None) -> dict[str, Any]:
+    return {"area_code": area_code, "area_name": f"area-{area_code}", "kind": f"name-{kind_code}",
+            "kind_code": kind_code, "status": "発表", "level_equivalent": level,
+            "warning_type": "気象警報・注意報（市町村等）",
+            "report_datetime": "2026-06-01T03:00:00+00:00"}
+
+
+async def test_warnings_where_the_device_is_and_for_staff(
+        client: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
+    """/v1/me/warnings lists the warnings of the municipalities of the device's location and
+    places, highest level first; /v1/staff/warnings lists all of them by area and kind."""
+    viewer = await staff.create(pool, "viewer")
+    _, secret = await _register(client)
+    await client.put("/v1/me/location", json={"lat": 37.75, "lon": 140.47}, headers=_auth(secret))
+    await client.put("/v1/me/places/p", json={"label": "p", "area_code": "072044"},
+                     headers=_auth(secret))
+    await _warning(pool, "0720100", "03", 3)   # where the device is (072010)
+    await _warning(pool, "0720100", "10", None)
+    await _warning(pool, "0720400", "04", 4)   # its place (072044)
+    await _warning(pool, "0720200", "05", 4)   # elsewhere (072028)
+    r = await client.get("/v1/me/warnings", headers=_auth(secret))
+    assert r.status == 200
+    assert await r.json() == {"warnings": [
+        _warning_json("0720400", "04", 4), _warning_json("0720100", "03", 3),
+        _warning_json("0720100", "10", None)]}
+    r = await client.get("/v1/staff/warnings", headers=_auth(viewer))
+    assert r.status == 200
+    assert await r.json() == {"warnings": [
+        _warning_json("0720100", "03", 3), _warning_json("0720100", "10", None),
+        _warning_json("0720200", "05", 4), _warning_json("0720400", "04", 4)]}
+
+
+async def test_staff_feed_list_shows_each_feed_s_health(
+        client: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
+    """GET /v1/staff/feeds lists every feed by name with its last success, error and counts."""
+    viewer = await staff.create(pool, "viewer")
+    await pool.execute(
+        "INSERT INTO feed_state (name, kind, url, last_success, last_error, last_error_at,"
+        " failures, items_seen, next_at) VALUES"
+        " ('jma:u', 'jma', 'u', NULL, 'HTTP 503 from u', '2026-06-01T00:00:00Z', 2, 0,"
+        "  '2026-06-01T00:05:00Z'),"
+        " ('cap:v', 'cap', 'v', '2026-06-01T00:01:00Z', NULL, NULL, 0, 7,"
+        "  '2026-06-01T00:02:00Z')")
+    r = await client.get("/v1/staff/feeds", headers=_auth(viewer))
+    assert r.status == 200
+    assert await r.json() == {"feeds": [
+        {"name": "cap:v", "kind": "cap", "url": "v", "last_success": "2026-06-01T00:01:00+00:00",
+         "last_error": None, "last_error_at": None, "failures": 0, "items_seen": 7,
+         "next_at": "2026-06-01T00:02:00+00:00"},
+        {"name": "jma:u", "kind": "jma", "url": "u", "last_success": None,
+         "last_error": "HTTP 503 from u", "last_error_at": "2026-06-01T00:00:00+00:00",
+         "failures": 2, "items_seen": 0, "next_at": "2026-06-01T00:05:00+00:00"}]}
+
+
+async def test_staff_order_list_shows_active_orders_unless_all_are_asked_for(
+        client: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
+    """GET /v1/staff/orders lists active orders newest first; ?state=all adds lifted ones."""
+    operator = await staff.create(pool, "operator")
+    lifted = await _issue(client, operator, 3)
+    assert (await client.post(f"/v1/staff/orders/{lifted}/lift",
+                              headers=_auth(operator))).status == 200
+    active = await _issue(client, operator, 4)
+    stored = {str(r["id"]): r for r in await pool.fetch(
+        "SELECT o.id, o.created_at, v.expires_at FROM orders o JOIN order_versions v"
+        " ON v.order_id = o.id")}
+
+    def entry(order_id: str, state: str, level: int) -> dict[str, Any]:
+        return {"id": order_id, "version": 1, "state": state, "source": "staff",
+                "level": level, "hazard": "flood", "headline": {"ja": "避難"},
+                "expires_at": stored[order_id]["expires_at"].isoformat(), "matched": 0,
+                "created_at": stored[order_id]["created_at"].isoformat()}
+
+    r = await client.get("/v1/staff/orders", headers=_auth(operator))
+    assert await r.json() == {"orders": [entry(active, "active", 4)]}
+    r = await client.get("/v1/staff/orders?state=all", headers=_auth(operator))
+    assert await r.json() == {"orders": [entry(active, "active", 4), entry(lifted, "lifted", 3)]}
