@@ -6,12 +6,9 @@ Used by bench_fanout.py and bench_latency.py; not part of the test suite.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -24,12 +21,11 @@ import aiohttp
 import asyncpg
 
 from alertd import db, logs
+from alertd.sandbox.handle import DaemonProcess, clean_env, free_port_base, staff_token
 from alertd.sandbox.handle import SandboxProcess as Sandbox
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from raw_push_loop import free_port_base  # noqa: E402 - bench/ is not a package
+__all__ = ["Daemon", "Sandbox", "daemon", "database", "post_order", "sandbox", "seed",
+           "staff_token"]
 
 SERVER_URL = os.environ.get(
     "ALERTD_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -68,67 +64,34 @@ async def database(prefix: str) -> AsyncIterator[str]:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ALERTD_")}
-
-
 @contextlib.asynccontextmanager
 async def sandbox(directory: Path) -> AsyncIterator[Sandbox]:
     """`alertd sandbox` on free ports until the block ends."""
-    base = free_port_base()
-    log = (directory.parent / "sandbox.log").open("wb")
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
-        [
-            sys.executable,
-            "-m",
-            "alertd.cli",
-            "sandbox",
-            "--port-base",
-            str(base),
-            "--dir",
-            str(directory),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env=_clean_env(),
-    )
-    sb = Sandbox(proc, directory, base)
+    sb = Sandbox.start(directory, directory.parent / "sandbox.log")
     try:
-        until = time.monotonic() + DEADLINE_S
-        while not sb.config.exists():
-            if proc.poll() is not None or time.monotonic() > until:
-                raise RuntimeError("the sandbox did not start; see sandbox.log")
-            await asyncio.sleep(0.05)
+        await sb.ready(DEADLINE_S)
         yield sb
     finally:
-        _stop(proc)
-        log.close()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        sb.stop()
 
 
 @dataclass
 class Daemon:
     """A running `alertd run` process (api + worker) and how long it took to be ready."""
 
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-    ready_s: float = 0.0
+    process: DaemonProcess
+    ready_s: float
 
     @property
     def url(self) -> str:
         """Base URL of its HTTP API."""
-        return f"http://127.0.0.1:{self.port}"
+        return self.process.url
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The process."""
+        assert self.process.proc is not None
+        return self.process.proc
 
 
 @contextlib.asynccontextmanager
@@ -137,52 +100,18 @@ async def daemon(
 ) -> AsyncIterator[Daemon]:
     """`python -m alertd.cli --config <sandbox.toml> run`, ready (/readyz 200) on entry."""
     port = free_port_base(1)
-    env = _clean_env()
-    env.update(
-        {"ALERTD_DATABASE_URL": db_url, "ALERTD_HTTP_PORT": str(port), "ALERTD_LOG_FORMAT": "json"}
+    env = clean_env(
+        ALERTD_DATABASE_URL=db_url, ALERTD_HTTP_PORT=str(port), ALERTD_LOG_FORMAT="json",
+        **{f"ALERTD_{k.upper()}": v for k, v in settings.items()},
     )
-    env.update({f"ALERTD_{k.upper()}": v for k, v in settings.items()})
-    out = log.open("ab")
-    started = time.perf_counter()
-    proc = subprocess.Popen(  # noqa: ASYNC220 - the start-up itself is what is timed
-        [sys.executable, "-m", "alertd.cli", "--config", str(config), "run"],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    d = Daemon(proc, port, log)
+    process = DaemonProcess(port=port, env=env, config=config, log=log)
+    started = time.perf_counter()  # the start-up itself is what is timed
+    process.start()
     try:
-        until = time.monotonic() + DEADLINE_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited; see {log}")
-            if time.monotonic() > until:
-                raise RuntimeError("the daemon did not become ready")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{d.url}/readyz") as r:
-                    if r.status == 200:
-                        break
-            await asyncio.sleep(0.02)
-        d.ready_s = time.perf_counter() - started
-        yield d
+        await process.ready(http, DEADLINE_S)
+        yield Daemon(process, time.perf_counter() - started)
     finally:
-        _stop(proc)
-        out.close()
-
-
-def staff_token(db_url: str, role: str = "operator") -> str:
-    """A staff token made with the real CLI (the last line it prints)."""
-    env = _clean_env()
-    env["ALERTD_DATABASE_URL"] = db_url
-    out = subprocess.run(
-        [sys.executable, "-m", "alertd.cli", "staff-token", "create", "--role", role],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    )
-    return out.stdout.decode().strip().splitlines()[-1]
+        process.stop()
 
 
 async def seed(

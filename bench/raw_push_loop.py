@@ -11,10 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import tomllib
@@ -27,6 +23,7 @@ import aioapns
 import aiohttp
 
 from alertd.delivery import apns, fcm
+from alertd.sandbox.handle import SandboxProcess
 
 _APNS_MESSAGE = {
     "aps": {"alert": {"title": "避難指示", "body": "ベンチマーク"}, "sound": "default"},
@@ -133,52 +130,15 @@ async def _access_token(session: aiohttp.ClientSession, account: fcm.ServiceAcco
     return str(body["access_token"])
 
 
-def free_port_base(count: int = 3) -> int:
-    """A port N such that N .. N+count-1 are free right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65535:
-            continue
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(base, base + count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-    raise RuntimeError("no free port range found")
-
-
 @contextlib.asynccontextmanager
 async def sandbox_process(directory: Path, deadline_s: float = 30.0) -> AsyncIterator[int]:
-    """Run `python -m alertd.sandbox.server` until the block ends; yields the port base."""
-    base = free_port_base()
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
-        [
-            sys.executable,
-            "-m",
-            "alertd.sandbox.server",
-            "--port-base",
-            str(base),
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    """Run `alertd sandbox` until the block ends; yields the port base."""
+    sb = SandboxProcess.start(directory, directory / "sandbox.log")
     try:
-        ready = directory / "sandbox.toml"
-        until = time.monotonic() + deadline_s
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > until:
-                raise RuntimeError("the sandbox did not become ready")
-            await asyncio.sleep(0.05)
-        yield base
+        await sb.ready(deadline_s)
+        yield sb.base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        sb.stop()
 
 
 async def _main(total: int, concurrency: int) -> None:

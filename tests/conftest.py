@@ -7,16 +7,20 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from alertd import db
+from alertd import db, points, settings
+from alertd.context import Context
+from geo import index as geo_index
+from geo import municipalities
+from tests.waiting import DEADLINE
 
 ROOT = Path(__file__).resolve().parent.parent
 AREAS = ROOT / "config" / "areas" / "fukushima_areas.geojson"
+DEFAULTS = settings.load(environ={})
 
 
 def server_url() -> str:
@@ -84,20 +88,28 @@ def areas_path() -> Iterator[Path]:
     yield AREAS
 
 
-@pytest.fixture
-async def context(pool: asyncpg.Pool, db_url: str, areas_path: Path) -> AsyncIterator[Any]:
-    """The daemon's request context on this test's database, its point index following it."""
-    from alertd import points, settings
-    from alertd.context import Context
-    from geo import index as geo_index
-    from geo import municipalities
+@pytest.fixture(scope="session")
+def table() -> municipalities.Table:
+    """The Fukushima municipality table shipped in config/ (read-only, loaded once)."""
+    return municipalities.load(AREAS)
 
-    cfg = settings.load(environ={"ALERTD_DATABASE_URL": db_url})
-    table = municipalities.Table.load(areas_path)
-    pts = points.Points(index=geo_index.PointIndex(cfg.geo.cell_deg), table=table)
+
+@pytest.fixture
+async def live(db_url: str, table: municipalities.Table) -> AsyncIterator[points.Points]:
+    """A point index following this test's database, as the daemon's location follower runs."""
+    pts = points.Points(index=geo_index.PointIndex(DEFAULTS.geo.cell_deg), table=table)
     stop = asyncio.Event()
     task = asyncio.create_task(points.follow(db_url, pts, stop))
-    await asyncio.wait_for(pts.ready.wait(), 10)
-    yield Context(cfg=cfg, pool=pool, points=pts, table=table)
-    stop.set()
-    await task
+    try:
+        await asyncio.wait_for(pts.ready.wait(), DEADLINE)
+        yield pts
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture
+async def context(pool: asyncpg.Pool, db_url: str, live: points.Points) -> Context:
+    """The daemon's request context on this test's database, its point index following it."""
+    cfg = settings.load(environ={"ALERTD_DATABASE_URL": db_url})
+    return Context(cfg=cfg, pool=pool, points=live, table=live.table)

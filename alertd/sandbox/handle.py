@@ -1,16 +1,70 @@
-"""A handle on a running `alertd sandbox` process: where it is and what it recorded.
+"""Launching and handling `alertd sandbox` and `alertd run` as processes.
 
-Tests, benchmarks and drills start the sandbox as a process and read its inspection endpoint
-through this one class."""
+Tests, benchmarks and drills start the sandbox and the daemon through this one module: free
+ports, start-up, readiness, stopping, and reading what the sandbox recorded."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import socket
 import subprocess
-from dataclasses import dataclass
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+READY_S = 30.0  # default bound on a process's start-up
+_POLL_S = 0.02  # how often readiness is re-checked while waiting
+_STOP_S = 30.0  # how long a SIGTERM gets before SIGKILL
+
+
+def free_port_base(count: int = 3) -> int:
+    """A port N such that N .. N+count-1 are free right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count > 65535:
+            continue
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no free port range found")
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any ALERTD_ variable, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTD_")}
+    env.update(settings)
+    return env
+
+
+def _alertd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "alertd.cli", *args]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=_STOP_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=_STOP_S)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:] if log.exists() else ""
 
 
 @dataclass
@@ -20,6 +74,31 @@ class SandboxProcess:
     proc: subprocess.Popen[bytes]
     directory: Path
     base: int
+    log: Path | None = None
+
+    @classmethod
+    def start(cls, directory: Path, log: Path, env: dict[str, str] | None = None,
+              ) -> SandboxProcess:
+        """Start the sandbox on free ports, its output going to `log`; see `ready`."""
+        base = free_port_base()
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                _alertd("sandbox", "--port-base", str(base), "--dir", str(directory)),
+                stdout=out, stderr=subprocess.STDOUT, env=env if env is not None else clean_env(),
+            )
+        return cls(proc, directory, base, log)
+
+    async def ready(self, deadline_s: float = READY_S) -> None:
+        """Wait until it serves (it has written sandbox.toml); fail if it exits or is late."""
+        until = time.monotonic() + deadline_s
+        while not self.config.exists():
+            if self.proc.poll() is not None or time.monotonic() > until:
+                raise RuntimeError(f"the sandbox did not start: {_tail(self.log or Path())}")
+            await asyncio.sleep(_POLL_S)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not end in time."""
+        _stop(self.proc)
 
     @property
     def config(self) -> Path:
@@ -50,3 +129,70 @@ class SandboxProcess:
             r.raise_for_status()
             body: dict[str, Any] = await r.json()
             return body
+
+
+@dataclass
+class DaemonProcess:
+    """An `alertd --config config run --role roles` process; `start` may be called again after
+    it ended (a restart on the same port, environment and log)."""
+
+    port: int
+    env: dict[str, str]
+    config: Path
+    log: Path
+    roles: str = "api,worker,feeds"
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of its HTTP API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the process, its output appended to the log; see `ready`."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                _alertd("--config", str(self.config), "run", "--role", self.roles, *self.extra),
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )
+
+    async def ready(self, http: aiohttp.ClientSession, deadline_s: float = READY_S) -> None:
+        """Wait until /readyz answers 200 (a node without the api role: until it logs its
+        start); fail with the log's tail if it exits or is late."""
+        assert self.proc is not None
+        until = time.monotonic() + deadline_s
+        while not await self._is_ready(http):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited: {_tail(self.log)}")
+            if time.monotonic() > until:
+                raise RuntimeError(f"the daemon was not ready in {deadline_s} s: {_tail(self.log)}")
+            await asyncio.sleep(_POLL_S)
+
+    async def _is_ready(self, http: aiohttp.ClientSession) -> bool:
+        if "api" not in self.roles.split(","):
+            return '"alertd_started"' in self.log.read_text(errors="replace")
+        try:
+            async with http.get(f"{self.url}/readyz") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        """Send a signal and wait for the process to end; its exit status."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def stop(self) -> None:
+        """SIGTERM if it is running, then SIGKILL if it does not end in time."""
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+def staff_token(db_url: str, role: str = "operator") -> str:
+    """A staff token made with the real CLI (the last line it prints)."""
+    out = subprocess.run(_alertd("staff-token", "create", "--role", role),
+                         env=clean_env(ALERTD_DATABASE_URL=db_url), capture_output=True,
+                         check=True)
+    return out.stdout.decode().strip().splitlines()[-1]

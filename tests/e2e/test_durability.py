@@ -62,26 +62,27 @@ async def _states(db_url: str, order_id: str) -> dict[str, Any]:
 
 
 async def _started(db_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession,
-                   n: int, workers: int = 0, **env: str) -> tuple[Daemon, Client, str]:
+                   n: int, workers: int = 0, **env: str) -> tuple[Daemon, list[Daemon], str]:
     """Seed n devices, start a ready daemon (and `workers` worker-only nodes) with `env`, then
-    issue an order reaching all the devices."""
+    issue an order reaching all the devices; the daemon, the worker nodes and the order id."""
     await _seed_devices(db_url, n)
     port = free_port_base(1)
     daemon = Daemon(port=port, env=daemon_env(db_url, port, **env), config=sandbox.config,
                     log=tmp_path / "daemon.log", extra=["--migrate"])
     daemon.start()
     await daemon.ready(http)
+    nodes = []
     for i in range(workers):
         node = _second(daemon, tmp_path, "worker", f"worker-{i}")
         node.start()
         await node.ready(http)
-        daemon.others.append(node)
+        nodes.append(node)
     api = Client(http, daemon.url)
     status, created = await api.call("POST", "/v1/staff/orders", staff_token(db_url, "operator"),
                                      {"level": 4, "hazard": "flood", "area": FUKUSHIMA_CITY,
                                       "headline": HEADLINE})
     assert status == 201 and created["devices"] == n
-    return daemon, api, str(created["id"])
+    return daemon, nodes, str(created["id"])
 
 
 async def _all_sent(db_url: str, order_id: str, n: int) -> dict[str, Any]:
@@ -144,7 +145,7 @@ async def test_two_dispatchers_share_the_outbox(
     """Two dispatcher processes on one outbox both work and send every delivery exactly once."""
     n = 2000
     # Small batches and concurrency so that both processes get a share of the work.
-    api_node, _, order_id = await _started(db_url, sandbox, tmp_path, http, n, workers=1,
+    api_node, workers, order_id = await _started(db_url, sandbox, tmp_path, http, n, workers=1,
                                            ALERTD_APNS_CONCURRENCY="20",
                                            ALERTD_FCM_CONCURRENCY="20",
                                            ALERTD_DISPATCH_BATCH_SIZE="20",
@@ -154,7 +155,7 @@ async def test_two_dispatchers_share_the_outbox(
     assert len(got) == n
     assert Counter(d["token"] for d in got).most_common(1)[0][1] == 1
     assert final["workers"] == 2
-    for node in (api_node, *api_node.others):
+    for node in (api_node, *workers):
         assert node.kill(signal.SIGTERM) == 0
 
 

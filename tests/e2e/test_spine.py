@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -11,7 +13,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import Client, Daemon, Sandbox, staff_token, wait_for
+from tests.e2e.conftest import (
+    Client,
+    Daemon,
+    Sandbox,
+    daemon_env,
+    free_port_base,
+    staff_token,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -228,11 +238,6 @@ async def test_readyz_reports_pending_migrations(
         empty_db_url: str, sandbox: Sandbox, tmp_path: Any, http: aiohttp.ClientSession) -> None:
     """On an unmigrated database the daemon runs but /readyz says 503 naming the migrations;
     after `alertd migrate` it becomes ready without a restart."""
-    import asyncio
-    import sys
-
-    from tests.e2e.conftest import ROOT, daemon_env, free_port_base
-
     port = free_port_base(1)
     d = Daemon(port=port, env=daemon_env(empty_db_url, port), config=sandbox.config,
                log=tmp_path / "daemon.log")
@@ -248,7 +253,7 @@ async def test_readyz_reports_pending_migrations(
         assert status == 503 and "0001_spine" in body["error"]
         env = daemon_env(empty_db_url, port)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "alertd.cli", "migrate", env=env, cwd=ROOT,
+            sys.executable, "-m", "alertd.cli", "migrate", env=env,
             stdout=asyncio.subprocess.DEVNULL)
         assert await proc.wait() == 0
         await d.ready(http)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -14,30 +12,23 @@ from aiohttp.test_utils import TestClient, TestServer
 from alertd import credentials, points, settings, staff
 from alertd.api import routes
 from alertd.context import Context
-from geo import index as geo_index
-from geo import municipalities
 
 SQUARE = {"type": "Polygon", "coordinates": [[
     [140.40, 37.70], [140.55, 37.70], [140.55, 37.80], [140.40, 37.80], [140.40, 37.70]]]}
 
 
 @pytest.fixture
-async def client(pool: asyncpg.Pool, db_url: str, areas_path: Path) -> AsyncIterator[TestClient]:
-    """A test client on the real app, following point changes from the database."""
+async def client(pool: asyncpg.Pool, db_url: str, live: points.Points,
+                 ) -> AsyncIterator[TestClient]:
+    """A test client on the real app (bodies up to 20,000 bytes), following point changes from
+    the database."""
     cfg = settings.load(environ={"ALERTD_DATABASE_URL": db_url,
                                  "ALERTD_HTTP_MAX_BODY_BYTES": "20000"})
-    table = municipalities.Table.load(areas_path)
-    pts = points.Points(index=geo_index.PointIndex(cfg.geo.cell_deg), table=table)
-    stop = asyncio.Event()
-    follower = asyncio.create_task(points.follow(db_url, pts, stop))
-    await asyncio.wait_for(pts.ready.wait(), 10)
-    c = TestClient(TestServer(routes.build_app(Context(cfg=cfg, pool=pool, points=pts,
-                                                      table=table))))
+    ctx = Context(cfg=cfg, pool=pool, points=live, table=live.table)
+    c = TestClient(TestServer(routes.build_app(ctx)))
     await c.start_server()
     yield c
     await c.close()
-    stop.set()
-    await follower
 
 
 async def _json(resp: Any) -> Any:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,20 +19,6 @@ SQUARE = {"type": "Polygon", "coordinates": [[
     [140.40, 37.70], [140.55, 37.70], [140.55, 37.80], [140.40, 37.80], [140.40, 37.70]]]}
 NORTH = {"type": "Polygon", "coordinates": [[
     [140.40, 37.80], [140.55, 37.80], [140.55, 37.90], [140.40, 37.90], [140.40, 37.80]]]}
-
-
-@pytest.fixture
-async def live(pool: asyncpg.Pool, db_url: str,
-               areas_path: Path) -> AsyncIterator[points.Points]:
-    """A point index following the test database."""
-    table = municipalities.Table.load(areas_path)
-    pts = points.Points(index=geo_index.PointIndex(CFG.geo.cell_deg), table=table)
-    stop = asyncio.Event()
-    task = asyncio.create_task(points.follow(db_url, pts, stop))
-    await asyncio.wait_for(pts.ready.wait(), 10)
-    yield pts
-    stop.set()
-    await task
 
 
 def spec(live: points.Points, area: Any = SQUARE, level: int = 4) -> orders.OrderSpec:
@@ -194,10 +177,10 @@ async def test_index_follows_moves_and_deletes(pool: asyncpg.Pool,
     assert len(live.index) == 0
 
 
-async def test_load_reads_every_point_exactly(pool: asyncpg.Pool, areas_path: Path) -> None:
+async def test_load_reads_every_point_exactly(pool: asyncpg.Pool,
+                                              table: municipalities.Table) -> None:
     """Loading the index from the database (binary COPY) gives every point's key and exact
     coordinates, and the watched municipalities apart."""
-    table = municipalities.Table.load(areas_path)
     expected = {}
     for i in range(50):
         device_id, _ = await devices.register(pool, "ios", f"t{i}", "ja")

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from alertd import settings
 from alertd.delivery import apns, fcm, push
 from alertd.sandbox import material
+from alertd.sandbox.handle import free_port_base
 from alertd.sandbox.server import Sandbox
 from tests.waiting import wait_for
 
@@ -42,22 +42,6 @@ class Running:
     @property
     def inspect(self) -> str:
         return self.sandbox.inspect_url
-
-
-def free_port_base() -> int:
-    """A port N with N, N+1 and N+2 free right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(base, base + 3):
-                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-    raise RuntimeError("no free port range")
 
 
 @pytest.fixture(scope="module")

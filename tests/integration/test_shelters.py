@@ -6,16 +6,14 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from alertd import devices, orders, pipeline, points, staff
-from alertd.api import routes
 from alertd.context import Context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,15 +53,6 @@ def csv_file(tmp_path: Path) -> Path:
     path = tmp_path / "shelters.csv"
     path.write_bytes(CSV.encode("cp932"))
     return path
-
-
-@pytest.fixture
-async def client(context: Context) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
-    """A test client on the real app."""
-    c = TestClient(TestServer(routes.build_app(context)))
-    await c.start_server()
-    yield c
-    await c.close()
 
 
 async def test_cli_import_reports_rows_and_updates_by_id(
@@ -109,7 +98,7 @@ async def _opened_tokens(pool: asyncpg.Pool) -> list[str]:
 
 async def test_opening_pushes_to_nearby_devices_under_an_order(
         context: Context, db_url: str, csv_file: Path,
-        client: TestClient) -> None:  # type: ignore[type-arg]
+        api: TestClient) -> None:  # type: ignore[type-arg]
     """Opening a shelter tells devices in an active order's area near it, once per opening."""
     await _import(db_url, csv_file)
     await _located(context, "near", 37.753, 140.453)
@@ -118,31 +107,31 @@ async def test_opening_pushes_to_nearby_devices_under_an_order(
     await _order(context)
     op = await staff.create(context.pool, "operator")
     auth = {"Authorization": f"Bearer {op}"}
-    r = await client.put("/v1/staff/shelters/S-CENTER/status", json={
+    r = await api.put("/v1/staff/shelters/S-CENTER/status", json={
         "status": "open", "crowding": "low", "evacuees": 3}, headers=auth)
     body = await r.json()
     assert r.status == 200 and body["opened"] is True and body["status"] == "open"
     assert await _opened_tokens(context.pool) == ["near"]
-    r = await client.put("/v1/staff/shelters/S-CENTER/status", json={
+    r = await api.put("/v1/staff/shelters/S-CENTER/status", json={
         "status": "open", "crowding": "medium"}, headers=auth)
     assert (await r.json())["opened"] is False
     assert await _opened_tokens(context.pool) == ["near"]
-    await client.put("/v1/staff/shelters/S-CENTER/status", json={"status": "closed"},
+    await api.put("/v1/staff/shelters/S-CENTER/status", json={"status": "closed"},
                      headers=auth)
-    await client.put("/v1/staff/shelters/S-CENTER/status", json={"status": "open"},
+    await api.put("/v1/staff/shelters/S-CENTER/status", json={"status": "open"},
                      headers=auth)
     assert await _opened_tokens(context.pool) == ["near", "near"]
 
 
 async def test_unsuitable_shelter_is_not_pushed(
         context: Context, db_url: str, csv_file: Path,
-        client: TestClient) -> None:  # type: ignore[type-arg]
+        api: TestClient) -> None:  # type: ignore[type-arg]
     """A shelter not designated for the order's hazard opens without pushes."""
     await _import(db_url, csv_file)
     await _located(context, "near", 37.753, 140.453)
     await _order(context, hazard="flood")
     op = await staff.create(context.pool, "operator")
-    r = await client.put("/v1/staff/shelters/S-QUAKE/status", json={"status": "open"},
+    r = await api.put("/v1/staff/shelters/S-QUAKE/status", json={"status": "open"},
                          headers={"Authorization": f"Bearer {op}"})
     assert (await r.json())["opened"] is True
     assert await _opened_tokens(context.pool) == []
@@ -150,48 +139,48 @@ async def test_unsuitable_shelter_is_not_pushed(
 
 async def test_status_validation_and_roles(
         context: Context, db_url: str, csv_file: Path,
-        client: TestClient) -> None:  # type: ignore[type-arg]
+        api: TestClient) -> None:  # type: ignore[type-arg]
     """Bad statuses are 422, unknown shelters 404, viewers 403."""
     await _import(db_url, csv_file)
     op = await staff.create(context.pool, "operator")
     viewer = await staff.create(context.pool, "viewer")
     url = "/v1/staff/shelters/S-CENTER/status"
-    r = await client.put(url, json={"status": "ajar"}, headers={"Authorization": f"Bearer {op}"})
+    r = await api.put(url, json={"status": "ajar"}, headers={"Authorization": f"Bearer {op}"})
     assert r.status == 422 and "status" in (await r.json())["error"]
-    r = await client.put(url, json={"status": "open", "evacuees": -1},
+    r = await api.put(url, json={"status": "open", "evacuees": -1},
                          headers={"Authorization": f"Bearer {op}"})
     assert r.status == 422
-    r = await client.put("/v1/staff/shelters/NOPE/status", json={"status": "open"},
+    r = await api.put("/v1/staff/shelters/NOPE/status", json={"status": "open"},
                          headers={"Authorization": f"Bearer {op}"})
     assert r.status == 404
-    r = await client.put(url, json={"status": "open"},
+    r = await api.put(url, json={"status": "open"},
                          headers={"Authorization": f"Bearer {viewer}"})
     assert r.status == 403
 
 
 async def test_nearest_first_with_filters(
         context: Context, db_url: str, csv_file: Path,
-        client: TestClient) -> None:  # type: ignore[type-arg]
+        api: TestClient) -> None:  # type: ignore[type-arg]
     """GET /v1/shelters sorts by great-circle distance and filters by hazard and open state."""
     await _import(db_url, csv_file)
-    r = await client.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525"})
+    r = await api.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525"})
     found = (await r.json())["shelters"]
     assert [s["id"] for s in found][:2] == ["S-CENTER", "S-QUAKE"]
     assert found[-1]["id"] == "S-FAR"
     assert all(a["distance_m"] <= b["distance_m"] for a, b in itertools.pairwise(found))
     assert 40 < found[0]["distance_m"] < 80
-    r = await client.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525",
+    r = await api.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525",
                                                  "hazard": "flood"})
     assert "S-QUAKE" not in [s["id"] for s in (await r.json())["shelters"]]
     op = await staff.create(context.pool, "operator")
-    await client.put("/v1/staff/shelters/S-EAST/status", json={"status": "open"},
+    await api.put("/v1/staff/shelters/S-EAST/status", json={"status": "open"},
                      headers={"Authorization": f"Bearer {op}"})
-    r = await client.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525",
+    r = await api.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525",
                                                  "open": "true"})
     assert [s["id"] for s in (await r.json())["shelters"]] == ["S-EAST"]
-    r = await client.get("/v1/shelters", params={"lat": "95", "lon": "140"})
+    r = await api.get("/v1/shelters", params={"lat": "95", "lon": "140"})
     assert r.status == 422
-    r = await client.get("/v1/shelters", params={"lat": "37", "lon": "140", "hazard": "x"})
+    r = await api.get("/v1/shelters", params={"lat": "37", "lon": "140", "hazard": "x"})
     assert r.status == 422
 
 
@@ -212,7 +201,7 @@ async def test_older_status_report_is_ignored(context: Context, db_url: str,
 
 
 async def test_shelter_without_hazard_flags_serves_every_order(
-        context: Context, client: TestClient) -> None:  # type: ignore[type-arg]
+        context: Context, api: TestClient) -> None:  # type: ignore[type-arg]
     """A 指定避難所 (no hazard flags) opening near a flood order is pushed to residents."""
     await context.pool.execute(
         "INSERT INTO shelters (id, name, lat, lon, kind, source_format) VALUES"
@@ -220,7 +209,7 @@ async def test_shelter_without_hazard_flags_serves_every_order(
     await _located(context, "near", 37.753, 140.453)
     await _order(context)
     op = await staff.create(context.pool, "operator")
-    r = await client.put("/v1/staff/shelters/HALL/status", json={"status": "open"},
+    r = await api.put("/v1/staff/shelters/HALL/status", json={"status": "open"},
                          headers={"Authorization": f"Bearer {op}"})
     assert (await r.json())["opened"] is True
     assert await _opened_tokens(context.pool) == ["near"]

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import shapely
 
-from geo import areas, municipalities
+from geo import areas
 from geo.areas import Area, parse_area
 from geo.errors import InvalidArea, UnknownAreaCode
 from geo.municipalities import Table
 
-AREAS = Path(__file__).resolve().parents[2] / "config" / "areas" / "fukushima_areas.geojson"
 R = 6_371_008.8
-
-
-@pytest.fixture(scope="module")
-def table() -> Table:
-    return municipalities.load(AREAS)
 
 
 def _square(x: float, y: float, size: float) -> list[list[float]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import shapely
@@ -11,8 +9,6 @@ import shapely
 from geo import municipalities
 from geo.errors import InvalidPoint
 from geo.index import PointIndex
-
-AREAS = Path(__file__).resolve().parents[2] / "config" / "areas" / "fukushima_areas.geojson"
 
 
 def _expected(
@@ -112,9 +108,8 @@ def test_points_and_lines_are_matched_like_intersects_xy() -> None:
     assert _matched(index, shapely.Point(2.5, 2.5)) == {int(keys[(lon == 2.5) & (lat == 2.5)][0])}
 
 
-def test_municipality_borders_match_both_sides() -> None:
+def test_municipality_borders_match_both_sides(table: municipalities.Table) -> None:
     """Border vertices are matched by every municipality they touch, like intersects_xy."""
-    table = municipalities.load(AREAS)
     coords = np.unique(
         np.concatenate([shapely.get_coordinates(table.get(c)) for c in table.codes6()]), axis=0
     )

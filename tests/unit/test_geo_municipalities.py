@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import shapely
 
-from geo import municipalities
 from geo.errors import GeoError, InvalidArea, UnknownAreaCode
 from geo.municipalities import Table, check_digit, to_code6
-
-AREAS = Path(__file__).resolve().parents[2] / "config" / "areas" / "fukushima_areas.geojson"
-
-
-@pytest.fixture(scope="module")
-def table() -> Table:
-    return municipalities.load(AREAS)
 
 
 def _shared_vertex(table: Table, a: str, b: str) -> tuple[float, float]:

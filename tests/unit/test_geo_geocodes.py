@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import shapely
 
-from geo import geocodes, municipalities
+from geo import geocodes
 from geo.municipalities import Table
-
-AREAS = Path(__file__).resolve().parents[2] / "config" / "areas" / "fukushima_areas.geojson"
-
-
-@pytest.fixture(scope="module")
-def table() -> Table:
-    return municipalities.load(AREAS)
 
 
 @pytest.mark.parametrize(
