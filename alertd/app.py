@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 
 from alertd import db, points, settings
-from alertd.api import routes
+from alertd.api import connections, routes
 from alertd.context import Context
 from alertd.delivery.dispatcher import Dispatcher, Sender
 from geo import index as geo_index
@@ -82,7 +82,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         if "api" in roles:
             runner = web.AppRunner(routes.build_app(context), access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, cfg.http.host, cfg.http.port).start()
+            await connections.GuardedSite(runner, cfg.http).start()
         if "worker" in roles:
             senders = make_senders(cfg)
             for sender, _ in senders.values():

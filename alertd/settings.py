@@ -22,6 +22,10 @@ class Http:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 262144
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keepalive_s: float = 75.0
+    max_connections: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +150,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("debug", "info", "warning", "error"),
 }
 _POSITIVE = {
-    "http.max_body_bytes", "database.pool_min", "database.pool_max", "orders.default_ttl_s",
+    "http.max_body_bytes", "http.header_timeout_s", "http.body_timeout_s", "http.keepalive_s",
+    "http.max_connections", "database.pool_min", "database.pool_max", "orders.default_ttl_s",
     "orders.max_ttl_s", "orders.max_vertices", "orders.max_area_km2", "orders.circle_segments",
     "geo.cell_deg", "dispatch.batch_size", "dispatch.lease_s", "dispatch.max_attempts",
     "dispatch.backoff_base_s", "dispatch.backoff_max_s", "dispatch.flush_ms",

@@ -8,7 +8,7 @@ import contextlib
 from aiohttp import web
 
 from alertd import db, metrics
-from alertd.api import mobile, plumbing, staff_feeds, staff_orders
+from alertd.api import connections, mobile, plumbing, staff_feeds, staff_orders
 from alertd.context import Context
 from alertd.delivery import outbox
 
@@ -43,7 +43,7 @@ async def _metrics(request: web.Request) -> web.Response:
 
 def build_app(context: Context) -> web.Application:
     """The aiohttp application with every route."""
-    app = web.Application(middlewares=[plumbing.error_middleware],
+    app = web.Application(middlewares=[plumbing.error_middleware, connections.body_deadline],
                           client_max_size=context.cfg.http.max_body_bytes)
     app[plumbing.CONTEXT] = context
     app.router.add_get("/healthz", _healthz)
