@@ -86,9 +86,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         if "worker" in roles:
             senders = make_senders(cfg)
             for sender, _ in senders.values():
-                start = getattr(sender, "start", None)
-                if start is not None:
-                    await start()
+                await sender.start()
             dispatcher = Dispatcher(pool, cfg, senders)
             tasks.append(asyncio.create_task(dispatcher.run()))
         if "scheduler" in roles:

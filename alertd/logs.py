@@ -32,3 +32,11 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a log or reason text: its type, and its message when it has one
+    (str() of a TimeoutError is empty, which made log lines say `"error": ""`)."""
+    detail = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {detail}" if detail else name

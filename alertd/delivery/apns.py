@@ -164,7 +164,6 @@ class ApnsSender:
     def __init__(self, config: settings.Apns) -> None:
         self._config = config
         self._client: aioapns.APNs | None = None
-        self._slots = asyncio.Semaphore(config.concurrency)
 
     async def start(self) -> None:
         """Load the credentials and build the client (connections open on first send)."""
@@ -172,7 +171,8 @@ class ApnsSender:
             self._client = client(self._config)
 
     async def send(self, msg: push.PushMessage) -> push.Outcome:
-        """Send one push and return its outcome; never raises for provider or network trouble."""
+        """Send one push and return its outcome; raises only for a bug (the dispatcher's
+        send slots bound how many run at once)."""
         if msg.expires_at <= datetime.now(UTC):
             return push.Outcome("failed", reason="expired")
         try:
@@ -182,15 +182,14 @@ class ApnsSender:
         await self.start()
         assert self._client is not None
         request = request_for(msg, payload, time.time())
-        async with self._slots:
-            try:
-                # asyncio.timeout, not wait_for: no extra task per push on the hot path.
-                async with asyncio.timeout(self._config.timeout_s):
-                    result = await self._client.send_notification(request)
-            except Exception as exc:  # every transport failure becomes an outcome
-                outcome = outcomes.from_exception(exc)
-                _log_unsent("apns_send_error", msg, outcome)
-                return outcome
+        try:
+            # asyncio.timeout, not wait_for: no extra task per push on the hot path.
+            async with asyncio.timeout(self._config.timeout_s):
+                result = await self._client.send_notification(request)
+        except outcomes.TRANSPORT_ERRORS as exc:  # anything else is a bug: let it be seen
+            outcome = outcomes.from_exception(exc)
+            _log_unsent("apns_send_error", msg, outcome)
+            return outcome
         outcome = outcomes.from_apns(_status(result.status), result.description, None)
         if outcome.status == "sent":
             return push.Outcome("sent", provider_id=result.notification_id)

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import os
 import socket
 import time
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
-from alertd import db, metrics, settings
-from alertd.delivery import outbox
+from alertd import db, logs, metrics, settings
+from alertd.delivery import outbox, outcomes
 from alertd.delivery.outbox import Claimed, Result
 from alertd.delivery.push import Outcome, PushMessage, thread_id_for
 
@@ -25,11 +28,78 @@ LEASE_MARGIN_S = 2.0  # a claim with less lease left than this is handed back, n
 
 
 class Sender(Protocol):
-    async def send(self, msg: PushMessage) -> Outcome: ...
+    """A push service client, as the daemon starts, uses and stops it.
 
-    def paused_for(self) -> float: ...
+    It does not limit its own concurrency: the dispatcher's send slots do (see Slots).
+    """
 
-    async def close(self) -> None: ...
+    async def start(self) -> None:
+        """Load credentials and open connections; raises ConfigError when misconfigured."""
+
+    async def send(self, msg: PushMessage) -> Outcome:
+        """Send one push; provider and network trouble is an Outcome, anything raised a bug."""
+
+    def paused_for(self) -> float:
+        """Seconds the whole service asked to be left alone for (0 when not paused)."""
+
+    async def close(self) -> None:
+        """Close connections and stop background tasks."""
+
+
+class Slots:
+    """The send slots of one service: the one place its concurrency limit is enforced.
+
+    A slot is taken when a send starts and given back only once the send's outcome is
+    committed (see Dispatcher._flush): at any moment at most `size` sends of the service are
+    unrecorded, which bounds what a crash can make us send twice.
+    """
+
+    __slots__ = ("free", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+
+    def take(self) -> None:
+        """Take a free slot (the caller checked `free`)."""
+        if self.free <= 0:
+            raise RuntimeError("no free send slot")
+        self.free -= 1
+
+    def give_back(self, n: int = 1) -> None:
+        """Return slots whose sends are over and recorded (or were never recorded)."""
+        self.free = min(self.free + n, self.size)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Outcomes waiting for the next group commit, with what that commit settles.
+
+    The invariant kept here and nowhere else: each result holds one send slot of its service
+    until the batch is committed, and a refused token is disabled in the same commit as the
+    outcome that refused it.
+    """
+
+    results: list[Result] = field(default_factory=list)
+    slots: dict[str, int] = field(default_factory=dict)  # service -> send slots held
+    invalid: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (device, token)
+
+    def add(self, c: Claimed, result: Result) -> None:
+        """Take over a claimed delivery's outcome and the send slot it holds."""
+        self.results.append(result)
+        self.slots[c.service] = self.slots.get(c.service, 0) + 1
+        if result.state == "invalid_token":
+            self.invalid.append((c.device_id, c.push_token))
+
+    def __bool__(self) -> bool:
+        return bool(self.results)
+
+    def before(self, later: Batch) -> Batch:
+        """This batch followed by a later one (a failed commit is tried again, in order)."""
+        slots = dict(self.slots)
+        for service, n in later.slots.items():
+            slots[service] = slots.get(service, 0) + n
+        return Batch(self.results + later.results, slots, self.invalid + later.invalid)
 
 
 def _ids(c: Claimed) -> dict[str, object]:
@@ -67,9 +137,8 @@ class Dispatcher:
         self.inflight: dict[int, asyncio.Task[None]] = {}
         self.ahead: dict[str, collections.deque[Claimed]] = {
             service: collections.deque() for service in senders}
-        self.results: list[Result] = []
-        self.held: list[asyncio.Semaphore] = []  # send slots freed when `results` are committed
-        self.invalid: list[tuple[Any, str]] = []
+        self.slots = {service: Slots(n) for service, (_, n) in senders.items()}
+        self.batch = Batch()  # outcomes not committed yet
         self._flush_now = asyncio.Event()
         self._closing = False
         # Labelled metric children looked up once, not per delivery.
@@ -80,8 +149,7 @@ class Dispatcher:
         """Run until stop() is called, then finish or release in-flight deliveries."""
         listener = asyncio.create_task(self._listen())
         flusher = asyncio.create_task(self._flusher())
-        loops = [asyncio.create_task(self._service_loop(s, n))
-                 for s, (_, n) in self.senders.items()]
+        loops = [asyncio.create_task(self._service_loop(s)) for s in self.senders]
         try:
             await self.stopping.wait()
         finally:
@@ -130,7 +198,7 @@ class Dispatcher:
             try:
                 conn = await db.connect_one(self.cfg.database.url)
             except Exception as exc:
-                log.warning("outbox_listen_failed", error=str(exc))
+                log.warning("outbox_listen_failed", error=logs.describe(exc))
                 await asyncio.sleep(1.0)
                 continue
             try:
@@ -140,33 +208,33 @@ class Dispatcher:
                     await asyncio.sleep(5.0)
                     await conn.execute("SELECT 1")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox_listener_lost", error=str(exc))
+                log.warning("outbox_listener_lost", error=logs.describe(exc))
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    async def _service_loop(self, service: str, concurrency: int) -> None:
+    async def _service_loop(self, service: str) -> None:
         dcfg = self.cfg.dispatch
         sender, _ = self.senders[service]
-        room = asyncio.Semaphore(concurrency)
+        slots = self.slots[service]
         # Rows claimed ahead of free send slots: a slot that frees up is refilled at once from
-        # here instead of waiting for a claim query's round trip. At most `concurrency` rows
+        # here instead of waiting for a claim query's round trip. At most `slots.size` rows
         # wait here; their lease is far longer than the wait.
         ahead = self.ahead[service]
-        top_up = max(1, min(dcfg.batch_size, concurrency) // 4)
+        top_up = max(1, min(dcfg.batch_size, slots.size) // 4)
         exhausted = False
         while not self.stopping.is_set():
-            while ahead and room._value > 0:
+            while ahead and slots.free > 0:
                 c = ahead.popleft()
-                await room.acquire()
-                self.inflight[c.id] = asyncio.create_task(self._deliver(sender, c, room))
-            want = min(dcfg.batch_size, concurrency - len(ahead))
+                slots.take()
+                self.inflight[c.id] = asyncio.create_task(self._deliver(sender, c))
+            want = min(dcfg.batch_size, slots.size - len(ahead))
             if want >= top_up or (not ahead and want > 0):
                 try:
                     claimed = await outbox.claim(self.pool, service, want, dcfg.lease_s,
                                                  self.worker)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("claim_failed", service=service, error=str(exc))
+                    log.warning("claim_failed", service=service, error=logs.describe(exc))
                     claimed = []
                 ahead.extend(claimed)
                 exhausted = len(claimed) < want
@@ -181,58 +249,59 @@ class Dispatcher:
             await asyncio.wait_for(event.wait(), seconds)
         event.clear()
 
-    async def _deliver(self, sender: Sender, c: Claimed, room: asyncio.Semaphore) -> None:
-        handed_over = False
+    async def _deliver(self, sender: Sender, c: Claimed) -> None:
+        """Send one claimed delivery and hand its outcome, with its send slot, to the batch."""
         try:
-            now = datetime.now(UTC)
-            early = self._without_sending(c, sender, now)
-            if early is not None:
-                self.results.append(early)
-                self.held.append(room)
-                handed_over = True
-                self._flush_now.set()
-                self.inflight.pop(c.id, None)
-                return
-            if c.token_state != "active":
-                outcome = Outcome("invalid_token", reason="push token disabled")
-            elif c.expires_at <= now:
-                outcome = Outcome("failed", reason="expired before it could be sent")
-            else:
-                start = time.perf_counter()
-                try:
-                    msg = message(c, self.cfg.apns.critical_levels)
-                except ValueError as exc:  # a row that can never make a valid push
-                    msg, outcome = None, Outcome("failed", reason=f"invalid message: {exc}")
-                try:
-                    if msg is not None:
-                        outcome = await sender.send(msg)
-                except Exception as exc:  # a sender bug must not lose the delivery
-                    log.exception("send_crashed", **_ids(c))
-                    outcome = Outcome("retry", reason=f"sender error: {type(exc).__name__}")
-                self._latency[c.service].observe(time.perf_counter() - start)
-            dcfg = self.cfg.dispatch
-            result = outbox.decide(c, outcome, datetime.now(UTC),
-                                   max_attempts=dcfg.max_attempts, base_s=dcfg.backoff_base_s,
-                                   max_s=dcfg.backoff_max_s)
-            self._count(c.service, result.state)
-            if result.state == "invalid_token":
-                self.invalid.append((c.device_id, c.push_token))
-            if result.state != "sent":
-                log.info("delivery_outcome", state=result.state, reason=result.reason,
-                         attempts=c.attempts, **_ids(c))
-            # The send slot stays taken until the outcome is committed (see _flush): at any
-            # moment at most `concurrency` sends per service are unrecorded, which bounds what
-            # a crash can make us send twice.
-            self.results.append(result)
-            self.held.append(room)
-            handed_over = True
-            # Group commit: the flusher writes as soon as it is free.
-            self._flush_now.set()
-            self.inflight.pop(c.id, None)
+            result = await self._attempt(sender, c)
+        except BaseException as exc:
+            # Cancelled at shutdown, or a bug here: nothing to record. The slot is free again;
+            # the row, still in `inflight`, is handed back by _drain (or its lease ends).
+            self.slots[c.service].give_back()
+            self.wakes[c.service].set()
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("deliver_crashed", error=logs.describe(exc), **_ids(c))
+            raise
+        self.batch.add(c, result)
+        self.inflight.pop(c.id, None)
+        self._flush_now.set()  # group commit: the flusher writes as soon as it is free
+
+    async def _attempt(self, sender: Sender, c: Claimed) -> Result:
+        """What to record for a claimed delivery: a reason not to send it, or its send."""
+        now = datetime.now(UTC)
+        early = self._without_sending(c, sender, now)
+        if early is not None:
+            return early
+        outcome = await self._send(sender, c, now)
+        dcfg = self.cfg.dispatch
+        result = outbox.decide(c, outcome, datetime.now(UTC),
+                               max_attempts=dcfg.max_attempts, base_s=dcfg.backoff_base_s,
+                               max_s=dcfg.backoff_max_s)
+        self._count(c.service, result.state)
+        if result.state != "sent":
+            log.info("delivery_outcome", state=result.state, reason=result.reason,
+                     attempts=c.attempts, **_ids(c))
+        return result
+
+    async def _send(self, sender: Sender, c: Claimed, now: datetime) -> Outcome:
+        if c.token_state != "active":
+            return Outcome("invalid_token", reason="push token disabled")
+        if c.expires_at <= now:
+            return Outcome("failed", reason="expired before it could be sent")
+        try:
+            msg = message(c, self.cfg.apns.critical_levels)
+        except ValueError as exc:  # a row that can never make a valid push
+            return Outcome("failed", reason=f"invalid message: {exc}")
+        start = time.perf_counter()
+        try:
+            return await sender.send(msg)
+        except Exception as exc:
+            # A sender bug must not lose an evacuation order: it is retried like a timeout
+            # (bounded by max_attempts and the expiry), and said loudly.
+            log.error("send_crashed", error=logs.describe(exc), exc_info=exc, **_ids(c))
+            crashed = outcomes.from_exception(exc)
+            return dataclasses.replace(crashed, reason=f"sender error: {crashed.reason}")
         finally:
-            if not handed_over:
-                room.release()
-                self.wakes[c.service].set()
+            self._latency[c.service].observe(time.perf_counter() - start)
 
     def _without_sending(self, c: Claimed, sender: Sender, now: datetime) -> Result | None:
         """The outcome of a claimed delivery that must not be sent now, if so."""
@@ -267,27 +336,22 @@ class Dispatcher:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self.results and not self.invalid:
+        if not self.batch:
             return
-        results, self.results = self.results, []
-        held, self.held = self.held, []
-        invalid, self.invalid = self.invalid, []
+        batch, self.batch = self.batch, Batch()
         try:
             async with self.pool.acquire() as conn:
-                if invalid:
+                if batch.invalid:
                     async with conn.transaction():
-                        await outbox.record(conn, results, self.worker)
-                        await outbox.invalidate_tokens(conn, invalid)
+                        await outbox.record(conn, batch.results, self.worker)
+                        await outbox.invalidate_tokens(conn, batch.invalid)
                 else:
-                    await outbox.record(conn, results, self.worker)
+                    await outbox.record(conn, batch.results, self.worker)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Keep them for the next flush; the lease protects the rows meanwhile.
-            log.warning("record_failed", error=str(exc), results=len(results))
-            self.results[:0] = results
-            self.held[:0] = held
-            self.invalid[:0] = invalid
+            log.warning("record_failed", error=logs.describe(exc), results=len(batch.results))
+            self.batch = batch.before(self.batch)
             return
-        for room in held:
-            room.release()
-        if held:
-            self._wake_all()
+        for service, n in batch.slots.items():
+            self.slots[service].give_back(n)
+            self.wakes[service].set()

@@ -1,8 +1,9 @@
-"""FCM HTTP v1 sender on aiohttp; a background task keeps the OAuth2 access token fresh."""
+"""FCM HTTP v1 sender on aiohttp, and the refresher that keeps its OAuth2 access token fresh."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import google.auth.crypt
 import google.auth.jwt
 import structlog
 
-from alertd import errors, settings
+from alertd import errors, logs, settings
 from alertd.delivery import outcomes, push
 
 log = structlog.get_logger(__name__)
@@ -77,26 +78,113 @@ def assertion(account: ServiceAccount, now: float) -> str:
     return token.decode()
 
 
+class AccessTokens:
+    """Keeps an OAuth2 access token of a service account fresh, in one background task.
+
+    It fetches a token (jwt-bearer grant), replaces it once REFRESH_AT of its lifetime has
+    passed, retries with back-off while the token endpoint fails, and fetches a new one at once
+    when a send reports the current one rejected.
+    """
+
+    def __init__(self, account: ServiceAccount, session: aiohttp.ClientSession,
+                 timeout_s: float) -> None:
+        self._account = account
+        self._session = session
+        self._timeout_s = timeout_s
+        self._token: AccessToken | None = None
+        self._ready = asyncio.Event()  # set while _token holds a token
+        self._refresh_now = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def current(self) -> AccessToken | None:
+        """The token held now, if any."""
+        return self._token
+
+    async def start(self, timeout_s: float) -> bool:
+        """Start the refresher and wait up to timeout_s for the first token; True once held."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._keep_fresh(), name="fcm-token")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def usable(self) -> AccessToken:
+        """A token that has not expired, waiting for the refresher while there is none."""
+        token = self._token
+        while token is None or token.expires_at <= time.monotonic():
+            if token is not None:
+                self.rejected(token)  # the refresher is late; ask it now
+            await self._ready.wait()
+            token = self._token
+        return token
+
+    def rejected(self, token: AccessToken) -> None:
+        """The service refused this token: fetch another one now."""
+        if self._token is token:  # only the first refusal of a token asks for a new one
+            self._token = None
+            self._ready.clear()
+            self._refresh_now.set()
+
+    async def close(self) -> None:
+        """Stop the refresher."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _keep_fresh(self) -> None:
+        failures = 0
+        while True:
+            try:
+                self._token = await self._fetch()
+            except Exception as exc:  # the refresher must outlive any failure
+                failures += 1
+                delay = min(REFRESH_RETRY_S[0] * 2 ** (failures - 1), REFRESH_RETRY_S[1])
+                log.warning("fcm_token_failed", error=logs.describe(exc), retry_in=delay)
+            else:
+                failures = 0
+                self._ready.set()
+                delay = self._token.refresh_at - time.monotonic()
+            self._refresh_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refresh_now.wait(), max(delay, 0.0))
+
+    async def _fetch(self) -> AccessToken:
+        form = {"grant_type": JWT_BEARER, "assertion": assertion(self._account, time.time())}
+        started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=self._timeout_s)
+        async with self._session.post(self._account.token_uri, data=form,
+                                      timeout=timeout) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status != 200 or not isinstance(body, dict):
+                raise ValueError(f"token endpoint answered {resp.status}")
+        lifetime = float(body.get("expires_in", 3600))
+        value = body["access_token"]
+        if not isinstance(value, str):
+            raise ValueError("token endpoint gave no access_token")
+        log.info("fcm_token_fetched", expires_in=lifetime)
+        return AccessToken(value, started + lifetime * REFRESH_AT, started + lifetime)
+
+
 class FcmSender:
     """Sends PushMessages through FCM HTTP v1 and maps every answer to an Outcome."""
 
     def __init__(self, config: settings.Fcm) -> None:
         self._config = config
-        self._account: ServiceAccount | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._tokens: AccessTokens | None = None
         self._url = ""
-        self._token: AccessToken | None = None
-        self._token_ready = asyncio.Event()
-        self._refresh_now = asyncio.Event()
         self._closed = asyncio.Event()
-        self._refresher: asyncio.Task[None] | None = None
-        self._slots = asyncio.Semaphore(config.concurrency)
         self._paused_until = 0.0  # time.monotonic() before which no send starts
 
     @property
     def access_token(self) -> str | None:
         """The current access token, if any (for tests and diagnostics)."""
-        return self._token.value if self._token else None
+        token = self._tokens.current if self._tokens else None
+        return token.value if token else None
 
     def paused_for(self) -> float:
         """Seconds left in a quota pause (0 when not paused)."""
@@ -106,20 +194,20 @@ class FcmSender:
         """Load the service account, open the session, fetch the first access token."""
         if self._session is not None:
             return
-        self._account = load_service_account(self._config.service_account_file)
-        project = self._config.project_id or self._account.project_id
+        account = load_service_account(self._config.service_account_file)
+        project = self._config.project_id or account.project_id
         self._url = f"{self._config.endpoint.rstrip('/')}/v1/projects/{project}/messages:send"
-        # One connection more than concurrent sends, so a token refresh never queues behind them.
+        # Sized for the dispatcher's send slots (which are the limit) and one more, so a token
+        # refresh never queues behind sends (aiohttp's default of 100 would be a second limit).
         connector = aiohttp.TCPConnector(limit=self._config.concurrency + 1)
         self._session = aiohttp.ClientSession(connector=connector)
-        self._refresher = asyncio.create_task(self._keep_token_fresh(), name="fcm-token")
-        try:
-            await asyncio.wait_for(self._token_ready.wait(), self._config.timeout_s)
-        except TimeoutError:
+        self._tokens = AccessTokens(account, self._session, self._config.timeout_s)
+        if not await self._tokens.start(self._config.timeout_s):
             log.warning("fcm_token_not_ready", timeout_s=self._config.timeout_s)
 
     async def send(self, msg: push.PushMessage) -> push.Outcome:
-        """Send one push and return its outcome; never raises for provider or network trouble."""
+        """Send one push and return its outcome; raises only for a bug (the dispatcher's
+        send slots bound how many run at once)."""
         if msg.expires_at <= datetime.now(UTC):
             return push.Outcome("failed", reason="expired")
         if self._closed.is_set():
@@ -127,33 +215,25 @@ class FcmSender:
         await self.start()
         if not await self._wait_out_pause():
             return push.Outcome("retry", reason="sender closed")
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self._config.timeout_s):  # no extra task per push
-                    return await self._post(msg)
-            except Exception as exc:  # every transport failure becomes an outcome
-                outcome = outcomes.from_exception(exc)
-                log.warning("fcm_send_error", delivery_id=msg.delivery_id,
-                            token=push.redact_token(msg.token), reason=outcome.reason)
-                return outcome
+        try:
+            async with asyncio.timeout(self._config.timeout_s):  # no extra task per push
+                return await self._post(msg)
+        except outcomes.TRANSPORT_ERRORS as exc:  # anything else is a bug: let it be seen
+            outcome = outcomes.from_exception(exc)
+            log.warning("fcm_send_error", delivery_id=msg.delivery_id,
+                        token=push.redact_token(msg.token), reason=outcome.reason)
+            return outcome
 
     async def _wait_out_pause(self) -> bool:
         """Wait while a quota pause lasts; False if the sender closed meanwhile."""
         while (left := self.paused_for()) > 0 and not self._closed.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), left)
-            except TimeoutError:
-                pass
         return not self._closed.is_set()
 
     async def _post(self, msg: push.PushMessage) -> push.Outcome:
-        assert self._session is not None
-        token = self._token
-        while token is None or token.expires_at <= time.monotonic():
-            if token is not None:
-                self._token_rejected(token)  # the refresher is late; ask it now
-            await self._token_ready.wait()
-            token = self._token
+        assert self._session is not None and self._tokens is not None
+        token = await self._tokens.usable()
         body = json.dumps(push.fcm_message(msg), ensure_ascii=False).encode()
         headers = {
             "Authorization": f"Bearer {token.value}",
@@ -167,7 +247,7 @@ class FcmSender:
             status = resp.status
         outcome = outcomes.from_fcm(status, _json(raw), retry_after)
         if status == 401:
-            self._token_rejected(token)
+            self._tokens.rejected(token)
         if outcome.pause_service:
             self._pause(outcome.retry_after or outcomes.QUOTA_DEFAULT_PAUSE_S)
         if outcome.status != "sent":
@@ -181,54 +261,12 @@ class FcmSender:
             self._paused_until = until
             log.warning("fcm_paused", seconds=seconds)
 
-    def _token_rejected(self, token: AccessToken) -> None:
-        if self._token is token:  # only the first 401 for a token asks for a new one
-            self._token = None
-            self._token_ready.clear()
-            self._refresh_now.set()
-
-    async def _keep_token_fresh(self) -> None:
-        failures = 0
-        while not self._closed.is_set():
-            try:
-                self._token = await self._fetch_token()
-            except Exception as exc:  # the refresher must outlive any failure
-                failures += 1
-                delay = min(REFRESH_RETRY_S[0] * 2 ** (failures - 1), REFRESH_RETRY_S[1])
-                log.warning("fcm_token_failed", error=type(exc).__name__, retry_in=delay)
-            else:
-                failures = 0
-                self._token_ready.set()
-                delay = self._token.refresh_at - time.monotonic()
-            self._refresh_now.clear()
-            try:
-                await asyncio.wait_for(self._refresh_now.wait(), max(delay, 0.0))
-            except TimeoutError:
-                pass
-
-    async def _fetch_token(self) -> AccessToken:
-        assert self._session is not None and self._account is not None
-        form = {"grant_type": JWT_BEARER, "assertion": assertion(self._account, time.time())}
-        started = time.monotonic()
-        timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
-        async with self._session.post(self._account.token_uri, data=form, timeout=timeout) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200 or not isinstance(body, dict):
-                raise ValueError(f"token endpoint answered {resp.status}")
-        lifetime = float(body.get("expires_in", 3600))
-        value = body["access_token"]
-        if not isinstance(value, str):
-            raise ValueError("token endpoint gave no access_token")
-        log.info("fcm_token_fetched", expires_in=lifetime)
-        return AccessToken(value, started + lifetime * REFRESH_AT, started + lifetime)
-
     async def close(self) -> None:
         """Stop the token refresher and close the HTTP session."""
         self._closed.set()
-        if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
-            self._refresher = None
+        if self._tokens is not None:
+            await self._tokens.close()
+            self._tokens = None
         if self._session is not None:
             await self._session.close()
             self._session = None

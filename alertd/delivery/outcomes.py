@@ -13,6 +13,7 @@ import aioapns.exceptions
 import aiohttp
 import h2.exceptions
 
+from alertd import logs
 from alertd.delivery.push import Outcome
 
 # APNs reasons that mean the device token will never work again for our topic.
@@ -41,7 +42,9 @@ FCM_RETRY_CODES = frozenset({"UNAVAILABLE", "INTERNAL", "UNAUTHENTICATED"})
 QUOTA_DEFAULT_PAUSE_S = 60.0
 MAX_REASON_CHARS = 200
 
-RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+# What a send raises for network or provider-connection trouble (senders catch only these;
+# anything else is a bug, which the dispatcher logs with its traceback and retries).
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # includes TimeoutError and ConnectionError
     aiohttp.ClientError,
     aioapns.exceptions.ConnectionError,
@@ -147,15 +150,14 @@ def _fcm_reason(status: int, error: FcmError | None) -> str:
 
 
 def from_exception(exc: BaseException) -> Outcome:
-    """The outcome of a send that raised instead of answering; timeouts and I/O errors retry."""
+    """The outcome of a send that raised instead of answering: always a retry.
+
+    Timeouts and I/O errors are passing trouble; anything else is a bug, and a bug must not
+    drop an evacuation order: max_attempts and the order's expiry bound the retries.
+    """
     if isinstance(exc, TimeoutError):
         return Outcome("retry", reason="timeout")
-    name = type(exc).__name__
-    detail = str(exc)
-    reason = (f"{name}: {detail}" if detail else name)[:MAX_REASON_CHARS]
-    if isinstance(exc, RETRYABLE_EXCEPTIONS):
-        return Outcome("retry", reason=reason)
-    return Outcome("failed", reason=reason)
+    return Outcome("retry", reason=logs.describe(exc)[:MAX_REASON_CHARS])
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

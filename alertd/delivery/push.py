@@ -26,9 +26,6 @@ APNS_MAX_COLLAPSE_ID_BYTES = 64
 FCM_MAX_TTL_S = 2_419_200
 ELLIPSIS = "…"
 
-# Namespace for apns-id values derived from delivery ids (uuid5 keeps them stable).
-_APNS_ID_NAMESPACE = uuid.UUID("4f6c3a52-8d1e-4c39-9f0b-6a2e1d7c5b10")
-
 
 @dataclass(frozen=True, slots=True)
 class PushMessage:
@@ -78,11 +75,6 @@ class Outcome:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"unknown outcome status {self.status!r}")
-
-
-def apns_id_for(delivery_id: int) -> str:
-    """A UUID string for apns-id that stays the same for every attempt of one delivery."""
-    return str(uuid.uuid5(_APNS_ID_NAMESPACE, f"delivery:{delivery_id}"))
 
 
 def thread_id_for(alert_id: str) -> str:

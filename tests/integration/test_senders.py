@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import asyncpg
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from alertd import settings
-from alertd.delivery import apns, fcm, push
+from alertd import devices, settings
+from alertd.delivery import apns, fcm, outbox, outcomes, push
+from alertd.delivery.dispatcher import Dispatcher
 from alertd.sandbox import material
 from alertd.sandbox.handle import free_port_base
 from alertd.sandbox.server import Sandbox
@@ -73,7 +75,7 @@ def message(device: str, platform: push.Platform = "ios", **changes: Any) -> pus
     delivery = int(uuid.uuid4().int % 10**9)
     msg = push.PushMessage(
         delivery_id=delivery,
-        apns_id=push.apns_id_for(delivery),
+        apns_id=str(uuid.uuid4()),
         platform=platform,
         token=device,
         kind="order",
@@ -428,6 +430,58 @@ async def test_fcm_silent_server_times_out_as_retry(running: Running) -> None:
             elapsed = time.monotonic() - started
     assert outcome == push.Outcome("retry", reason="timeout")
     assert elapsed < 1.0
+
+
+# --- a sender bug through the dispatcher ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("platform", "mapper"), [("ios", "from_apns"), ("android", "from_fcm")])
+async def test_a_sender_bug_is_retried_until_sent(
+        running: Running, pool: asyncpg.Pool, db_url: str, monkeypatch: pytest.MonkeyPatch,
+        platform: push.Platform, mapper: str) -> None:
+    """A bug raising inside a real sender once makes a retry, not a failure: the order is sent."""
+    device = token()
+    device_id, _ = await devices.register(pool, platform, device, "ja")
+    order_id = uuid.uuid4()
+    await pool.execute("INSERT INTO orders (id) VALUES ($1)", order_id)
+    service = outbox.service_for(platform)
+    async with pool.acquire() as conn:
+        await outbox.enqueue(conn, [outbox.NewDelivery(
+            device_id=device_id, service=service, kind="order", title="t", body="b",
+            expires_at=datetime.now(UTC) + timedelta(hours=1), level=4, order_id=order_id,
+            version=1)])
+    real = getattr(outcomes, mapper)
+    calls = []
+
+    def buggy(*args: Any) -> push.Outcome:
+        calls.append(args)
+        if len(calls) == 1:
+            raise TypeError("an answer nobody foresaw")
+        return real(*args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(outcomes, mapper, buggy)
+    cfg = settings.load([running.sandbox.config_path], environ={
+        "ALERTD_DATABASE_URL": db_url, "ALERTD_DISPATCH_BACKOFF_BASE_S": "0.05",
+        "ALERTD_DISPATCH_BACKOFF_MAX_S": "0.1", "ALERTD_DISPATCH_POLL_S": "0.05"})
+    sender: apns.ApnsSender | fcm.FcmSender = (
+        apns.ApnsSender(cfg.apns) if service == "apns" else fcm.FcmSender(cfg.fcm))
+    async with started(sender):
+        dispatcher = Dispatcher(pool, cfg, {service: (sender, 10)})
+        task = asyncio.create_task(dispatcher.run())
+
+        async def sent() -> bool:
+            return await pool.fetchval("SELECT state FROM deliveries") == "sent"
+
+        try:
+            await wait_for(sent, "the delivery sent")
+        finally:
+            dispatcher.stop()
+            await task
+    assert await pool.fetchval("SELECT attempts FROM deliveries") == 2
+    assert len(calls) == 2
+    # The first push did reach the service (the bug was in reading its answer): sent again,
+    # with the same apns-id / collapse key, as after a crash.
+    assert [e["status"] for e in await deliveries(running, device)] == [200, 200]
 
 
 # --- inspection and process ------------------------------------------------------------------

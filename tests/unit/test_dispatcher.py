@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from alertd import settings
 from alertd.delivery import outbox
-from alertd.delivery.dispatcher import Dispatcher
+from alertd.delivery.dispatcher import Batch, Dispatcher, Slots
 from alertd.delivery.push import Outcome, PushMessage
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -19,6 +22,9 @@ class PausedFor:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+
+    async def start(self) -> None:
+        """Nothing to start."""
 
     async def send(self, msg: PushMessage) -> Outcome:
         """Never reached by these rules."""
@@ -83,3 +89,37 @@ def test_pause_is_capped() -> None:
 def test_healthy_claim_is_sent() -> None:
     """A fresh claim of an active order on a running service goes out."""
     assert rule(claimed()) is None
+
+
+def test_a_batch_holds_one_slot_per_outcome_and_the_refused_tokens() -> None:
+    """Each outcome in a batch holds one send slot of its service; refused tokens ride along."""
+    batch = Batch()
+    ios, android = claimed(), dataclasses.replace(claimed(), id=8, service="fcm",
+                                                  push_token="y")
+    batch.add(ios, outbox.Result(ios.id, "sent", None, "p", None))
+    batch.add(android, outbox.Result(android.id, "invalid_token", None, None, "UNREGISTERED"))
+    batch.add(ios, outbox.Result(9, "pending", NOW, None, "503"))
+    assert batch.slots == {"apns": 2, "fcm": 1}
+    assert batch.invalid == [(android.device_id, "y")]
+    assert [r.id for r in batch.results] == [7, 8, 9]
+
+
+def test_a_batch_put_back_keeps_its_place_before_newer_outcomes() -> None:
+    """A batch whose commit failed goes before outcomes that arrived meanwhile, slots summed."""
+    older, newer = Batch(), Batch()
+    older.add(claimed(), outbox.Result(7, "sent", None, None, None))
+    newer.add(claimed(), outbox.Result(8, "sent", None, None, None))
+    both = older.before(newer)
+    assert ([r.id for r in both.results], both.slots) == ([7, 8], {"apns": 2})
+    assert not Batch() and both
+
+
+def test_slots_never_exceed_their_size() -> None:
+    """Slots are taken while free, refused beyond, and giving back never adds any."""
+    slots = Slots(2)
+    slots.take()
+    slots.take()
+    with pytest.raises(RuntimeError):
+        slots.take()
+    slots.give_back(5)
+    assert slots.free == 2

@@ -261,10 +261,11 @@ def test_timeout_retries() -> None:
     assert outcomes.from_exception(TimeoutError()) == Outcome("retry", reason="timeout")
 
 
-def test_unexpected_exception_fails() -> None:
-    """A programming error is not retried forever."""
-    outcome = outcomes.from_exception(ValueError("boom"))
-    assert outcome == Outcome("failed", reason="ValueError: boom")
+def test_unexpected_exception_retries() -> None:
+    """A programming error is retried (attempts and expiry bound it), never a silent failure."""
+    assert outcomes.from_exception(ValueError("boom")) == Outcome("retry",
+                                                                  reason="ValueError: boom")
+    assert outcomes.from_exception(KeyError()) == Outcome("retry", reason="KeyError")
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ BODY = "福島市渡利地区に避難指示を発令しました。直ちに渡
 def message(**changes: Any) -> push.PushMessage:
     base = push.PushMessage(
         delivery_id=42,
-        apns_id=push.apns_id_for(42),
+        apns_id="6f1c2a9e-0d4b-4c1e-9a57-3b2d8e4f7a10",
         platform="ios",
         token="a" * 64,
         kind="order",
@@ -170,13 +169,6 @@ def test_fcm_ttl_is_clamped_to_zero_and_four_weeks() -> None:
     assert push.fcm_ttl(NOW - timedelta(minutes=1), NOW) == "0s"
     assert push.fcm_ttl(NOW + timedelta(days=60), NOW) == "2419200s"
     assert push.fcm_ttl(NOW + timedelta(seconds=90.9), NOW) == "90s"
-
-
-def test_apns_id_is_a_stable_uuid_per_delivery() -> None:
-    """apns_id_for gives the same UUID for the same delivery and different ones otherwise."""
-    first = push.apns_id_for(7)
-    assert first == push.apns_id_for(7) != push.apns_id_for(8)
-    assert str(uuid.UUID(first)) == first
 
 
 @pytest.mark.parametrize(
