@@ -53,3 +53,7 @@ class DatabaseUnavailable(AlertdError):
 
 class NotReady(AlertdError):
     """The service is starting; retry in a few seconds."""
+
+
+class LocationsBehind(NotReady):
+    """The location index did not confirm the latest locations in time; retry shortly."""

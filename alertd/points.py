@@ -22,6 +22,9 @@ log = structlog.get_logger(__name__)
 
 CHANNEL = "alertd_points"
 SLOTS = 4  # slot 0: current location; 1-3: watched places
+# How long a request waits for the follower to confirm the latest locations. Normally a round
+# trip of milliseconds; past this the follower is stalled and the request is refused (503).
+CATCH_UP_S = 5.0
 
 
 def key(seq: int, slot: int) -> int:
@@ -45,7 +48,12 @@ class Points:
     watchers: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     watched_code: dict[int, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    barriers: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    catch_up_s: float = CATCH_UP_S
+    # Catch-up requests: waiting for the follower to send a marker (asked), and sent with the
+    # marker's token (barriers). The follower's loop wakes on `wake`.
+    asked: list[asyncio.Future[None]] = field(default_factory=list)
+    barriers: dict[str, list[asyncio.Future[None]]] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def set_point(self, k: int, lon: float | None, lat: float | None,
                   area_code: str | None) -> None:
@@ -87,31 +95,32 @@ class Points:
         return out
 
 
-async def catch_up(pool: asyncpg.Pool, points: Points, within_s: float = 1.0) -> bool:
+async def catch_up(points: Points) -> None:
     """Wait until every point change committed before now is in the index.
 
-    NOTIFYs arrive in commit order, so once our own marker comes back through the channel,
-    every earlier change has been applied: an order never misses a location that was saved
-    before it was issued. False when the follower did not answer in time."""
-    if not points.ready.is_set():
-        # Matching against a half-loaded index would silently leave residents out.
-        try:
-            await asyncio.wait_for(points.ready.wait(), within_s * 5)
-        except TimeoutError as exc:
-            raise errors.NotReady("the location index is still loading; retry in a few "
-                                  "seconds") from exc
-    token = uuid.uuid4().hex
-    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    points.barriers[token] = fut
+    The follower sends a marker on its own connection; NOTIFYs arrive in commit order, so once
+    the marker comes back every earlier change has been applied: an order never misses a
+    location saved before it was issued. No pool connection is used, so callers may hold one
+    (even inside a transaction). Raises NotReady while the index loads and LocationsBehind when
+    the follower does not confirm within `points.catch_up_s`."""
     try:
-        await pool.execute("SELECT pg_notify($1, $2)", CHANNEL, "sync:" + token)
-        await asyncio.wait_for(fut, within_s)
-        return True
-    except TimeoutError:
-        log.warning("points_catch_up_timeout")
-        return False
-    finally:
-        points.barriers.pop(token, None)
+        async with asyncio.timeout(points.catch_up_s):
+            # Matching against a half-loaded index would silently leave residents out.
+            await points.ready.wait()
+    except TimeoutError as exc:
+        raise errors.NotReady("the location index is still loading; retry in a few "
+                              "seconds") from exc
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    points.asked.append(fut)
+    points.wake.set()
+    try:
+        async with asyncio.timeout(points.catch_up_s):
+            await fut
+    except TimeoutError as exc:
+        with contextlib.suppress(ValueError):  # a stalled follower must not pile them up
+            points.asked.remove(fut)
+        log.warning("points_catch_up_timeout", waited_s=points.catch_up_s)
+        raise errors.LocationsBehind() from exc
 
 
 # One row of a binary COPY of (bigint, float8, float8): field count, then length + value each.
@@ -183,8 +192,10 @@ async def follow(url: str, points: Points, stop: asyncio.Event) -> None:
             continue
         try:
             await _follow_on(conn, points, stop)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("points_listener_lost", error=str(exc))
+        except Exception as exc:
+            # Whatever broke (a killed session can also leave asyncpg in an internal state
+            # error), the follower must come back: without it every order is refused.
+            log.warning("points_listener_lost", error=str(exc) or type(exc).__name__)
             with contextlib.suppress(TimeoutError):  # e.g. schema not migrated yet: no spin
                 await asyncio.wait_for(stop.wait(), 1.0)
         finally:
@@ -195,7 +206,7 @@ async def follow(url: str, points: Points, stop: asyncio.Event) -> None:
 async def _follow_on(conn: asyncpg.Connection, points: Points, stop: asyncio.Event) -> None:
     pending: set[tuple[int, int]] = set()
     syncs: list[str] = []
-    wake = asyncio.Event()
+    wake = points.wake
 
     def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload.startswith("sync:"):
@@ -210,6 +221,7 @@ async def _follow_on(conn: asyncpg.Connection, points: Points, stop: asyncio.Eve
     await load(conn, points)
     stopper = asyncio.ensure_future(stop.wait())
     try:
+        await _send_marker(conn, points)  # catch-ups asked while there was no connection
         while not stop.is_set():
             waiter = asyncio.ensure_future(wake.wait())
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED,
@@ -223,11 +235,28 @@ async def _follow_on(conn: asyncpg.Connection, points: Points, stop: asyncio.Eve
                 batch = set(pending)
                 pending.clear()
                 await _apply(conn, points, batch)
-            elif not done:
-                await conn.execute("SELECT 1")  # notice a dead connection promptly
+            elif not done and not points.asked:
+                await conn.execute("SELECT 1", timeout=points.catch_up_s)  # a dead connection
             for token in done:
-                fut = points.barriers.get(token)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
+                for fut in points.barriers.pop(token, ()):
+                    if not fut.done():
+                        fut.set_result(None)
+            await _send_marker(conn, points)
     finally:
         stopper.cancel()
+        # Markers sent on this connection may never come back: ask again on the next one.
+        for futs in points.barriers.values():
+            points.asked.extend(futs)
+        points.barriers.clear()
+
+
+async def _send_marker(conn: asyncpg.Connection, points: Points) -> None:
+    """One marker for every catch-up asked so far: when it comes back, they are all served."""
+    asked = [f for f in points.asked if not f.done()]
+    points.asked.clear()
+    if not asked:
+        return
+    token = uuid.uuid4().hex
+    points.barriers[token] = asked
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, "sync:" + token,
+                       timeout=points.catch_up_s)

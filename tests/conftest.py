@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -113,3 +114,14 @@ async def context(pool: asyncpg.Pool, db_url: str, live: points.Points) -> Conte
     """The daemon's request context on this test's database, its point index following it."""
     cfg = settings.load(environ={"ALERTD_DATABASE_URL": db_url})
     return Context(cfg=cfg, pool=pool, points=live, table=live.table)
+
+
+@pytest.fixture
+async def stalled_context(context: Context) -> Context:
+    """The context with a loaded point index whose follower is not running: no catch-up is
+    ever confirmed (it gives up after 0.2 s)."""
+    pts = points.Points(index=geo_index.PointIndex(context.cfg.geo.cell_deg),
+                        table=context.table, catch_up_s=0.2)
+    async with context.pool.acquire() as conn:
+        await points.load(conn, pts)
+    return dataclasses.replace(context, points=pts)

@@ -28,6 +28,7 @@ _STATUS: dict[type[errors.AlertdError], int] = {
     errors.DatabaseUnavailable: 503,
     errors.NotReady: 503,
 }
+RETRY_AFTER_S = 2  # what a 503 tells the client to wait before it tries again
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -70,6 +71,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp = problem(status, exc.reason)
         if status == 401:
             resp.headers["WWW-Authenticate"] = "Bearer"
+        elif status == 503:
+            resp.headers["Retry-After"] = str(RETRY_AFTER_S)
         return resp
     except web.HTTPRequestEntityTooLarge:
         return problem(413, f"body too large: at most {ctx(request).cfg.http.max_body_bytes} "

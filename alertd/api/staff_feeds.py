@@ -74,7 +74,7 @@ async def put_shelter_status(request: web.Request) -> web.Response:
                                  or not 0 <= evacuees <= 1_000_000):
         raise errors.InvalidInput("evacuees must be a whole number from 0")
     c = plumbing.ctx(request)
-    await points.catch_up(c.pool, c.points)
+    await points.catch_up(c.points)
     async with c.pool.acquire() as conn:
         change = await openings.apply_status(conn, c.points, c.cfg,
                                              request.match_info["shelter_id"], status, crowding,

@@ -27,7 +27,7 @@ async def preview(request: web.Request) -> web.Response:
     c = plumbing.ctx(request)
     spec = orders.parse_spec(await plumbing.json_body(request), c.table, c.cfg.orders,
                              datetime.now(UTC))
-    await points.catch_up(c.pool, c.points)
+    await points.catch_up(c.points)
     match = c.points.match(spec.area.geometry, spec.area.area_codes)
     count = await devices.count_reachable(c.pool, match.seqs.tolist())
     by_area = c.points.by_area(spec.area.geometry, spec.area.area_codes)
@@ -42,13 +42,13 @@ async def create(request: web.Request) -> web.Response:
     raw = await plumbing.json_body(request)
     spec = orders.parse_spec(raw, c.table, c.cfg.orders, datetime.now(UTC))
     key = idempotency.check_key(request.headers.get("Idempotency-Key"))
+    await points.catch_up(c.points)  # before taking a connection: none is held while waiting
     async with c.pool.acquire() as conn, conn.transaction():
         if key is not None:
             first = await idempotency.claim(conn, who.id, key, raw)
             if first is not None:
                 return plumbing.json_response(first.body, status=first.status,
                                               headers={"Idempotent-Replayed": "true"})
-        await points.catch_up(c.pool, c.points)
         accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
         answer = {"id": str(accepted.order_id), "version": accepted.version,
                   "devices": accepted.devices}
@@ -88,10 +88,10 @@ async def amend(request: web.Request) -> web.Response:
     c = plumbing.ctx(request)
     order_id = _order_id(request)
     raw = await plumbing.json_body(request)
+    await points.catch_up(c.points)  # before taking a connection: none is held while waiting
     async with c.pool.acquire() as conn:
         order = await pipeline.load(conn, order_id, c.table, c.cfg.orders)
         spec = orders.parse_patch(raw, order.spec, c.table, c.cfg.orders, datetime.now(UTC))
-        await points.catch_up(c.pool, c.points)
         accepted = await pipeline.amend(conn, c.points, order, spec)
     metrics.ORDERS.labels("amended").inc()
     return plumbing.json_response({"id": str(accepted.order_id), "version": accepted.version,

@@ -36,7 +36,10 @@ class Intake:
 
 
 async def ingest(c: Context, raw: bytes, source: str, *, release: bool = True) -> Intake:
-    """Parse, check and apply one CAP message; bad ones are quarantined and Rejected."""
+    """Parse, check and apply one CAP message; bad ones are quarantined and Rejected.
+
+    NotReady (the location index cannot confirm the latest locations) is not the message's
+    fault: it is raised as it is, nothing is recorded, and the message is to be sent again."""
     try:
         alert = cap.parse(raw, max_bytes=c.cfg.cap.max_bytes)
         if alert.status == "Draft":
@@ -109,7 +112,7 @@ async def _decide(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert, raw
         return Intake("ignored", order.id, "the order was already lifted")
     if spec == order.spec:
         return Intake("recorded", order.id, "no change")
-    await points.catch_up(c.pool, c.points)
+    await points.catch_up(c.points)
     accepted = await pipeline.amend(conn, c.points, order, spec)
     return Intake("updated", order.id, f"version {accepted.version}")
 
@@ -119,7 +122,7 @@ async def _new_order(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert,
     spec = cap_mapping.to_spec(alert, c.table, c.cfg, now)
     if spec is None:
         return Intake("ignored", None, "not an evacuation order (no Evacuate, no level)")
-    await points.catch_up(c.pool, c.points)
+    await points.catch_up(c.points)  # takes no pool connection: safe inside our transaction
     accepted = await pipeline.accept(
         conn, c.points, spec, source="cap", source_key=" ".join(alert.key),
         exercise=alert.status == "Exercise",

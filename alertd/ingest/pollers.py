@@ -209,6 +209,8 @@ class Poller:
         return items
 
     async def _cap(self, raw: bytes) -> None:
+        # NotReady (the location index is behind) goes up: the poll fails, the entry is not
+        # marked seen and the index is fetched in full again, so the next poll retries it.
         try:
             await cap_intake.ingest(self.c, raw, self.spec.name)
         except cap_intake.Rejected:
@@ -231,7 +233,7 @@ class Poller:
             raise
         problems = [f"line {e.line}: {e.reason}" for e in batch.errors]
         applied = 0
-        await points.catch_up(self.c.pool, self.c.points)
+        await points.catch_up(self.c.points)
         async with self.c.pool.acquire() as conn:
             for item in batch.items:
                 try:

@@ -35,7 +35,7 @@ async def device_at(pool: asyncpg.Pool, live: points.Points, token: str, lat: fl
     dev = await devices.get(pool, device_id)
     assert dev is not None
     await devices.set_location(pool, dev, lat, lon, None)
-    assert await points.catch_up(pool, live)
+    await points.catch_up(live)
     return dev
 
 
@@ -71,7 +71,7 @@ async def test_a_device_gets_one_push_per_version(pool: asyncpg.Pool,
     dev = await device_at(pool, live, "multi", 37.75, 140.45)
     await devices.put_place(pool, dev, devices.Place("home", "home", 37.76, 140.46, None))
     await devices.put_place(pool, dev, devices.Place("city", "city", None, None, "072010"))
-    await points.catch_up(pool, live)
+    await points.catch_up(live)
     async with pool.acquire() as conn:
         accepted = await pipeline.accept(conn, live, spec(live))
     assert accepted.devices == 1
@@ -85,7 +85,7 @@ async def test_watched_municipality_matches_intersecting_polygon(
     dev = await devices.get(pool, device_id)
     assert dev is not None
     await devices.put_place(pool, dev, devices.Place("p", "parents", None, None, "072010"))
-    await points.catch_up(pool, live)
+    await points.catch_up(live)
     far = {"circle": {"lat": 37.05, "lon": 140.89, "radius_m": 2000}}  # いわき市
     async with pool.acquire() as conn:
         near_order = await pipeline.accept(conn, live, spec(live))
@@ -166,13 +166,13 @@ async def test_index_follows_moves_and_deletes(pool: asyncpg.Pool,
     square = spec(live).area.geometry
     assert live.match(square).seqs.tolist() == [dev.seq]
     await devices.set_location(pool, dev, 37.0, 140.0, None)
-    await points.catch_up(pool, live)
+    await points.catch_up(live)
     assert live.match(square).seqs.tolist() == []
     await devices.set_location(pool, dev, 37.75, 140.45, None)
-    await points.catch_up(pool, live)
+    await points.catch_up(live)
     assert live.match(square).seqs.tolist() == [dev.seq]
     await devices.delete(pool, dev.id)
-    await points.catch_up(pool, live)
+    await points.catch_up(live)
     assert live.match(square).seqs.tolist() == []
     assert len(live.index) == 0
 

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from alertd import devices, points
+from alertd import devices, errors, points
 from alertd.context import Context
 from alertd.ingest import pollers
 from tests import capgen
@@ -100,7 +100,7 @@ async def test_single_cap_document_with_etag(context: Context, server: Server,
     dev = await devices.get(context.pool, device_id)
     assert dev is not None
     await devices.set_location(context.pool, dev, 37.75, 140.45, None)
-    await points.catch_up(context.pool, context.points)
+    await points.catch_up(context.points)
     server.docs["/cap.xml"] = (capgen.message("polled-1"), "application/cap+xml")
     p = _poller(context, http, "cap", server.url("/cap.xml"))
     await _register(p)
@@ -266,3 +266,25 @@ async def test_hostile_status_rows_are_quarantined_not_fatal(
     assert states["b"] == "open"
     reason = await context.pool.fetchval("SELECT reason FROM quarantine")
     assert "zzz" in reason
+
+
+async def test_entry_is_retried_when_the_location_index_is_behind(
+        context: Context, stalled_context: Context, server: Server,
+        http: aiohttp.ClientSession) -> None:
+    """A polled CAP entry that cannot be matched because the location follower is stalled is
+    neither lost nor quarantined: the poll fails and the next one applies it."""
+    server.docs["/e1.xml"] = (capgen.message("behind-1"), "application/cap+xml")
+    server.index("/index.atom", ("e1", 0))
+    stuck = _poller(stalled_context, http, "cap", server.url("/index.atom"))
+    await _register(stuck)
+    assert await stuck.poll_once() == 1
+    state = await context.pool.fetchrow(
+        "SELECT last_error, etag, (SELECT count(*) FROM feed_entries_seen) AS seen,"
+        " (SELECT count(*) FROM quarantine) AS quarantined,"
+        " (SELECT count(*) FROM cap_messages) AS cap FROM feed_state")
+    assert dict(state) == {"last_error": errors.LocationsBehind().reason, "etag": None,
+                           "seen": 0, "quarantined": 0, "cap": 0}
+    assert await _poller(context, http, "cap", server.url("/index.atom")).poll_once() == 0
+    assert await context.pool.fetchval(
+        "SELECT outcome FROM cap_messages WHERE identifier = 'behind-1'") == "order"
+    assert server.hits["/e1.xml"] == 2

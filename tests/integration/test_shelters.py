@@ -78,7 +78,7 @@ async def _located(c: Context, token: str, lat: float, lon: float) -> None:
     dev = await devices.get(c.pool, device_id)
     assert dev is not None
     await devices.set_location(c.pool, dev, lat, lon, None)
-    await points.catch_up(c.pool, c.points)
+    await points.catch_up(c.points)
 
 
 async def _order(c: Context, hazard: str = "flood") -> None:
