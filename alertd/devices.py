@@ -99,8 +99,16 @@ async def get(pool: asyncpg.Pool, device_id: uuid.UUID) -> Device | None:
     return Device.from_row(row) if row else None
 
 
+# The settings a device may change: update() names these columns, and no others, in its SQL.
+SETTINGS = frozenset({"push_token", "locale", "tips", "quiet_start", "quiet_end", "drill"})
+
+
 async def update(pool: asyncpg.Pool, device_id: uuid.UUID, changes: dict[str, Any]) -> None:
-    """Apply settings changes; a new push token re-enables sending."""
+    """Apply settings changes; a new push token re-enables sending. Keys outside SETTINGS
+    are refused before any SQL is built from them."""
+    unknown = sorted(set(changes) - SETTINGS)
+    if unknown:
+        raise errors.InvalidInput(f"unknown device settings: {', '.join(unknown)}")
     sets: list[str] = []
     args: list[Any] = [device_id]
     for column, value in changes.items():
