@@ -31,7 +31,7 @@ from alertd.delivery.dispatcher import Dispatcher
 from alertd.sandbox import material
 from alertd.sandbox.handle import free_port_base
 from alertd.sandbox.server import Sandbox
-from tests.waiting import wait_for
+from tests.waiting import DEADLINE, wait_for
 
 ORDER = "ord-20260701-001"
 
@@ -98,12 +98,13 @@ async def deliveries(running: Running, device: str | None = None) -> list[dict[s
     return [e for e in entries if device is None or e["token"] == device]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = DEADLINE) -> None:
     """Wait until check() holds, failing after `within` seconds."""
     await wait_for(check, "the condition", deadline=within)
 
 
 S = TypeVar("S", apns.ApnsSender, fcm.FcmSender)
+Sender = apns.ApnsSender | fcm.FcmSender
 
 
 @contextlib.asynccontextmanager
@@ -126,21 +127,57 @@ def fcm_sender(config: settings.Fcm) -> contextlib.AbstractAsyncContextManager[f
     return started(fcm.FcmSender(config))
 
 
+@dataclass
+class Silent:
+    """A TCP server that accepts connections and never answers."""
+
+    port: int
+    reached: asyncio.Queue[int]  # one entry per connection, when its first bytes arrive
+
+
 @contextlib.asynccontextmanager
-async def silent_server() -> AsyncIterator[int]:
-    """A TCP server that accepts connections and never answers; yields its port."""
+async def silent_server() -> AsyncIterator[Silent]:
+    """A TCP server that reads whatever comes and never answers."""
+    reached: asyncio.Queue[int] = asyncio.Queue()
+    count = 0
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal count
+        count += 1
+        mine, first = count, True
         with contextlib.suppress(ConnectionError):
             while await reader.read(65536):
-                pass
+                if first:
+                    reached.put_nowait(mine)
+                    first = False
         writer.close()
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     try:
-        yield int(server.sockets[0].getsockname()[1])
+        yield Silent(int(server.sockets[0].getsockname()[1]), reached)
     finally:
         server.close()
+
+
+async def times_out_by_its_own_timeout(
+        make: Callable[[float], contextlib.AbstractAsyncContextManager[Sender]],
+        msg: push.PushMessage, silent: Silent) -> push.Outcome:
+    """Send `msg` through a sender with a long timeout_s, and once its request has reached the
+    silent server, through one with a short timeout_s: the short one must give up (its outcome
+    is returned) while the long one, which started first, is still waiting. The order of the
+    two events shows that timeout_s bounds the wait, whatever the machine's speed."""
+    async with make(3600.0) as patient, make(0.5) as hasty:
+        waiting = asyncio.create_task(patient.send(msg))
+        try:
+            assert await asyncio.wait_for(silent.reached.get(), DEADLINE) == 1
+            outcome = await asyncio.wait_for(hasty.send(msg), DEADLINE)
+            assert silent.reached.get_nowait() == 2  # the short one's request got there too
+            assert not waiting.done(), "the sender with the long timeout gave up first"
+        finally:
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+    return outcome
 
 
 # --- sandbox files ------------------------------------------------------------------------
@@ -274,15 +311,14 @@ async def test_apns_expired_message_is_not_sent(running: Running) -> None:
 
 
 async def test_apns_silent_server_times_out_as_retry(running: Running) -> None:
-    """A server that never answers yields a retry within timeout_s."""
-    async with silent_server() as port:
-        config = dataclasses.replace(running.settings.apns, port=port, timeout_s=0.5)
-        async with apns_sender(config) as sender:
-            started = time.monotonic()
-            outcome = await sender.send(message(token()))
-            elapsed = time.monotonic() - started
+    """A server that never answers yields a retry after the sender's own timeout_s (a sender
+    with a shorter timeout_s gives up first)."""
+    async with silent_server() as silent:
+        def make(timeout_s: float) -> contextlib.AbstractAsyncContextManager[apns.ApnsSender]:
+            return apns_sender(dataclasses.replace(running.settings.apns, port=silent.port,
+                                                   timeout_s=timeout_s))
+        outcome = await times_out_by_its_own_timeout(make, message(token()), silent)
     assert outcome == push.Outcome("retry", reason="timeout")
-    assert elapsed < 1.0
 
 
 async def test_apns_late_answer_after_a_timeout_leaves_the_connection_usable(
@@ -352,16 +388,20 @@ async def test_fcm_quota_exceeded_pauses_every_send(running: Running) -> None:
     busy, other = token("busy-"), token()
     async with fcm_sender(running.settings.fcm) as sender:
         first = await sender.send(message(busy, "android"))
-        assert sender.paused_for() > 0.5
-        started = time.monotonic()
+        pause = sender.paused_for()
         second = await sender.send(message(other, "android"))
-        waited = time.monotonic() - started
         third = await sender.send(message(busy, "android"))
+        assert sender.paused_for() == 0.0
     assert (first.status, first.retry_after, first.pause_service) == ("retry", 1.0, True)
+    assert 0.0 < pause <= 1.0  # paused for Retry-After, never longer
     assert second.status == "sent" and third.status == "sent"
-    assert 0.5 < waited < 3.0
+    [refused, _] = await deliveries(running, busy)
     [entry] = await deliveries(running, other)
-    assert entry["status"] == 200
+    assert (refused["status"], entry["status"]) == (429, 200)
+    # The sandbox's own clock: `other` reached it only once the pause (1 s) was over. Slowness
+    # only widens the gap, so this holds on a busy machine too.
+    held = datetime.fromisoformat(entry["at"]) - datetime.fromisoformat(refused["at"])
+    assert held >= timedelta(seconds=1.0)
 
 
 async def test_fcm_rejected_access_token_is_refreshed(running: Running) -> None:
@@ -394,7 +434,7 @@ async def test_fcm_access_token_is_renewed_before_it_expires(running: Running) -
             async def renewed() -> bool:
                 return sender.access_token not in (None, first)
 
-            await eventually(renewed, within=5.0)
+            await eventually(renewed)
             assert (await sender.send(message(token(), "android"))).status == "sent"
     finally:
         fake.token_ttl_s = 3600
@@ -419,17 +459,15 @@ async def test_fcm_token_endpoint_refuses_a_foreign_assertion(running: Running) 
 
 
 async def test_fcm_silent_server_times_out_as_retry(running: Running) -> None:
-    """An FCM endpoint that never answers yields a retry within timeout_s."""
-    async with silent_server() as port:
-        config = dataclasses.replace(
-            running.settings.fcm, endpoint=f"http://127.0.0.1:{port}", timeout_s=0.5
-        )
-        async with fcm_sender(config) as sender:
-            started = time.monotonic()
-            outcome = await sender.send(message(token(), "android"))
-            elapsed = time.monotonic() - started
+    """An FCM endpoint that never answers yields a retry after the sender's own timeout_s (a
+    sender with a shorter timeout_s gives up first)."""
+    async with silent_server() as silent:
+        def make(timeout_s: float) -> contextlib.AbstractAsyncContextManager[fcm.FcmSender]:
+            return fcm_sender(dataclasses.replace(
+                running.settings.fcm, endpoint=f"http://127.0.0.1:{silent.port}",
+                timeout_s=timeout_s))
+        outcome = await times_out_by_its_own_timeout(make, message(token(), "android"), silent)
     assert outcome == push.Outcome("retry", reason="timeout")
-    assert elapsed < 1.0
 
 
 # --- a sender bug through the dispatcher ----------------------------------------------------
@@ -521,7 +559,7 @@ async def test_sandbox_process_serves_until_sigterm(tmp_path: Path) -> None:
             assert proc.poll() is None, "the sandbox exited early"
             return ready.exists()
 
-        await eventually(written, within=20.0)
+        await eventually(written)
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{base + 2}/healthz") as resp:
                 assert resp.status == 200
