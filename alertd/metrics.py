@@ -25,6 +25,8 @@ FEED_LAST_SUCCESS = Gauge("alertd_feed_last_success_timestamp_seconds",
                           registry=REGISTRY)
 INDEX_POINTS = Gauge("alertd_index_points", "Points in this node's geofence index.",
                      registry=REGISTRY)
+RATE_LIMITED = Counter("alertd_rate_limited_total", "Requests refused 429 by a rate limit.",
+                       ["limit"], registry=REGISTRY)
 
 
 def render() -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import tomllib
@@ -26,6 +27,7 @@ class Http:
     body_timeout_s: float = 30.0
     keepalive_s: float = 75.0
     max_connections: int = 4096
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,20 @@ class Database:
     url: str = "postgresql://postgres@127.0.0.1:5432/alertd"
     pool_min: int = 2
     pool_max: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Ratelimit:
+    enabled: bool = True
+    register_burst: int = 200
+    register_per_s: float = 5.0
+    device_burst: int = 120
+    device_per_s: float = 2.0
+    location_burst: int = 30
+    location_per_s: float = 0.5
+    staff_burst: int = 300
+    staff_per_s: float = 10.0
+    max_tracked: int = 100000
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +149,7 @@ class Shelters:
 class Settings:
     http: Http = field(default_factory=Http)
     database: Database = field(default_factory=Database)
+    ratelimit: Ratelimit = field(default_factory=Ratelimit)
     log: Log = field(default_factory=Log)
     orders: Orders = field(default_factory=Orders)
     geo: Geo = field(default_factory=Geo)
@@ -158,7 +175,10 @@ _POSITIVE = {
     "dispatch.poll_s", "apns.max_connections", "apns.concurrency", "apns.timeout_s",
     "fcm.concurrency", "fcm.timeout_s", "feeds.cap_interval_s", "feeds.timeout_s",
     "feeds.shelter_status_interval_s", "feeds.max_backoff_s", "feeds.max_bytes",
-    "cap.max_bytes", "shelters.open_push_radius_m",
+    "cap.max_bytes", "shelters.open_push_radius_m", "ratelimit.register_burst",
+    "ratelimit.register_per_s", "ratelimit.device_burst", "ratelimit.device_per_s",
+    "ratelimit.location_burst", "ratelimit.location_per_s", "ratelimit.staff_burst",
+    "ratelimit.staff_per_s", "ratelimit.max_tracked",
 }
 
 
@@ -300,6 +320,12 @@ def _validate(settings: Settings) -> None:
             raise errors.ConfigError(f"config key {dotted} must be one of {', '.join(choices)}")
     if not 0 < settings.http.port < 65536:
         raise errors.ConfigError("config key http.port must be between 1 and 65535")
+    for network in settings.http.trusted_proxies:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise errors.ConfigError("config key http.trusted_proxies must hold CIDR networks, "
+                                     f"got {network!r}") from exc
     if not settings.database.url.startswith(("postgres://", "postgresql://")):
         raise errors.ConfigError("config key database.url must be a postgresql:// URL")
     if settings.database.pool_min > settings.database.pool_max:

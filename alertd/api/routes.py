@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from aiohttp import web
 
 from alertd import db, metrics
-from alertd.api import connections, mobile, plumbing, staff_feeds, staff_orders
+from alertd.api import connections, mobile, plumbing, staff_feeds, staff_orders, throttle
 from alertd.context import Context
 from alertd.delivery import outbox
 
@@ -41,11 +42,13 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=metrics.render(), content_type="text/plain")
 
 
-def build_app(context: Context) -> web.Application:
-    """The aiohttp application with every route."""
-    app = web.Application(middlewares=[plumbing.error_middleware, connections.body_deadline],
+def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.Application:
+    """The aiohttp application with every route (`clock` drives the rate limits)."""
+    app = web.Application(middlewares=[plumbing.error_middleware, throttle.rate_limits,
+                                       connections.body_deadline],
                           client_max_size=context.cfg.http.max_body_bytes)
     app[plumbing.CONTEXT] = context
+    app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
