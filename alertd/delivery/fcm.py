@@ -16,7 +16,7 @@ import google.auth.crypt
 import google.auth.jwt
 import structlog
 
-from alertd import errors, logs, settings
+from alertd import backoff, errors, logs, settings
 from alertd.delivery import outcomes, push
 
 log = structlog.get_logger(__name__)
@@ -142,7 +142,7 @@ class AccessTokens:
                 self._token = await self._fetch()
             except Exception as exc:  # the refresher must outlive any failure
                 failures += 1
-                delay = min(REFRESH_RETRY_S[0] * 2 ** (failures - 1), REFRESH_RETRY_S[1])
+                delay = backoff.delay(failures, *REFRESH_RETRY_S)
                 log.warning("fcm_token_failed", error=logs.describe(exc), retry_in=delay)
             else:
                 failures = 0

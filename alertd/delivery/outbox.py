@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from alertd import backoff
 from alertd.delivery.push import Outcome
 
 # Dispatchers LISTEN on it; whoever writes delivery rows NOTIFYs it after commit.
@@ -191,19 +191,6 @@ async def depth(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
     return {r["service"]: int(r["n"]) for r in rows}
 
 
-def backoff(attempts: int, base_s: float, max_s: float, retry_after: float | None,
-            rng: random.Random | None = None) -> float:
-    """Seconds until the next attempt: exponential with jitter, never before Retry-After."""
-    r = rng or random
-    exp = min(max_s, base_s * (2 ** max(0, attempts - 1)))
-    delay = exp * (0.5 + r.random() / 2)  # "equal jitter": spread retries, keep a floor
-    if retry_after is not None:
-        # Honoured, but never beyond max_s: a provider's "come back tomorrow" must not
-        # park an evacuation order past its own expiry.
-        delay = max(delay, min(retry_after, max_s))
-    return float(min(max(delay, 0.0), max_s))
-
-
 def decide(claimed: Claimed, outcome: Outcome, now: datetime, *, max_attempts: int,
            base_s: float, max_s: float) -> Result:
     """What to record for an outcome: final, or pending again with the next attempt time."""
@@ -212,7 +199,8 @@ def decide(claimed: Claimed, outcome: Outcome, now: datetime, *, max_attempts: i
     if claimed.attempts >= max_attempts:
         return Result(claimed.id, "failed", None, None,
                       f"gave up after {claimed.attempts} attempts: {outcome.reason}")
-    due = now + timedelta(seconds=backoff(claimed.attempts, base_s, max_s, outcome.retry_after))
+    due = now + timedelta(seconds=backoff.delay(claimed.attempts, base_s, max_s,
+                                                 outcome.retry_after))
     if due >= claimed.expires_at:
         return Result(claimed.id, "failed", None, None,
                       f"expired before a retry could be sent: {outcome.reason}")

@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 import structlog
 
-from alertd import db, errors, metrics, openings, points, settings
+from alertd import backoff, db, errors, metrics, openings, points, settings
 from alertd.context import Context
 from alertd.ingest import cap_intake, feedstate, jma_states, quarantine
 from feeds import atom, jma, shelter_status
@@ -48,12 +48,11 @@ def configured(cfg: settings.Feeds) -> list[FeedSpec]:
 
 def next_delay(spec: FeedSpec, failures: int, max_backoff_s: float,
                rng: random.Random | None = None) -> float:
-    """Seconds to the next poll: the interval, or exponential backoff with jitter on failure."""
+    """Seconds to the next poll: the interval, or the back-off policy on failure (from one
+    interval up to twice it after the first failure, doubling, never above max_backoff_s)."""
     if failures <= 0:
         return spec.interval_s
-    r = rng or random
-    backoff = min(max_backoff_s, spec.interval_s * 2 ** min(failures, 20))
-    return float(backoff * (0.75 + r.random() / 2))
+    return backoff.delay(failures + 1, spec.interval_s, max_backoff_s, rng=rng)
 
 
 class Poller:

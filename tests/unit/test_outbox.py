@@ -1,8 +1,7 @@
-"""Retry decisions of the outbox (pure)."""
+"""Retry decisions of the outbox (pure; the delays themselves are tests/unit/test_backoff.py)."""
 
 from __future__ import annotations
 
-import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -21,25 +20,6 @@ def _claimed(attempts: int, expires_in: float = 3600) -> outbox.Claimed:
         token_state="active", created_at=NOW, order_state="active",
         lease_until=NOW + timedelta(seconds=30),
     )
-
-
-def test_backoff_grows_exponentially_within_jitter() -> None:
-    """The delay doubles per attempt, jittered between half and the full value."""
-    rng = random.Random(7)
-    for attempt in range(1, 8):
-        d = outbox.backoff(attempt, 1.0, 300.0, None, rng)
-        full = min(300.0, 2 ** (attempt - 1))
-        assert full / 2 <= d <= full
-
-
-def test_backoff_honours_retry_after() -> None:
-    """Retry-After is a floor even when the exponential delay is shorter."""
-    assert outbox.backoff(1, 1.0, 300.0, 42.0, random.Random(1)) >= 42.0
-
-
-def test_backoff_is_capped() -> None:
-    """The delay never exceeds backoff_max_s (without a longer Retry-After)."""
-    assert outbox.backoff(40, 1.0, 60.0, None, random.Random(1)) <= 60.0
 
 
 def test_retry_becomes_pending_with_due_time() -> None:
