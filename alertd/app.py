@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from alertd import db, points, settings
+from alertd import db, errors, points, settings
 from alertd.api import connections, routes
 from alertd.context import Context
 from alertd.delivery.dispatcher import Dispatcher, Sender
@@ -53,6 +54,16 @@ def make_senders(cfg: settings.Settings) -> dict[str, tuple[Sender, int]]:
     return out
 
 
+async def _listen(runner: web.AppRunner, http: settings.Http) -> None:
+    try:
+        await connections.GuardedSite(runner, http).start()
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise errors.CannotListen(
+            f"cannot listen on {http.host}:{http.port}: {why}; choose another "
+            "port with http.port in a --config file or ALERTD_HTTP_PORT") from exc
+
+
 async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
     """Run the daemon until SIGTERM/SIGINT, then shut down gracefully."""
     stop = asyncio.Event()
@@ -82,7 +93,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         if "api" in roles:
             runner = web.AppRunner(routes.build_app(context), access_log=None)
             await runner.setup()
-            await connections.GuardedSite(runner, cfg.http).start()
+            await _listen(runner, cfg.http)
         if "worker" in roles:
             senders = make_senders(cfg)
             for sender, _ in senders.values():

@@ -9,15 +9,27 @@ from collections.abc import Sequence
 
 from alertd import errors, settings
 
+_CONFIG_HELP = "extra configuration file (may be repeated; later files win)"
+
+
+def _settings_options() -> argparse.ArgumentParser:
+    """`--config` for the commands that read settings, accepted after the command name too."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", action="append", default=[], dest="config_after",
+                   metavar="FILE", help=_CONFIG_HELP)
+    return p
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alertd",
                                 description="Evacuation alerts to residents' phones.")
-    p.add_argument("--config", action="append", default=[], metavar="FILE",
-                   help="extra configuration file (may be repeated; later files win)")
+    # Files given before the command come first, then those after it, each in order.
+    p.add_argument("--config", action="append", default=[], dest="config_before",
+                   metavar="FILE", help=_CONFIG_HELP)
+    common = [_settings_options()]
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply database migrations")
-    run = sub.add_parser("run", help="run the daemon")
+    sub.add_parser("migrate", parents=common, help="apply database migrations")
+    run = sub.add_parser("run", parents=common, help="run the daemon")
     run.add_argument("--role", default="api,worker,feeds",
                      help="comma list of roles: api, worker, feeds, scheduler "
                           "(default api,worker,feeds: one process does everything)")
@@ -25,16 +37,24 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("sandbox", help="run the local fake APNs and FCM (--port-base N --dir D)")
     tok = sub.add_parser("staff-token", help="manage staff tokens")
     tok_sub = tok.add_subparsers(dest="action", required=True)
-    create = tok_sub.add_parser("create", help="create a token (printed alone on the last line)")
+    create = tok_sub.add_parser("create", parents=common,
+                                help="create a token (printed alone on the last line)")
     create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
     create.add_argument("--label", default="")
     sh = sub.add_parser("shelters", help="shelter data")
     sh_sub = sh.add_subparsers(dest="action", required=True)
-    imp = sh_sub.add_parser("import", help="import a designated shelter/evacuation-site CSV")
+    imp = sh_sub.add_parser("import", parents=common,
+                            help="import a designated shelter/evacuation-site CSV")
     imp.add_argument("file")
-    ldb = sub.add_parser("localdb", help="find or start a local PostgreSQL and print its URL")
+    ldb = sub.add_parser("localdb", parents=common,
+                         help="find or start a local PostgreSQL and print its URL")
     ldb.add_argument("--dir", default=".local/pg", help="where a private cluster lives")
     return p
+
+
+def config_files(args: argparse.Namespace) -> list[str]:
+    """The --config files of a parsed command line, in the order given."""
+    return [*args.config_before, *getattr(args, "config_after", [])]
 
 
 async def _migrate(cfg: settings.Settings) -> int:
@@ -110,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return server.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
-        cfg = settings.load(args.config)
+        cfg = settings.load(config_files(args))
     except errors.ConfigError as exc:
         print(f"alertd: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -57,3 +57,7 @@ class NotReady(AlertdError):
 
 class LocationsBehind(NotReady):
     """The location index did not confirm the latest locations in time; retry shortly."""
+
+
+class CannotListen(AlertdError):
+    """The daemon cannot listen on its configured address (the port is taken or not allowed)."""
