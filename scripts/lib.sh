@@ -26,3 +26,47 @@ ensure_database() {
   base="${base%/*}/$name"
   ALERTD_DATABASE_URL="$base" .venv/bin/alertd localdb --dir .local/pg
 }
+
+# Exits with one line per taken port, naming it and a free choice, before anything starts.
+# Usage: check_ports HTTP_PORT SANDBOX_PORT_BASE (the sandbox uses the base and the next two).
+check_ports() {
+  .venv/bin/python - "$1" "$2" <<'PY'
+import socket
+import sys
+
+def free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+def first_free(start: int, count: int, avoid: set[int]) -> int | str:
+    for base in range(start, 65536 - count):
+        span = set(range(base, base + count))
+        if not span & avoid and all(free(p) for p in span):
+            return base
+    return "<port>"
+
+try:
+    http, base = int(sys.argv[1]), int(sys.argv[2])
+except ValueError:
+    sys.exit("scripts/run: ALERTD_HTTP_PORT and SANDBOX_PORT_BASE must be port numbers")
+sandbox = {base: "sandbox APNs", base + 1: "sandbox FCM", base + 2: "sandbox inspection"}
+problems = []
+if not free(http):
+    problems.append(f"port {http} (HTTP API) is taken; choose another: "
+                    f"ALERTD_HTTP_PORT={first_free(http + 1, 1, set(sandbox))} scripts/run")
+busy = [f"{port} ({what})" for port, what in sandbox.items() if not free(port)]
+if busy:
+    are = "port " + busy[0] + " is" if len(busy) == 1 else "ports " + ", ".join(busy) + " are"
+    problems.append(f"{are} taken; the sandbox uses SANDBOX_PORT_BASE and the "
+                    f"two ports after it; choose another base: "
+                    f"SANDBOX_PORT_BASE={first_free(base + 3, 3, {http})} scripts/run")
+for line in problems:
+    print(f"scripts/run: {line}", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+}
