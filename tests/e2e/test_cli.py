@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,22 +11,20 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from alertd.sandbox.handle import SandboxProcess
-from tests.e2e.conftest import _STARTED, ROOT, Client, free_port_base
+from alertd.sandbox.handle import SandboxProcess, clean_env, free_port_base
+from tests.e2e.conftest import Client
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[2]
 ALERTD = Path(sys.executable).parent / "alertd"  # the installed console script
 SHELTERS = ROOT / "tests" / "fixtures" / "shelters" / "standard_evacuation_sites.csv"
 AREA = {"area_codes": ["072010"]}
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTD_")}
-    env["ALERTD_LOG_FORMAT"] = "json"
-    env.update(extra)
-    return env
+    return clean_env(ALERTD_LOG_FORMAT="json", **extra)
 
 
 def alertd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -36,10 +33,23 @@ def alertd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([str(ALERTD), *args], env=env, cwd=ROOT, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
-    _STARTED.append(proc)  # stopped after the test whatever happens
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes the test starts, stopped after it whatever happens."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
+def _start(started: list[subprocess.Popen[bytes]], args: list[str], env: dict[str, str],
+           log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(ALERTD), *args], env=env, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
+    started.append(proc)
     return proc
 
 
@@ -79,7 +89,8 @@ def test_config_files_before_and_after_the_command_apply_in_order(
 
 
 async def test_contract_forms_work_as_written(
-        tmp_path: Path, empty_db_url: str, http: aiohttp.ClientSession) -> None:
+        tmp_path: Path, empty_db_url: str, http: aiohttp.ClientSession,
+        started: list[subprocess.Popen[bytes]]) -> None:
     """migrate, sandbox --port-base N --dir D, run --config FILE --role api,worker,
     staff-token create --role R and shelters import FILE work exactly as the contract writes
     them, and the daemon sends through the sandbox its --config named."""
@@ -88,18 +99,15 @@ async def test_contract_forms_work_as_written(
     assert migrated.returncode == 0 and migrated.stdout.startswith("applied "), migrated.stderr
 
     base, directory = free_port_base(), tmp_path / "sandbox"
+    log = tmp_path / "sandbox.log"
     sandbox = SandboxProcess(
-        _start(["sandbox", "--port-base", str(base), "--dir", str(directory)], env,
-               tmp_path / "sandbox.log"), directory, base)
-
-    async def serving() -> bool:
-        assert sandbox.proc.poll() is None, (tmp_path / "sandbox.log").read_text()
-        return sandbox.config.exists()
-    await wait_for(serving, "sandbox.toml")
+        _start(started, ["sandbox", "--port-base", str(base), "--dir", str(directory)], env,
+               log), directory, base, log)
+    await sandbox.ready()
 
     port = free_port_base(1)
     env["ALERTD_HTTP_PORT"] = str(port)
-    daemon = _start(["run", "--config", str(sandbox.config), "--role", "api,worker"], env,
+    daemon = _start(started, ["run", "--config", str(sandbox.config), "--role", "api,worker"], env,
                     tmp_path / "daemon.log")
     url = f"http://127.0.0.1:{port}"
 

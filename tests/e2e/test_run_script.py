@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, free_port_base
+from alertd.sandbox.handle import clean_env, free_port_base
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _hold(port: int, sockets: list[socket.socket]) -> None:
@@ -22,8 +24,7 @@ def _hold(port: int, sockets: list[socket.socket]) -> None:
 
 
 def _run(http_port: int, base: int) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTD_")}
-    env.update({"ALERTD_HTTP_PORT": str(http_port), "SANDBOX_PORT_BASE": str(base)})
+    env = clean_env(ALERTD_HTTP_PORT=str(http_port), SANDBOX_PORT_BASE=str(base))
     return subprocess.run([str(ROOT / "scripts" / "run")], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
