@@ -13,7 +13,7 @@ import structlog
 from alertd import orders, render, settings, shelters
 from alertd.delivery import outbox
 from alertd.points import Points
-from alertd.shelters import Shelter
+from alertd.shelters import StoredShelter
 from geo import areas
 
 log = structlog.get_logger(__name__)
@@ -29,7 +29,7 @@ async def no_sheet_holders(_conn: asyncpg.Connection, _shelter_id: str) -> list[
     return []
 
 
-async def nearby_in_orders(conn: asyncpg.Connection, points: Points, shelter: Shelter,
+async def nearby_in_orders(conn: asyncpg.Connection, points: Points, shelter: StoredShelter,
                            cfg: settings.Settings) -> np.ndarray:
     """Devices inside an active order's area, within reach of the shelter, when it suits the
     order's hazard."""
@@ -52,7 +52,7 @@ async def nearby_in_orders(conn: asyncpg.Connection, points: Points, shelter: Sh
     return np.unique(np.concatenate(found))
 
 
-async def notify(conn: asyncpg.Connection, points: Points, shelter: Shelter,
+async def notify(conn: asyncpg.Connection, points: Points, shelter: StoredShelter,
                  cfg: settings.Settings,
                  sheet_holders: SheetHolders = no_sheet_holders) -> int:
     """Queue one `shelter_opened` push per device for this opening; returns devices queued."""

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from alertd import errors
+from feeds.shelters import ShelterRow
 
 STATUSES = ("not_open", "open", "full", "closed")
 CROWDING = ("low", "medium", "high", "full")
@@ -23,7 +24,10 @@ _DISTANCE = (
 
 
 @dataclass(frozen=True, slots=True)
-class Shelter:
+class StoredShelter:
+    """A shelter as stored: its imported facts and its current status (feeds.ShelterRow is
+    one row of an imported list)."""
+
     id: str
     name: str
     address: str
@@ -38,7 +42,7 @@ class Shelter:
     openings: int
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Shelter:
+    def from_row(cls, row: asyncpg.Record) -> StoredShelter:
         """Build from a shelters row."""
         return cls(id=row["id"], name=row["name"], address=row["address"], lat=row["lat"],
                    lon=row["lon"], hazards=tuple(row["hazards"]), capacity=row["capacity"],
@@ -57,12 +61,13 @@ class Shelter:
 class StatusChange:
     """A status update as applied: the shelter after it, and whether it was an opening."""
 
-    shelter: Shelter
+    shelter: StoredShelter
     previous: str
     opened: bool
 
 
-async def upsert(conn: asyncpg.Connection | asyncpg.Pool, rows: Iterable[Any]) -> tuple[int, int]:
+async def upsert(conn: asyncpg.Connection | asyncpg.Pool, rows: Iterable[ShelterRow]
+                 ) -> tuple[int, int]:
     """Insert or update imported shelters by id (status untouched); (inserted, updated)."""
     records = [(s.id, s.name, s.address, s.lat, s.lon, sorted(s.hazards), s.capacity,
                 s.municipality_code, s.kind, s.source_format) for s in rows]
@@ -95,12 +100,12 @@ def _columns(records: list[tuple[Any, ...]]) -> list[list[Any]]:
     return cols
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, shelter_id: str) -> Shelter:
+async def get(conn: asyncpg.Connection | asyncpg.Pool, shelter_id: str) -> StoredShelter:
     """The shelter with this id."""
     row = await conn.fetchrow("SELECT * FROM shelters WHERE id = $1", shelter_id)
     if row is None:
         raise errors.NotFound(f"no shelter {shelter_id!r}")
-    return Shelter.from_row(row)
+    return StoredShelter.from_row(row)
 
 
 async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
@@ -117,7 +122,7 @@ async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
         row = await conn.fetchrow("SELECT * FROM shelters WHERE id = $1 FOR UPDATE", shelter_id)
         if row is None:
             raise errors.NotFound(f"no shelter {shelter_id!r}")
-        before = Shelter.from_row(row)
+        before = StoredShelter.from_row(row)
         if at is not None and before.status_at is not None and at < before.status_at:
             return StatusChange(before, before.status, opened=False)
         if at is None and not source.startswith("staff:") and str(
@@ -135,11 +140,12 @@ async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
             " WHERE id = $1 RETURNING *",
             shelter_id, status, crowding, evacuees, source, at, 1 if opened else 0,
         )
-    return StatusChange(Shelter.from_row(row), before.status, opened)
+    return StatusChange(StoredShelter.from_row(row), before.status, opened)
 
 
 async def nearest(conn: asyncpg.Connection | asyncpg.Pool, lat: float, lon: float,
-                  hazard: str | None, open_only: bool, limit: int) -> list[tuple[Shelter, float]]:
+                  hazard: str | None, open_only: bool,
+                  limit: int) -> list[tuple[StoredShelter, float]]:
     """Shelters nearest first by great-circle distance, optionally by hazard and open state."""
     rows = await conn.fetch(
         f"SELECT *, {_DISTANCE} AS distance_m FROM shelters"
@@ -147,4 +153,4 @@ async def nearest(conn: asyncpg.Connection | asyncpg.Pool, lat: float, lon: floa
         " ORDER BY distance_m, id LIMIT $5",
         lat, lon, hazard, open_only, limit,
     )
-    return [(Shelter.from_row(r), float(r["distance_m"])) for r in rows]
+    return [(StoredShelter.from_row(r), float(r["distance_m"])) for r in rows]

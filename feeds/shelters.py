@@ -70,8 +70,9 @@ class RowError:
 
 
 @dataclass(frozen=True, slots=True)
-class Shelter:
-    """One designated evacuation site or shelter, as imported."""
+class ShelterRow:
+    """One designated evacuation site or shelter, as a row of an imported list (the stored
+    shelter, with its status, is alertd.shelters.StoredShelter)."""
 
     id: str
     name: str
@@ -90,7 +91,7 @@ class ShelterImport:
     """The result of importing one file: the good rows and the reasons for the bad ones."""
 
     format: str
-    shelters: tuple[Shelter, ...]
+    shelters: tuple[ShelterRow, ...]
     errors: tuple[RowError, ...]
 
 
@@ -266,7 +267,7 @@ def _cell(cells: Sequence[str], position: int | None) -> str:
     return cells[position]
 
 
-def _shelter(layout: _Layout, cells: Sequence[str]) -> Shelter:
+def _shelter(layout: _Layout, cells: Sequence[str]) -> ShelterRow:
     """One data row as a shelter, or `_BadRow` with the reason."""
     shelter_id = _cell(cells, layout.id).strip()
     name = _cell(cells, layout.name).strip()
@@ -288,7 +289,7 @@ def _shelter(layout: _Layout, cells: Sequence[str]) -> Shelter:
                           "value (1/○/● or blank/0)")
         if value:
             hazards.add(hazard)
-    return Shelter(
+    return ShelterRow(
         id=shelter_id, name=name, address=address,
         lat=lat, lon=lon, hazards=frozenset(hazards),
         capacity=capacity(_cell(cells, layout.capacity)),
@@ -329,7 +330,7 @@ def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> ShelterImport:
     layout = _layout(header)
     if isinstance(layout, str):
         return _failed(1, layout)
-    shelters: list[Shelter] = []
+    shelters: list[ShelterRow] = []
     problems: list[RowError] = []
     first_seen: dict[str, int] = {}
     while True:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from feeds import shelters
-from feeds.shelters import RowError, Shelter
+from feeds.shelters import RowError, ShelterRow
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shelters"
 ENCODINGS = ("utf-8", "utf-8-sig", "cp932")
@@ -30,7 +30,7 @@ def _fixture_text(name: str) -> str:
     return (FIXTURES / name).read_text(encoding="utf-8")
 
 
-def _by_id(result: shelters.ShelterImport) -> dict[str, Shelter]:
+def _by_id(result: shelters.ShelterImport) -> dict[str, ShelterRow]:
     return {s.id: s for s in result.shelters}
 
 
