@@ -139,12 +139,6 @@ def qname(namespace: str, local: str) -> str:
     return f"{{{namespace}}}{local}" if namespace else local
 
 
-def find_all(element: ET.Element, namespace: str, local: str) -> list[ET.Element]:
-    """The children of ``element`` named ``local`` in ``namespace``, in document order."""
-    tag = qname(namespace, local)
-    return [child for child in element if child.tag == tag]
-
-
 def find(element: ET.Element, namespace: str, local: str) -> ET.Element | None:
     """The first child of ``element`` named ``local`` in ``namespace``, or None."""
     tag = qname(namespace, local)

@@ -45,14 +45,6 @@ Floats = npt.NDArray[np.float64]
 EARTH_RADIUS_M = 6_371_008.8
 
 
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance in metres between two lon/lat points."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
-
-
 def destination(
     lon: float, lat: float, bearing_deg: Floats | float, distance_m: float
 ) -> tuple[Floats, Floats]:

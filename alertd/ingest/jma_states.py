@@ -30,7 +30,7 @@ async def apply(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: str
     nor does a report older than the newest applied for its warning type. Drills and tests
     (Control/Status 訓練, 試験) are not state."""
     areas = ours(report, prefecture)
-    if report.control_status != "通常" or not areas:
+    if report.is_exercise or not areas:
         return 0
     in_force = 0
     async with conn.transaction():
