@@ -1,4 +1,8 @@
-"""The one frozen settings tree: packaged defaults, then --config files, then ALERTD_* variables."""
+"""The one frozen settings tree: packaged defaults, then --config files, then ALERTD_* variables.
+
+The defaults live only in config/alertd.toml: the dataclasses below name the keys and their
+types and have no defaults of their own, so the two cannot disagree (tests/unit/test_settings.py
+checks that every key is in both)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,146 +24,139 @@ from alertd import errors
 
 @dataclass(frozen=True, slots=True)
 class Http:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = 262144
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 30.0
-    keepalive_s: float = 75.0
-    max_connections: int = 4096
-    trusted_proxies: tuple[str, ...] = ()
+    host: str
+    port: int
+    max_body_bytes: int
+    header_timeout_s: float
+    body_timeout_s: float
+    keepalive_s: float
+    max_connections: int
+    trusted_proxies: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    url: str = "postgresql://postgres@127.0.0.1:5432/alertd"
-    pool_min: int = 2
-    pool_max: int = 10
+    url: str
+    pool_min: int
+    pool_max: int
 
 
 @dataclass(frozen=True, slots=True)
 class Ratelimit:
-    enabled: bool = True
-    register_burst: int = 200
-    register_per_s: float = 5.0
-    device_burst: int = 120
-    device_per_s: float = 2.0
-    location_burst: int = 30
-    location_per_s: float = 0.5
-    staff_burst: int = 300
-    staff_per_s: float = 10.0
-    max_tracked: int = 100000
+    enabled: bool
+    register_burst: int
+    register_per_s: float
+    device_burst: int
+    device_per_s: float
+    location_burst: int
+    location_per_s: float
+    staff_burst: int
+    staff_per_s: float
+    max_tracked: int
 
 
 @dataclass(frozen=True, slots=True)
 class Log:
-    format: str = "auto"
-    level: str = "info"
+    format: str
+    level: str
 
 
 @dataclass(frozen=True, slots=True)
 class Orders:
-    default_ttl_s: int = 86400
-    max_ttl_s: int = 604800
-    max_vertices: int = 20000
-    max_area_km2: float = 50000.0
-    circle_segments: int = 64
+    default_ttl_s: int
+    max_ttl_s: int
+    max_vertices: int
+    max_area_km2: float
+    circle_segments: int
 
 
 @dataclass(frozen=True, slots=True)
 class Geo:
-    cell_deg: float = 0.01
-    areas_file: str = ""
+    cell_deg: float
+    areas_file: str
 
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
-    batch_size: int = 500
-    lease_s: float = 30.0
-    max_attempts: int = 8
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 300.0
-    flush_ms: int = 10
-    shutdown_grace_s: float = 10.0
-    poll_s: float = 1.0
+    batch_size: int
+    lease_s: float
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    flush_ms: int
+    shutdown_grace_s: float
+    poll_s: float
 
 
 @dataclass(frozen=True, slots=True)
 class Apns:
-    enabled: bool = True
-    host: str = ""
-    port: int = 443
-    use_sandbox: bool = False
-    ca_file: str = ""
-    key_file: str = ""
-    key_id: str = ""
-    team_id: str = ""
-    cert_file: str = ""
-    topic: str = "jp.fukushima.bousai"
-    max_connections: int = 4
-    concurrency: int = 400
-    timeout_s: float = 10.0
-    critical_levels: tuple[int, ...] = ()
+    enabled: bool
+    host: str
+    port: int
+    use_sandbox: bool
+    ca_file: str
+    key_file: str
+    key_id: str
+    team_id: str
+    cert_file: str
+    topic: str
+    max_connections: int
+    concurrency: int
+    timeout_s: float
+    critical_levels: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Fcm:
-    enabled: bool = True
-    endpoint: str = "https://fcm.googleapis.com"
-    service_account_file: str = ""
-    project_id: str = ""
-    concurrency: int = 200
-    timeout_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Scheduler:
-    enabled: bool = True
-    tips_cron: str = "0 10 * * sat"
+    enabled: bool
+    endpoint: str
+    service_account_file: str
+    project_id: str
+    concurrency: int
+    timeout_s: float
 
 
 @dataclass(frozen=True, slots=True)
 class Feeds:
-    cap_urls: tuple[str, ...] = ()
-    cap_interval_s: float = 60.0
-    jma_url: str = ""
-    jma_interval_s: float = 60.0
-    shelter_status_urls: tuple[str, ...] = ()
-    shelter_status_interval_s: float = 60.0
-    timeout_s: float = 20.0
-    max_backoff_s: float = 1800.0
-    max_bytes: int = 5_000_000
-    prefecture_code: str = "07"
+    cap_urls: tuple[str, ...]
+    cap_interval_s: float
+    jma_url: str
+    jma_interval_s: float
+    shelter_status_urls: tuple[str, ...]
+    shelter_status_interval_s: float
+    timeout_s: float
+    max_backoff_s: float
+    max_bytes: int
+    prefecture_code: str
 
 
 @dataclass(frozen=True, slots=True)
 class Cap:
-    max_bytes: int = 1_048_576
-    default_level: int = 4
-    level_names: tuple[str, ...] = ("警戒レベル", "evacuation_level", "alert_level")
-    hazard_names: tuple[str, ...] = ("hazard", "災害種別")
+    max_bytes: int
+    default_level: int
+    level_names: tuple[str, ...]
+    hazard_names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Shelters:
-    open_push_radius_m: float = 5000.0
+    open_push_radius_m: float
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    http: Http = field(default_factory=Http)
-    database: Database = field(default_factory=Database)
-    ratelimit: Ratelimit = field(default_factory=Ratelimit)
-    log: Log = field(default_factory=Log)
-    orders: Orders = field(default_factory=Orders)
-    geo: Geo = field(default_factory=Geo)
-    dispatch: Dispatch = field(default_factory=Dispatch)
-    apns: Apns = field(default_factory=Apns)
-    fcm: Fcm = field(default_factory=Fcm)
-    scheduler: Scheduler = field(default_factory=Scheduler)
-    feeds: Feeds = field(default_factory=Feeds)
-    cap: Cap = field(default_factory=Cap)
-    shelters: Shelters = field(default_factory=Shelters)
+    http: Http
+    database: Database
+    ratelimit: Ratelimit
+    log: Log
+    orders: Orders
+    geo: Geo
+    dispatch: Dispatch
+    apns: Apns
+    fcm: Fcm
+    feeds: Feeds
+    cap: Cap
+    shelters: Shelters
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -247,11 +244,17 @@ class _EnvText(str):
 
 
 def _build(merged: dict[str, dict[str, Any]]) -> Settings:
+    sections = _sections()
+    missing = [f"{section}.{f.name}" for section, cls in sections.items()
+               for f in dataclasses.fields(cls) if f.name not in merged.get(section, {})]
+    if missing:
+        raise errors.ConfigError(f"config keys without a value: {', '.join(missing)} "
+                                 f"(the defaults in {defaults_path()} must name them)")
     built: dict[str, Any] = {}
-    for section, cls in _sections().items():
+    for section, cls in sections.items():
         hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
-        for key, raw in merged.get(section, {}).items():
+        for key, raw in merged[section].items():
             values[key] = _convert(f"{section}.{key}", hints[key], raw)
         built[section] = cls(**values)
     settings = Settings(**built)

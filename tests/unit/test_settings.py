@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
+import typing
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,37 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
     """A --config file that does not exist is a clear error."""
     with pytest.raises(errors.ConfigError, match="does not exist"):
         settings.load([tmp_path / "missing.toml"], environ={})
+
+
+def _declared() -> dict[str, type]:
+    hints = typing.get_type_hints(settings.Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(settings.Settings)}
+
+
+def test_defaults_have_one_source() -> None:
+    """config/alertd.toml names exactly the sections and keys the settings dataclasses declare,
+    and no dataclass field has a default of its own that could disagree with it."""
+    with settings.defaults_path().open("rb") as fh:
+        shipped = tomllib.load(fh)
+    declared = _declared()
+    assert {s: set(v) for s, v in shipped.items()} == {
+        s: {f.name for f in dataclasses.fields(cls)} for s, cls in declared.items()}
+    with_default = [f"{s}.{f.name}" for s, cls in [("", settings.Settings), *declared.items()]
+                    for f in dataclasses.fields(cls)
+                    if f.default is not dataclasses.MISSING
+                    or f.default_factory is not dataclasses.MISSING]
+    assert with_default == []
+
+
+def test_a_key_missing_from_the_defaults_is_named(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defaults that lack a key fail at load with a message naming every missing key."""
+    shipped = settings.defaults_path().read_text(encoding="utf-8")
+    lacking = tmp_path / "alertd.toml"
+    lacking.write_text(shipped.replace("pool_min = 2\n", "").replace("poll_s = 1.0\n", ""),
+                       encoding="utf-8")
+    monkeypatch.setattr(settings, "defaults_path", lambda: lacking)
+    with pytest.raises(errors.ConfigError) as info:
+        settings.load(environ={})
+    assert str(info.value) == ("config keys without a value: database.pool_min, dispatch.poll_s"
+                               f" (the defaults in {lacking} must name them)")
