@@ -25,9 +25,12 @@ class Answer:
 
 
 def check_key(key: str | None) -> str | None:
-    """The Idempotency-Key as given (None when absent); InvalidInput when empty or too long."""
-    if key is not None and not 1 <= len(key) <= MAX_KEY:
-        raise errors.InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY} characters")
+    """The Idempotency-Key as given (None when absent); InvalidInput when empty, too long or
+    beyond printable ASCII (header bytes beyond it arrive as surrogate escapes: unstorable)."""
+    if key is not None and not (1 <= len(key) <= MAX_KEY and key.isascii()
+                                and key.isprintable()):
+        raise errors.InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY} printable ASCII "
+                                  "characters")
     return key
 
 

@@ -77,7 +77,7 @@ def _texts(raw: Any, key: str, max_len: int, required: bool) -> dict[str, str]:
 
 
 def _level(raw: Any) -> int:
-    if isinstance(raw, bool) or raw not in LEVELS:
+    if type(raw) is not int or raw not in LEVELS:  # not 4.0, not True
         raise errors.InvalidInput("level must be 3, 4 or 5")
     return int(raw)
 

@@ -156,7 +156,8 @@ class GuardedSite(web.BaseSite):
         def protocol() -> GuardedRequestHandler:
             return GuardedRequestHandler(
                 server, loop=loop, gate=self._gate, header_timeout_s=http.header_timeout_s,
-                keepalive_timeout=http.keepalive_s, lingering_time=_LINGER_S, access_log=None)
+                keepalive_timeout=http.keepalive_s, lingering_time=_LINGER_S, access_log=None,
+                **plumbing.HANDLER_ARGS)  # what build_app gives aiohttp's own handler
 
         loop = asyncio.get_running_loop()
         listening = await loop.create_server(protocol, self._host, self._port,

@@ -72,6 +72,8 @@ async def update_me(request: web.Request) -> web.Response:
             validate.only(quiet, {"start", "end"}, "quiet_hours")
             changes["quiet_start"] = _clock(validate.clock(quiet.get("start"), "quiet_hours.start"))
             changes["quiet_end"] = _clock(validate.clock(quiet.get("end"), "quiet_hours.end"))
+            if changes["quiet_start"] == changes["quiet_end"]:
+                raise errors.InvalidInput("quiet_hours.start and quiet_hours.end must differ")
     await devices.update(plumbing.ctx(request).pool, dev.id, changes)
     fresh = await devices.get(plumbing.ctx(request).pool, dev.id)
     assert fresh is not None
@@ -155,7 +157,7 @@ async def put_place(request: web.Request) -> web.Response:
 async def delete_place(request: web.Request) -> web.Response:
     """Stop watching a place."""
     dev = await plumbing.device(request)
-    place_id = request.match_info["place_id"]
+    place_id = validate.ident(request.match_info["place_id"], "place_id")
     if not await devices.delete_place(plumbing.ctx(request).pool, dev, place_id):
         raise errors.NotFound("no such place")
     return web.Response(status=204)

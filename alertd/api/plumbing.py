@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from alertd import credentials, devices, errors, staff
+from alertd import credentials, devices, errors, staff, validate
 from alertd.context import Context
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class UnsupportedEncoding(errors.AlertdError):
+    """The body's Content-Encoding is not one the server decodes."""
+
 
 _STATUS: dict[type[errors.AlertdError], int] = {
     errors.InvalidInput: 422,
@@ -27,6 +35,7 @@ _STATUS: dict[type[errors.AlertdError], int] = {
     errors.PayloadTooLarge: 413,
     errors.DatabaseUnavailable: 503,
     errors.NotReady: 503,
+    UnsupportedEncoding: 415,
 }
 RETRY_AFTER_S = 2  # what a 503 tells the client to wait before it tries again
 
@@ -61,27 +70,34 @@ class BadRequest(errors.InvalidInput):
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn alertd errors into JSON answers; never let a request crash the daemon."""
+    """Turn alertd errors into JSON answers; never let a request crash the daemon.
+
+    Anyone can send a bad request, so a client's error (4xx) is logged at DEBUG and without a
+    traceback: it must not flood the log.
+    """
     try:
         return await handler(request)
     except BadRequest as exc:
-        return problem(400, exc.reason)
+        return _refused(request, 400, exc.reason)
     except errors.AlertdError as exc:
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-        resp = problem(status, exc.reason)
+        resp = _refused(request, status, exc.reason)
         if status == 401:
             resp.headers["WWW-Authenticate"] = "Bearer"
         elif status == 503:
             resp.headers["Retry-After"] = str(RETRY_AFTER_S)
         return resp
     except web.HTTPRequestEntityTooLarge:
-        return problem(413, f"body too large: at most {ctx(request).cfg.http.max_body_bytes} "
-                            "bytes")
+        return _refused(request, 413, _too_large(request))
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
-            return problem(exc.status, exc.reason)
+            return _refused(request, exc.status, exc.reason)
         raise
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        if request.transport is None:  # the client hung up: reading its body failed
+            log.debug("request_client_disconnected", path=request.path,
+                      method=request.method)
+            return problem(400, "the client disconnected")  # nobody reads it
         log.warning("request_database_error", path=request.path, error=str(exc))
         return problem(503, "the database is unavailable; retry shortly")
     except Exception:
@@ -89,17 +105,88 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return problem(500, "internal error")
 
 
+def _refused(request: web.Request, status: int, reason: str) -> web.Response:
+    if status < 500:
+        log.debug("request_refused", status=status, path=request.path, method=request.method)
+    return problem(status, reason)
+
+
+@web.middleware
+async def args_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse path parameters and query arguments that PostgreSQL could not store.
+
+    A NUL or an unpaired surrogate (from %00 or %ED%A0%80) names nothing that can exist: a
+    path parameter holding one is a 404, a query argument a 422; no handler sees either.
+    """
+    for name, value in request.match_info.items():
+        if not validate.storable(value):
+            raise errors.NotFound(f"no such {name}: it holds a NUL or an unpaired surrogate")
+    for name, value in request.query.items():
+        if not (validate.storable(name) and validate.storable(value)):
+            raise errors.InvalidInput("query arguments must not hold a NUL or an unpaired "
+                                      "surrogate")
+    return await handler(request)
+
+
+def _too_large(request: web.Request) -> str:
+    return f"body too large: at most {ctx(request).cfg.http.max_body_bytes} bytes"
+
+
+# Content-Encoding -> zlib window bits. aiohttp's own decoding is switched off (HANDLER_ARGS):
+# it inflated a whole zip bomb while draining an unread body, and answered 500 to a body
+# that was not compressed at all.
+_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,
+            "deflate": zlib.MAX_WBITS}
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, decoded from gzip or deflate: 400 when it is not what it claims,
+    415 for other codings, 413 when it (or what it expands to) exceeds http.max_body_bytes."""
+    raw = await request.read()  # at most client_max_size = http.max_body_bytes
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if not raw or coding in ("", "identity"):
+        return raw
+    wbits = _CODINGS.get(coding)
+    if wbits is None:
+        raise UnsupportedEncoding(f"Content-Encoding must be gzip or deflate, not {coding!r}")
+    return _inflate(raw, coding, wbits, ctx(request).cfg.http.max_body_bytes,
+                    _too_large(request))
+
+
+def _inflate(raw: bytes, coding: str, wbits: int, limit: int, too_large: str) -> bytes:
+    if coding == "deflate" and (raw[0] & 0x0F != 8 or int.from_bytes(raw[:2], "big") % 31):
+        wbits = -zlib.MAX_WBITS  # raw deflate without the zlib header, as some clients send
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(raw, limit + 1)  # never more than the limit: a zip bomb stops
+    except zlib.error as exc:
+        raise BadRequest(f"body is not {coding} data: {exc}") from exc
+    if len(out) > limit:
+        raise errors.PayloadTooLarge(too_large)
+    if not inflater.eof or inflater.unused_data:
+        raise BadRequest(f"body is not {coding} data: the stream is cut short or followed by "
+                         "other data")
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"body is not valid JSON: {name} is not a JSON value")
+
+
 async def json_body(request: web.Request) -> Any:
-    """The request body parsed as JSON (400 when it is not)."""
-    raw = await request.read()
+    """The request body parsed as JSON (400 when it is not; 422, naming the field, when a
+    value is one no field may hold: see validate.document)."""
+    raw = await read_body(request)
     if not raw:
         raise BadRequest("a JSON body is required")
     try:
-        return json.loads(raw)
+        value = json.loads(raw, parse_int=validate.json_int, parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadRequest("body is nested too deeply") from exc
+    validate.document(value)
+    return value
 
 
 async def device(request: web.Request) -> devices.Device:
@@ -138,3 +225,24 @@ def int_arg(request: web.Request, key: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise errors.InvalidInput(f"{key} must be between {lo} and {hi}")
     return value
+
+
+class _ServerLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, with requests it could not parse (a client's error, 4xx) at
+    DEBUG and without a traceback, instead of ERROR with one."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log, demoting a client's malformed request to one DEBUG line."""
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            del kwargs["exc_info"]
+            first_line = "".join((exc.message or "").strip().splitlines()[:1])
+            level, msg, args = logging.DEBUG, f"{msg}: %s %s", (*args, exc.code, first_line)
+        super().log(level, msg, *args, **kwargs)
+
+
+# Keyword arguments of aiohttp's connection handler (Application(handler_args=...)).
+HANDLER_ARGS: Mapping[str, Any] = {
+    "auto_decompress": False,  # read_body decodes, within the body limit
+    "logger": _ServerLogger(logging.getLogger("aiohttp.server"), {}),
+}

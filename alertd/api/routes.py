@@ -45,8 +45,9 @@ async def _metrics(request: web.Request) -> web.Response:
 def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.Application:
     """The aiohttp application with every route (`clock` drives the rate limits)."""
     app = web.Application(middlewares=[plumbing.error_middleware, throttle.rate_limits,
-                                       connections.body_deadline],
-                          client_max_size=context.cfg.http.max_body_bytes)
+                                       connections.body_deadline, plumbing.args_middleware],
+                          client_max_size=context.cfg.http.max_body_bytes,
+                          handler_args=plumbing.HANDLER_ARGS)
     app[plumbing.CONTEXT] = context
     app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
     app.router.add_get("/healthz", _healthz)

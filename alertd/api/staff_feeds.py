@@ -18,7 +18,7 @@ async def post_cap(request: web.Request) -> web.Response:
     await plumbing.staff_member(request, "operator")
     if request.content_type not in CAP_TYPES:
         raise plumbing.BadRequest(f"Content-Type must be one of {', '.join(CAP_TYPES)}")
-    raw = await request.read()
+    raw = await plumbing.read_body(request)
     try:
         result = await cap_intake.ingest(plumbing.ctx(request), raw, "staff-api")
     except cap_intake.Rejected as exc:
