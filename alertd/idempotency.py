@@ -29,8 +29,8 @@ def check_key(key: str | None) -> str | None:
     beyond printable ASCII (header bytes beyond it arrive as surrogate escapes: unstorable)."""
     if key is not None and not (1 <= len(key) <= MAX_KEY and key.isascii()
                                 and key.isprintable()):
-        raise errors.InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY} printable ASCII "
-                                  "characters")
+        raise errors.InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY} characters of "
+                                  "printable ASCII")
     return key
 
 
