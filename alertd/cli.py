@@ -1,11 +1,13 @@
-"""The `alertd` command line: migrate, run, sandbox, staff-token, localdb."""
+"""The `alertd` command line: migrate, run, sandbox, staff-token, shelters, localdb."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from alertd import errors, settings
 
@@ -41,6 +43,19 @@ def _parser() -> argparse.ArgumentParser:
                                 help="create a token (printed alone on the last line)")
     create.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
     create.add_argument("--label", default="")
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument("--expires-in", metavar="LIFETIME",
+                        help="the token stops working after this long: 90m, 12h, 30d, 2w")
+    expiry.add_argument("--expires-at", metavar="TIME",
+                        help="the token stops working at this ISO 8601 time with its offset, "
+                             "e.g. 2026-03-31T17:00:00+09:00")
+    listing = tok_sub.add_parser("list", parents=common,
+                                 help="list tokens: id, role, label, created, expires, last used,"
+                                      " revoked (never the secret)")
+    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    revoke = tok_sub.add_parser("revoke", parents=common,
+                                help="revoke a token by its id (it is refused from then on)")
+    revoke.add_argument("id", help="the token's id, as `staff-token list` shows it")
     sh = sub.add_parser("shelters", help="shelter data")
     sh_sub = sh.add_subparsers(dest="action", required=True)
     imp = sh_sub.add_parser("import", parents=common,
@@ -69,16 +84,61 @@ async def _migrate(cfg: settings.Settings) -> int:
     return 0
 
 
-async def _staff_token(cfg: settings.Settings, role: str, label: str) -> int:
+async def _staff_token(cfg: settings.Settings, args: argparse.Namespace) -> int:
+    from alertd import db, staff
+
+    now = datetime.now(UTC)
+    expires_in = staff.parse_duration(args.expires_in) if args.expires_in else None
+    expires_at = staff.parse_instant(args.expires_at, now) if args.expires_at else None
+    conn = await db.connect_one(cfg.database.url)
+    try:
+        token = await staff.create(conn, args.role, args.label, expires_at=expires_at,
+                                   expires_in=expires_in)
+    finally:
+        await conn.close()
+    print(f"created a staff token with the {args.role} role; it is shown only once:")
+    print(token)
+    return 0
+
+
+def _when(t: datetime | None) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if t is not None else "-"
+
+
+async def _staff_tokens(cfg: settings.Settings, as_json: bool) -> int:
     from alertd import db, staff
 
     conn = await db.connect_one(cfg.database.url)
     try:
-        token = await staff.create(conn, role, label)
+        found = await staff.tokens(conn)
     finally:
         await conn.close()
-    print(f"created a {role} staff token; it is shown only once:")
-    print(token)
+    now = datetime.now(UTC)
+    if as_json:
+        print(json.dumps([t.as_json(now) for t in found], ensure_ascii=False, indent=2))
+        return 0
+    rows = [("id", "role", "label", "created", "expires", "last used", "revoked", "state")]
+    rows += [(str(t.id), t.role, t.label or "-", _when(t.created_at), _when(t.expires_at),
+              _when(t.last_used_at), _when(t.revoked_at), t.state(now)) for t in found]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+async def _revoke_staff_token(cfg: settings.Settings, token_id: str) -> int:
+    from alertd import db, staff
+
+    conn = await db.connect_one(cfg.database.url)
+    try:
+        info, now_revoked = await staff.revoke(conn, token_id)
+    finally:
+        await conn.close()
+    what = f"{info.role} staff token {info.id}" + (f" ({info.label})" if info.label else "")
+    if now_revoked:
+        print(f"revoked the {what}")
+    else:
+        print(f"the {what} was already revoked at {_when(info.revoked_at)}")
     return 0
 
 
@@ -142,8 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(cfg))
         if args.command == "run":
             return asyncio.run(_run(cfg, args.role, args.migrate))
-        if args.command == "staff-token":
-            return asyncio.run(_staff_token(cfg, args.role, args.label))
+        if args.command == "staff-token" and args.action == "create":
+            return asyncio.run(_staff_token(cfg, args))
+        if args.command == "staff-token" and args.action == "list":
+            return asyncio.run(_staff_tokens(cfg, args.json))
+        if args.command == "staff-token" and args.action == "revoke":
+            return asyncio.run(_revoke_staff_token(cfg, args.id))
         if args.command == "shelters":
             return asyncio.run(_import_shelters(cfg, args.file))
         if args.command == "localdb":

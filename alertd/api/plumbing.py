@@ -208,7 +208,7 @@ async def staff_member(request: web.Request, role: str) -> staff.Staff:
         raise errors.Unauthenticated("Authorization: Bearer <staff token> is required")
     who = await staff.authenticate(ctx(request).pool, token)
     if who is None:
-        raise errors.Unauthenticated("unknown or revoked staff token")
+        raise errors.Unauthenticated("unknown, expired or revoked staff token")
     who.require(role)
     return who
 
