@@ -1,9 +1,12 @@
 """CAP ``area`` shapes: polygon and circle text to frozen values, and their geometry.
 
 Shapes are repaired or dropped one by one, never failing the message; every repair or drop is
-appended to the caller's ``warnings``. CAP polygons are ``lat,lon`` pairs; :class:`CapArea`
-keeps them as ``(lon, lat)`` like GeoJSON and shapely. Geometry is built on the sphere for
-circles and cut at the antimeridian for everything.
+appended to the caller's ``warnings``. The one exception is a polygon that crosses itself too
+often to repair at a bearable cost (:func:`geo.areas.check_crossings`): :func:`area_geometry`
+refuses it (:class:`~geo.errors.InvalidArea`) rather than drop part of an evacuation area.
+CAP polygons are ``lat,lon`` pairs; :class:`CapArea` keeps them as ``(lon, lat)`` like GeoJSON
+and shapely. Geometry is built on the sphere for circles and cut at the antimeridian for
+everything.
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ def _wrap(geometry: shapely.Geometry) -> shapely.Geometry:
     return polygonal(shapely.union_all(pieces))
 
 
-def _ring_geometry(ring: Ring) -> shapely.Geometry | None:
+def _ring_geometry(ring: Ring, max_self_intersections: int) -> shapely.Geometry | None:
     """A valid polygon for one ring, unwrapped and split where it crosses the antimeridian."""
     coords = np.asarray(ring, dtype=np.float64)
     steps = np.diff(coords[:, 0])
@@ -153,15 +156,18 @@ def _ring_geometry(ring: Ring) -> shapely.Geometry | None:
         coords = np.column_stack([lon, coords[:, 1]])
     shape = shapely.Polygon(coords)
     if not shapely.is_valid(shape):
+        geoareas.check_crossings([coords], max_self_intersections)
         shape = polygonal(shapely.make_valid(shape, method="structure", keep_collapsed=False))
     if shapely.is_empty(shape):
         return None
     return _wrap(shape)
 
 
-def area_geometry(area: CapArea) -> shapely.Geometry | None:
+def area_geometry(area: CapArea, max_self_intersections: int = geoareas.MAX_SELF_INTERSECTIONS
+                  ) -> shapely.Geometry | None:
     """The union of an area's polygons and circles (on the sphere), or None if it has none."""
-    pieces = [g for g in map(_ring_geometry, area.polygons) if g is not None]
+    rings = (_ring_geometry(ring, max_self_intersections) for ring in area.polygons)
+    pieces = [g for g in rings if g is not None]
     pieces += [
         _wrap(geoareas.circle_polygon(c.lon, c.lat, c.radius_km * 1000.0, CIRCLE_SEGMENTS))
         for c in area.circles

@@ -6,7 +6,9 @@ Everything a staff member can send is checked here and refused with a specific r
 - GeoJSON positions are ``[lon, lat]`` pairs of finite numbers in range; rings are closed (never
   closed silently: an open ring usually means a truncated upload) and have 4+ positions.
 - A self-intersecting polygon is repaired with ``shapely.make_valid`` (``structure`` method:
-  shells united, holes cut out, spikes dropped), and refused only if the repair is empty or
+  shells united, holes cut out, spikes dropped), unless its edges meet at more points than
+  ``max_self_intersections`` (counted first, cheaply: see :mod:`geo.crossings`), whose repair
+  would cost seconds to minutes of CPU and hundreds of MB; and refused if the repair is empty or
   differs by more than 1 % of its area from the ground the rings enclose (filled shells minus
   filled holes), which catches rings whose repair would silently add or drop ground, such as
   a hole lying outside its shell.
@@ -26,11 +28,15 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from geo import crossings
 from geo.errors import InvalidArea
 from geo.municipalities import Table, polygonal, to_code6
 
 Kind = Literal["polygon", "circle", "codes"]
 MAX_RADIUS_M = 200_000.0
+# Repairing up to this many crossings takes well under a second (a star of 45 vertices, or a
+# 20,000-vertex outline with 1,000 small loops); a hand-drawn area has a handful.
+MAX_SELF_INTERSECTIONS = 1000
 _REPAIR_TOLERANCE = 0.01
 _SHAPES = (
     "area must be a GeoJSON Polygon or MultiPolygon (or a Feature wrapping one), "
@@ -117,6 +123,7 @@ def parse_area(
     max_vertices: int = 20000,
     max_area_km2: float = 50000.0,
     circle_segments: int = 64,
+    max_self_intersections: int = MAX_SELF_INTERSECTIONS,
 ) -> Area:
     """Validate the ``area`` of a staff order and resolve it to geometry."""
     if circle_segments < 8:
@@ -130,7 +137,7 @@ def parse_area(
         return Area("circle", _circle(obj["circle"], circle_segments))
     if shapes[0] == "area_codes":
         return _codes(obj["area_codes"], table)
-    geometry = _geojson(obj, max_vertices)
+    geometry = _geojson(obj, max_vertices, max_self_intersections)
     size = area_km2(geometry)
     if size > max_area_km2:
         raise InvalidArea(
@@ -140,7 +147,25 @@ def parse_area(
     return Area("polygon", geometry)
 
 
-def _geojson(obj: Mapping[str, Any], max_vertices: int) -> shapely.Geometry:
+def positions(obj: object) -> int:
+    """How many positions a GeoJSON area holds (0 for circles, codes and malformed input).
+
+    A cheap measure of the work parsing it will take, to decide where to do it; it checks
+    nothing (:func:`parse_area` does)."""
+    if isinstance(obj, Mapping) and obj.get("type") == "Feature":
+        obj = obj.get("geometry")
+    if not isinstance(obj, Mapping):
+        return 0
+    coords = obj.get("coordinates")
+    if not isinstance(coords, list):
+        return 0
+    polygons = coords if obj.get("type") == "MultiPolygon" else [coords]
+    return sum(len(ring) for rings in polygons if isinstance(rings, list)
+               for ring in rings if isinstance(ring, list))
+
+
+def _geojson(obj: Mapping[str, Any], max_vertices: int,
+             max_self_intersections: int) -> shapely.Geometry:
     """A GeoJSON Polygon, MultiPolygon or Feature wrapping one, as valid geometry."""
     if obj.get("type") == "Feature":
         inner = obj.get("geometry")
@@ -159,7 +184,7 @@ def _geojson(obj: Mapping[str, Any], max_vertices: int) -> shapely.Geometry:
         raise InvalidArea(f"unsupported GeoJSON type {kind!r}: expected Polygon or MultiPolygon")
     shapes = [shapely.Polygon(rings[0], rings[1:]) for rings in polygons]
     geometry = shapely.MultiPolygon(shapes) if kind == "MultiPolygon" else shapes[0]
-    return _repair(geometry, polygons)
+    return _repair(geometry, polygons, max_self_intersections)
 
 
 class _Reader:
@@ -229,10 +254,21 @@ def _filled(ring: Ring) -> shapely.Geometry:
     return shapely.union_all(shapely.get_parts(faces))
 
 
-def _repair(geometry: shapely.Geometry, polygons: list[list[Ring]]) -> shapely.Geometry:
+def check_crossings(rings: Sequence[object], limit: int) -> None:
+    """Refuse rings whose edges meet at more than ``limit`` points: too costly to repair."""
+    if crossings.count(rings, limit) > limit:
+        raise InvalidArea(
+            f"the polygon intersects itself at more than {limit} points; repairing it would "
+            "take too long: please redraw it without crossing edges"
+        )
+
+
+def _repair(geometry: shapely.Geometry, polygons: list[list[Ring]],
+            max_self_intersections: int) -> shapely.Geometry:
     """The geometry itself if valid, else its repair if that keeps its ground."""
     if shapely.is_valid(geometry):
         return geometry
+    check_crossings([ring for rings in polygons for ring in rings], max_self_intersections)
     fixed = polygonal(shapely.make_valid(geometry, method="structure", keep_collapsed=False))
     if shapely.is_empty(fixed) or shapely.area(fixed) <= 0.0:
         raise InvalidArea("area is empty: the polygon encloses no ground")

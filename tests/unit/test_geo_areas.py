@@ -13,6 +13,7 @@ from geo import areas
 from geo.areas import Area, parse_area
 from geo.errors import InvalidArea, UnknownAreaCode
 from geo.municipalities import Table
+from tests import shapes
 
 R = 6_371_008.8
 
@@ -159,6 +160,50 @@ def test_bow_tie_is_repaired(table: Table) -> None:
     assert shapely.is_valid(area.geometry)
     assert shapely.area(area.geometry) == pytest.approx(0.02)
     assert shapely.intersects_xy(area.geometry, [140.02, 140.18], [37.1, 37.1]).all()
+
+
+def test_tangled_star_is_refused_before_repair(table: Table) -> None:
+    """The 800-vertex star of issue 7 (318,400 crossings) is refused, not repaired for 40 s."""
+    assert _refused(shapes.star_polygon(800), table) == (
+        "the polygon intersects itself at more than 1000 points; repairing it would take too "
+        "long: please redraw it without crossing edges")
+
+
+def test_crossings_up_to_the_limit_are_repaired(table: Table) -> None:
+    """A star with 810 crossings (45 vertices) is repaired under the default limit of 1,000,
+    refused under a limit of 809."""
+    assert 45 * (shapes.star_step(45) - 1) == 810
+    area = parse_area(shapes.star_polygon(45), table)
+    assert shapely.is_valid(area.geometry)
+    assert "more than 809 points" in _refused(
+        shapes.star_polygon(45), table, max_self_intersections=809)
+
+
+def test_bow_tie_is_refused_under_a_zero_limit(table: Table) -> None:
+    """With max_self_intersections 0 even a bow-tie is refused; a simple square still passes."""
+    ring = [[140.0, 37.0], [140.2, 37.2], [140.2, 37.0], [140.0, 37.2], [140.0, 37.0]]
+    assert "more than 0 points" in _refused(_polygon(ring), table, max_self_intersections=0)
+    square = parse_area(_polygon(_square(140.0, 37.0, 0.1)), table, max_self_intersections=0)
+    assert square.kind == "polygon"
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (_polygon(_square(140.0, 37.0, 0.1)), 5),
+        (_polygon(_square(140.0, 37.0, 0.2), _square(140.05, 37.05, 0.1)), 10),
+        ({"type": "MultiPolygon", "coordinates": [[_square(140.0, 37.0, 0.1)],
+                                                  [_square(140.5, 37.0, 0.1)]]}, 10),
+        ({"type": "Feature", "geometry": _polygon(_square(140.0, 37.0, 0.1))}, 5),
+        ({"circle": {"lat": 37.0, "lon": 140.0, "radius_m": 100}}, 0),
+        ({"area_codes": ["072010"]}, 0),
+        ({"type": "Polygon", "coordinates": "nonsense"}, 0),
+        ([1, 2, 3], 0),
+    ],
+)
+def test_positions_measures_the_work(obj: object, expected: int) -> None:
+    """positions() counts the positions of GeoJSON areas, 0 for circles, codes and junk."""
+    assert areas.positions(obj) == expected
 
 
 def test_degenerate_ring_is_empty(table: Table) -> None:
