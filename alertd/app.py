@@ -14,6 +14,7 @@ from aiohttp import web
 
 from alertd import db, errors, points, settings
 from alertd.api import connections, routes
+from alertd.compute import Compute
 from alertd.context import Context
 from alertd.delivery.dispatcher import Dispatcher, Sender
 from geo import index as geo_index
@@ -78,12 +79,16 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         log.warning("migrations_pending", versions=pending, hint="run `alertd migrate`")
     table = municipalities.Table.load(areas_path(cfg))
     pts = points.Points(index=geo_index.PointIndex(cfg.geo.cell_deg), table=table)
-    context = Context(cfg=cfg, pool=pool, points=pts, table=table)
+    # Requests and feeds run their CPU-heavy steps (area geometry, CAP parsing) in workers.
+    heavy = "api" in roles or "feeds" in roles
+    jobs = Compute(cfg.compute, areas_path(cfg)) if heavy else Compute.inline()
+    context = Context(cfg=cfg, pool=pool, points=pts, table=table, compute=jobs)
     tasks: list[asyncio.Task[Any]] = []
     runner: web.AppRunner | None = None
     dispatcher: Dispatcher | None = None
     senders: dict[str, tuple[Sender, int]] = {}
     try:
+        await jobs.start()
         if "api" in roles or "feeds" in roles:
             tasks.append(asyncio.create_task(points.follow(cfg.database.url, pts, stop)))
         if "feeds" in roles:
@@ -112,6 +117,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
             dispatcher.stop()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await jobs.close()
         for sender, _ in senders.values():
             with contextlib.suppress(Exception):
                 await sender.close()

@@ -61,3 +61,11 @@ class LocationsBehind(NotReady):
 
 class CannotListen(AlertdError):
     """The daemon cannot listen on its configured address (the port is taken or not allowed)."""
+
+
+class TooComplex(InvalidInput):
+    """The input would take too long to process."""
+
+
+class Overloaded(AlertdError):
+    """The server is busy; retry in a few seconds."""

@@ -23,6 +23,9 @@ FEED_ERRORS = Counter("alertd_feed_errors_total", "Failed polls of a feed.", ["f
 FEED_LAST_SUCCESS = Gauge("alertd_feed_last_success_timestamp_seconds",
                           "When a feed was last polled successfully.", ["feed"],
                           registry=REGISTRY)
+COMPUTE_JOBS = Counter(
+    "alertd_compute_jobs_total", "CPU-heavy request steps by where they ran and how they ended "
+    "(inline, done, timeout, lost, overloaded).", ["outcome"], registry=REGISTRY)
 INDEX_POINTS = Gauge("alertd_index_points", "Points in this node's geofence index.",
                      registry=REGISTRY)
 RATE_LIMITED = Counter("alertd_rate_limited_total", "Requests refused 429 by a rate limit.",

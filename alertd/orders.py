@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import shapely
+
 from alertd import errors, settings, validate
 from geo import areas, municipalities
 from geo import errors as geo_errors
@@ -52,6 +54,7 @@ def parse_area(raw: Any, table: municipalities.Table, cfg: settings.Orders) -> a
         return areas.parse_area(
             raw, table, max_vertices=cfg.max_vertices, max_area_km2=cfg.max_area_km2,
             circle_segments=cfg.circle_segments,
+            max_self_intersections=cfg.max_self_intersections,
         )
     except geo_errors.GeoError as exc:
         raise errors.InvalidInput(f"area: {exc.reason}") from exc
@@ -144,6 +147,41 @@ def parse_patch(body: Any, current: OrderSpec, table: municipalities.Table,
     if spec == current:
         raise errors.InvalidInput("the change leaves the order as it is")
     return spec
+
+
+def small(body: Any, cfg: settings.Compute) -> bool:
+    """Whether an order body's area is small enough to parse on the event loop."""
+    area = body.get("area") if isinstance(body, dict) else None
+    return areas.positions(area) <= cfg.inline_max_positions
+
+
+def spec_job(table: municipalities.Table,
+             arg: tuple[Any, settings.Orders, datetime]) -> OrderSpec:
+    """:func:`parse_spec` as a compute job (see :mod:`alertd.compute`)."""
+    body, cfg, now = arg
+    return parse_spec(body, table, cfg, now)
+
+
+def patch_job(table: municipalities.Table,
+              arg: tuple[Any, OrderSpec, settings.Orders, datetime]) -> OrderSpec:
+    """:func:`parse_patch` as a compute job."""
+    body, current, cfg, now = arg
+    return parse_patch(body, current, table, cfg, now)
+
+
+def preview_job(table: municipalities.Table, arg: tuple[Any, settings.Orders, datetime]
+                ) -> tuple[OrderSpec, dict[str, shapely.Geometry]]:
+    """:func:`parse_spec` and the area cut along municipal borders, as a compute job."""
+    spec = spec_job(table, arg)
+    return spec, table.split(spec.area.geometry, spec.area.area_codes)
+
+
+def coarse(count: int, minimum: int) -> int | str:
+    """A count as a preview may show it: exact from ``minimum`` up, else "fewer than N".
+
+    Below the minimum the number would locate people: a preview with a tiny circle at a
+    house answers whether someone lives there."""
+    return count if count >= minimum else f"fewer than {minimum}"
 
 
 def area_json(area: areas.Area, raw: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import contextlib
 import io
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,21 +79,26 @@ class Points:
             members = self.watchers.get(code)
             if members:
                 keys.append(np.fromiter(members, dtype=np.int64, count=len(members)))
-        allkeys = np.concatenate(keys) if len(keys) > 1 else keys[0]
-        return Match(seqs=np.unique(allkeys // SLOTS))
+        return Match(seqs=_devices_of(keys))
 
-    def by_area(self, geometry: Any, codes: tuple[str, ...] = ()) -> dict[str, int]:
-        """Reached devices per municipality (a device may count in several)."""
+    def by_area(self, parts: Mapping[str, Any]) -> dict[str, int]:
+        """Reached devices per municipality, from the area cut along municipal borders
+        (:meth:`geo.municipalities.Table.split`); a device may count in several."""
         out: dict[str, int] = {}
-        candidates = codes or tuple(self.table.intersecting(geometry))
-        for code in candidates:
-            part = geometry.intersection(self.table.get(code))
-            hits = self.index.match(part) if not part.is_empty else np.empty(0, np.int64)
+        for code, part in parts.items():
+            keys = [self.index.match(part) if not part.is_empty else np.empty(0, np.int64)]
             members = self.watchers.get(code, set())
-            seqs = set((hits // SLOTS).tolist()) | {k // SLOTS for k in members}
-            if seqs:
-                out[code] = len(seqs)
+            keys.append(np.fromiter(members, dtype=np.int64, count=len(members)))
+            out[code] = len(_devices_of(keys))
         return out
+
+
+def _devices_of(keys: list[np.ndarray]) -> np.ndarray:
+    """The device sequence numbers of index keys, sorted, each once."""
+    seqs = np.sort(np.concatenate(keys) // SLOTS)
+    if len(seqs) > 1:  # drop repeats (np.unique's hashing took 180 ms for 550,000 keys)
+        seqs = seqs[np.concatenate(([True], seqs[1:] != seqs[:-1]))]
+    return seqs
 
 
 async def catch_up(points: Points) -> None:

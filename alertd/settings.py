@@ -68,6 +68,17 @@ class Orders:
     max_vertices: int
     max_area_km2: float
     circle_segments: int
+    max_self_intersections: int
+    preview_min_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Compute:
+    workers: int
+    timeout_s: float
+    wait_s: float
+    inline_max_positions: int
+    inline_max_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +147,7 @@ class Cap:
     default_level: int
     level_names: tuple[str, ...]
     hazard_names: tuple[str, ...]
+    max_future_skew_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +162,7 @@ class Settings:
     ratelimit: Ratelimit
     log: Log
     orders: Orders
+    compute: Compute
     geo: Geo
     dispatch: Dispatch
     apns: Apns
@@ -175,7 +188,11 @@ _POSITIVE = {
     "cap.max_bytes", "shelters.open_push_radius_m", "ratelimit.register_burst",
     "ratelimit.register_per_s", "ratelimit.device_burst", "ratelimit.device_per_s",
     "ratelimit.location_burst", "ratelimit.location_per_s", "ratelimit.staff_burst",
-    "ratelimit.staff_per_s", "ratelimit.max_tracked",
+    "ratelimit.staff_per_s", "ratelimit.max_tracked", "compute.timeout_s", "compute.wait_s",
+}
+_NOT_NEGATIVE = {
+    "orders.max_self_intersections", "orders.preview_min_count", "compute.workers",
+    "compute.inline_max_positions", "compute.inline_max_bytes", "cap.max_future_skew_s",
 }
 
 
@@ -317,6 +334,10 @@ def _validate(settings: Settings) -> None:
         section, key = dotted.split(".")
         if getattr(getattr(settings, section), key) <= 0:
             raise errors.ConfigError(f"config key {dotted} must be greater than 0")
+    for dotted in _NOT_NEGATIVE:
+        section, key = dotted.split(".")
+        if getattr(getattr(settings, section), key) < 0:
+            raise errors.ConfigError(f"config key {dotted} must be 0 or more")
     for dotted, choices in _CHOICES.items():
         section, key = dotted.split(".")
         if getattr(getattr(settings, section), key) not in choices:

@@ -185,6 +185,16 @@ class Table:
         hits = near[shapely.intersects_xy(self._geoms[near], lon, lat)]
         return sorted(self._codes[i] for i in hits)
 
+    def split(self, geometry: shapely.Geometry, codes: Iterable[str] = ()
+              ) -> dict[str, shapely.Geometry]:
+        """The geometry cut along municipal borders: 6-digit code -> the part inside it.
+
+        ``codes`` (6-digit) limits the cut to those municipalities; by default every
+        municipality the geometry meets. A part may be empty (the geometry only touches)."""
+        wanted = list(codes) or self.intersecting(geometry)
+        parts = shapely.intersection(geometry, [self.municipality(c).geometry for c in wanted])
+        return dict(zip(wanted, parts.tolist(), strict=True))
+
     def intersecting(self, geometry: shapely.Geometry) -> list[str]:
         """6-digit codes of the municipalities whose area meets the geometry."""
         hits = self._tree.query(geometry, predicate="intersects")

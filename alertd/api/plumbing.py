@@ -36,6 +36,7 @@ _STATUS: dict[type[errors.AlertdError], int] = {
     errors.DatabaseUnavailable: 503,
     errors.NotReady: 503,
     UnsupportedEncoding: 415,
+    errors.Overloaded: 503,
 }
 RETRY_AFTER_S = 2  # what a 503 tells the client to wait before it tries again
 

@@ -25,13 +25,16 @@ async def preview(request: web.Request) -> web.Response:
     """How many devices an order would reach, by municipality; nothing is sent."""
     await plumbing.staff_member(request, "viewer")
     c = plumbing.ctx(request)
-    spec = orders.parse_spec(await plumbing.json_body(request), c.table, c.cfg.orders,
-                             datetime.now(UTC))
+    raw = await plumbing.json_body(request)
+    spec, parts = await c.compute.run(orders.preview_job, c.table,
+                                      (raw, c.cfg.orders, datetime.now(UTC)),
+                                      inline=orders.small(raw, c.cfg.compute))
     await points.catch_up(c.points)
     match = c.points.match(spec.area.geometry, spec.area.area_codes)
     count = await devices.count_reachable(c.pool, match.seqs.tolist())
-    by_area = c.points.by_area(spec.area.geometry, spec.area.area_codes)
-    return plumbing.json_response({"devices": count, "by_area": by_area})
+    floor = c.cfg.orders.preview_min_count
+    by_area = {code: orders.coarse(n, floor) for code, n in c.points.by_area(parts).items()}
+    return plumbing.json_response({"devices": orders.coarse(count, floor), "by_area": by_area})
 
 
 @routes.post("/v1/staff/orders")
@@ -40,7 +43,8 @@ async def create(request: web.Request) -> web.Response:
     who = await plumbing.staff_member(request, "operator")
     c = plumbing.ctx(request)
     raw = await plumbing.json_body(request)
-    spec = orders.parse_spec(raw, c.table, c.cfg.orders, datetime.now(UTC))
+    spec = await c.compute.run(orders.spec_job, c.table, (raw, c.cfg.orders, datetime.now(UTC)),
+                               inline=orders.small(raw, c.cfg.compute))
     key = idempotency.check_key(request.headers.get("Idempotency-Key"))
     await points.catch_up(c.points)  # before taking a connection: none is held while waiting
     async with c.pool.acquire() as conn, conn.transaction():
@@ -88,10 +92,13 @@ async def amend(request: web.Request) -> web.Response:
     c = plumbing.ctx(request)
     order_id = _order_id(request)
     raw = await plumbing.json_body(request)
+    order = await pipeline.load(c.pool, order_id, c.table, c.cfg.orders)
+    # No connection is held while the area is parsed; amend refuses if the order changed.
+    spec = await c.compute.run(orders.patch_job, c.table,
+                               (raw, order.spec, c.cfg.orders, datetime.now(UTC)),
+                               inline=orders.small(raw, c.cfg.compute))
     await points.catch_up(c.points)  # before taking a connection: none is held while waiting
     async with c.pool.acquire() as conn:
-        order = await pipeline.load(conn, order_id, c.table, c.cfg.orders)
-        spec = orders.parse_patch(raw, order.spec, c.table, c.cfg.orders, datetime.now(UTC))
         accepted = await pipeline.amend(conn, c.points, order, spec)
     metrics.ORDERS.labels("amended").inc()
     return plumbing.json_response({"id": str(accepted.order_id), "version": accepted.version,

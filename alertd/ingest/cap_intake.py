@@ -41,10 +41,13 @@ async def ingest(c: Context, raw: bytes, source: str, *, release: bool = True) -
     NotReady (the location index cannot confirm the latest locations) is not the message's
     fault: it is raised as it is, nothing is recorded, and the message is to be sent again."""
     try:
-        alert = cap.parse(raw, max_bytes=c.cfg.cap.max_bytes)
-        if alert.status == "Draft":
+        # Parsing and the area's geometry cost CPU that grows with the document: off the loop.
+        prepared = await c.compute.run(cap_mapping.prepare, c.table,
+                                       (raw, c.cfg, datetime.now(UTC)),
+                                       inline=len(raw) <= c.cfg.compute.inline_max_bytes)
+        if prepared.alert.status == "Draft":
             raise errors.InvalidInput("status Draft is not accepted: drafts are never issued")
-        result = await _apply(c, alert, raw, source)
+        result = await _apply(c, prepared, raw, source)
     except (feed_errors.FeedError, errors.InvalidInput) as exc:
         qid = await quarantine.put(c.pool, source, raw, exc.reason)
         raise Rejected(exc.reason, qid) from exc
@@ -55,7 +58,8 @@ async def ingest(c: Context, raw: bytes, source: str, *, release: bool = True) -
     return result
 
 
-async def _apply(c: Context, alert: cap.CapAlert, raw: bytes, source: str) -> Intake:
+async def _apply(c: Context, prepared: cap_mapping.Prepared, raw: bytes, source: str) -> Intake:
+    alert = prepared.alert
     sender, identifier = alert.key
     async with c.pool.acquire() as conn, conn.transaction():
         # One message key at a time, across nodes: re-delivery in parallel stays a no-op.
@@ -67,7 +71,7 @@ async def _apply(c: Context, alert: cap.CapAlert, raw: bytes, source: str) -> In
         )
         if seen is not None:
             return Intake("duplicate", seen["order_id"], f"already {seen['outcome']}")
-        result = await _decide(c, conn, alert, raw, source)
+        result = await _decide(c, conn, prepared, raw, source)
         if result.outcome == "waiting":
             return result  # recorded when it is applied, so that it can be applied then
         await conn.execute(
@@ -79,18 +83,19 @@ async def _apply(c: Context, alert: cap.CapAlert, raw: bytes, source: str) -> In
         return result
 
 
-async def _decide(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert, raw: bytes,
-                  source: str) -> Intake:
+async def _decide(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Prepared,
+                  raw: bytes, source: str) -> Intake:
+    alert = prepared.alert
     if alert.status in ("Test", "System"):
         return Intake("recorded", None, f"status {alert.status}: acknowledged, not sent")
     if alert.msg_type in ("Ack", "Error"):
         return Intake("recorded", None, f"msgType {alert.msg_type}")
     now = datetime.now(UTC)
     if alert.msg_type == "Alert":
-        return await _new_order(c, conn, alert, now)
+        return await _new_order(c, conn, prepared, now)
     target = await _referenced_order(conn, alert)
     if target is None:
-        return await _wait_for_reference(c, conn, alert, raw, source, now)
+        return await _wait_for_reference(c, conn, prepared, raw, source, now)
     order = await pipeline.load(conn, target, c.table, c.cfg.orders)
     if (alert.status == "Exercise") != order.exercise:
         return Intake("ignored", order.id, "an exercise cannot change a real order, "
@@ -105,7 +110,8 @@ async def _decide(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert, raw
             return Intake("ignored", order.id, "the order was already lifted")
         devices = await pipeline.lift(conn, order)
         return Intake("lifted", order.id, f"{devices} devices")
-    spec = cap_mapping.to_spec(alert, c.table, c.cfg, now, current=order.spec)
+    spec = cap_mapping.to_spec(alert, c.table, c.cfg, now, current=order.spec,
+                               prepared=prepared)
     if spec is None:
         return Intake("ignored", order.id, "update without Evacuate or level: order unchanged")
     if order.state != "active":
@@ -117,9 +123,10 @@ async def _decide(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert, raw
     return Intake("updated", order.id, f"version {accepted.version}")
 
 
-async def _new_order(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert,
+async def _new_order(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Prepared,
                      now: datetime) -> Intake:
-    spec = cap_mapping.to_spec(alert, c.table, c.cfg, now)
+    alert = prepared.alert
+    spec = cap_mapping.to_spec(alert, c.table, c.cfg, now, prepared=prepared)
     if spec is None:
         return Intake("ignored", None, "not an evacuation order (no Evacuate, no level)")
     await points.catch_up(c.points)  # takes no pool connection: safe inside our transaction
@@ -149,8 +156,10 @@ async def _referenced_order(conn: asyncpg.Connection, alert: cap.CapAlert) -> uu
     return None
 
 
-async def _wait_for_reference(c: Context, conn: asyncpg.Connection, alert: cap.CapAlert,
-                              raw: bytes, source: str, now: datetime) -> Intake:
+async def _wait_for_reference(c: Context, conn: asyncpg.Connection,
+                              prepared: cap_mapping.Prepared, raw: bytes, source: str,
+                              now: datetime) -> Intake:
+    alert = prepared.alert
     refs = _references(alert)
     known = await conn.fetch(
         "SELECT sender, identifier FROM cap_messages WHERE (sender, identifier) IN"
@@ -162,7 +171,7 @@ async def _wait_for_reference(c: Context, conn: asyncpg.Connection, alert: cap.C
     if not missing:
         if alert.msg_type == "Update" and not cap_mapping.is_all_clear(alert):
             # An update that turns a message without an order into an evacuation issues it.
-            return await _new_order(c, conn, alert, now)
+            return await _new_order(c, conn, prepared, now)
         why = "references no message" if not refs else "its references carry no order"
         return Intake("ignored", None, f"{alert.msg_type} {why}")
     sender, identifier = alert.key

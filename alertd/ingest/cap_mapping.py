@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import shapely
@@ -12,6 +13,7 @@ from alertd import errors, settings
 from alertd.orders import HAZARDS, OrderSpec
 from feeds import cap
 from geo import areas, geocodes, municipalities
+from geo import errors as geo_errors
 
 # Keywords of CAP `event` texts (Japanese and English), most specific first.
 _HAZARD_WORDS: tuple[tuple[str, str], ...] = (
@@ -74,12 +76,16 @@ def language(tag: str) -> str:
     return (tag or "en-US").split("-")[0].lower() or "en"
 
 
-def area_geometry(infos: list[cap.CapInfo], table: municipalities.Table) -> shapely.Geometry:
+def area_geometry(infos: list[cap.CapInfo], table: municipalities.Table,
+                  max_self_intersections: int = areas.MAX_SELF_INTERSECTIONS) -> shapely.Geometry:
     """The union of every area of the info blocks; an area nothing can resolve is an error."""
     parts = []
     for info in infos:
         for area in info.areas:
-            shape = cap.area_geometry(area)
+            try:
+                shape = cap.area_geometry(area, max_self_intersections)
+            except geo_errors.GeoError as exc:
+                raise errors.InvalidInput(f"area {area.desc!r}: {exc.reason}") from exc
             if shape is None:
                 shape, unknown = geocodes.resolve_all(area.geocodes, table)
                 if shape is None:
@@ -93,12 +99,65 @@ def area_geometry(infos: list[cap.CapInfo], table: municipalities.Table) -> shap
     return shapely.union_all(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A CAP message read, with the area of its evacuation blocks resolved when it may need one
+    (``resolved``): the geometry, or why there is none (``area_error``)."""
+
+    alert: cap.CapAlert
+    resolved: bool = False
+    area: shapely.Geometry | None = None
+    area_error: str = ""
+
+
+def check_sent(alert: cap.CapAlert, cfg: settings.Cap, now: datetime) -> None:
+    """Refuse a message sent further in the future than the allowed clock skew.
+
+    Messages of an order apply in `sent` order, so one dated 9999 would make every later
+    Cancel look older: the order could never be lifted by its feed."""
+    if alert.sent > now + timedelta(seconds=cfg.max_future_skew_s):
+        raise errors.InvalidInput(
+            f"sent {alert.sent.isoformat()} is more than {cfg.max_future_skew_s:g} s in the "
+            f"future (now {now.isoformat(timespec='seconds')}); check the sender's clock")
+
+
+def prepare(table: municipalities.Table, arg: tuple[bytes, settings.Settings, datetime]
+            ) -> Prepared:
+    """Parse and check a CAP message and resolve its area: the CPU-heavy part of intake, as a
+    compute job (see :mod:`alertd.compute`). Errors of the area are kept, not raised: a Cancel
+    needs no area, and only an order from the message fails for want of one."""
+    raw, cfg, now = arg
+    alert = cap.parse(raw, max_bytes=cfg.cap.max_bytes)
+    check_sent(alert, cfg.cap, now)
+    infos = [i for i in alert.infos if is_evacuation(i, cfg.cap) and i.areas]
+    if alert.msg_type not in ("Alert", "Update") or not infos:
+        return Prepared(alert)
+    try:
+        geometry = _checked(
+            area_geometry(infos, table, cfg.orders.max_self_intersections), cfg)
+    except errors.InvalidInput as exc:
+        return Prepared(alert, resolved=True, area_error=exc.reason)
+    return Prepared(alert, resolved=True, area=geometry)
+
+
+def _area(infos: list[cap.CapInfo], table: municipalities.Table, cfg: settings.Settings,
+          prepared: Prepared | None) -> shapely.Geometry:
+    """The checked area of the info blocks: resolved already by :func:`prepare`, or now."""
+    if prepared is None or not prepared.resolved:
+        return _checked(area_geometry(infos, table, cfg.orders.max_self_intersections), cfg)
+    if prepared.area is None:
+        raise errors.InvalidInput(prepared.area_error)
+    return prepared.area
+
+
 def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Settings,
-            now: datetime, current: OrderSpec | None = None) -> OrderSpec | None:
+            now: datetime, current: OrderSpec | None = None, *,
+            prepared: Prepared | None = None) -> OrderSpec | None:
     """The order version a CAP message asks for, or None when it is not an evacuation.
 
     With `current` (an Update of an order), what the message leaves out is kept from the
-    current version, as a staff PATCH would: level, hazard, texts, expiry and area."""
+    current version, as a staff PATCH would: level, hazard, texts, expiry and area. With
+    `prepared`, the area it resolved is used rather than resolved again."""
     infos = [i for i in alert.infos if is_evacuation(i, cfg.cap)]
     if not infos:
         return None
@@ -131,7 +190,7 @@ def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Sett
     if current is not None and not any(i.areas for i in infos):
         area = current.area
     else:
-        area = areas.Area(kind="polygon", geometry=_checked(area_geometry(infos, table), cfg),
+        area = areas.Area(kind="polygon", geometry=_area(infos, table, cfg, prepared),
                           area_codes=())
     hazard = hazard_of(infos[0], cfg.cap, current.hazard if current else "flood")
     return OrderSpec(level=level, hazard=hazard, area=area,

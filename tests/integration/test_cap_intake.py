@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from alertd import devices, points
+from alertd import app, devices, points
+from alertd.compute import Compute
 from alertd.context import Context
 from alertd.ingest import cap_intake
-from tests import capgen
+from tests import capgen, shapes
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cap"
 
@@ -159,6 +162,54 @@ async def test_absurdly_large_area_is_quarantined(context: Context) -> None:
     huge = "30.0,130.0 30.0,142.0 42.0,142.0 42.0,130.0 30.0,130.0"
     with pytest.raises(cap_intake.Rejected, match="km²"):
         await cap_intake.ingest(context, capgen.message("big", polygon=huge), "test")
+
+
+async def test_tangled_star_is_quarantined(context: Context) -> None:
+    """A CAP polygon crossing itself 318,400 times (the 800-vertex star) is quarantined with
+    the reason, not repaired for a minute."""
+    with pytest.raises(cap_intake.Rejected) as caught:
+        await cap_intake.ingest(context, capgen.message(
+            "star", polygon=shapes.star_cap(800)), "test")
+    reason = ("area '福島市中心部': the polygon intersects itself at more than 1000 points; "
+              "repairing it would take too long: please redraw it without crossing edges")
+    assert caught.value.reason == reason
+    assert await context.pool.fetchval("SELECT reason FROM quarantine") == reason
+    assert await context.pool.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_far_future_sent_is_quarantined(context: Context) -> None:
+    """An Alert sent in 9999 is refused (else no later Cancel could ever lift its order); one
+    sent a minute ahead (a sender's clock skew) is accepted."""
+    future = datetime(9999, 12, 31, 0, 0, tzinfo=UTC)
+    with pytest.raises(cap_intake.Rejected) as caught:
+        await cap_intake.ingest(context, capgen.message("late", sent=future), "test")
+    assert caught.value.reason.startswith(
+        "sent 9999-12-31T00:00:00+00:00 is more than 300 s in the future (now ")
+    assert await context.pool.fetchval("SELECT count(*) FROM quarantine") == 1
+    assert await context.pool.fetchval("SELECT count(*) FROM orders") == 0
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=60)
+    result = await cap_intake.ingest(context, capgen.message("ahead", sent=ahead), "test")
+    assert result.outcome == "order"
+
+
+async def test_large_messages_are_read_in_a_worker(context: Context) -> None:
+    """A CAP message over compute.inline_max_bytes is read in a worker process: a valid one
+    becomes an order, the tangled star is quarantined with the same reason."""
+    jobs = Compute(dataclasses.replace(context.cfg.compute, workers=1),
+                   app.areas_path(context.cfg))
+    await jobs.start()
+    try:
+        c = dataclasses.replace(context, compute=jobs)
+        ring = " ".join(f"{lat:.6f},{lon:.6f}" for lon, lat in shapes.circle_ring(400))
+        raw = capgen.message("round", polygon=ring)
+        assert len(raw) > context.cfg.compute.inline_max_bytes
+        assert (await cap_intake.ingest(c, raw, "test")).outcome == "order"
+        with pytest.raises(cap_intake.Rejected, match="more than 1000 points"):
+            await cap_intake.ingest(c, capgen.message("star", polygon=shapes.star_cap(800)),
+                                    "test")
+        assert (jobs.finished, jobs.replaced) == (2, 0)
+    finally:
+        await jobs.close()
 
 
 async def test_cancel_waiting_on_an_update_is_applied(context: Context) -> None:

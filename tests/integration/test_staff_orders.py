@@ -1,0 +1,116 @@
+"""The staff order routes in-process on a real PostgreSQL: previews, and where they compute."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from alertd import app, devices, points, staff
+from alertd.api import routes
+from alertd.compute import Compute
+from alertd.context import Context
+from tests import shapes
+
+HOME = (37.7608, 140.4747)  # (lat, lon) in 福島市 (072010)
+NEIGHBOUR = (37.7608, 140.4748)  # about 9 m east
+HEADLINE = {"ja": "避難指示"}
+
+
+async def _locate(c: Context, n: int, lat: float, lon: float) -> None:
+    """Register n devices located at (lat, lon)."""
+    for i in range(n):
+        device_id, _ = await devices.register(c.pool, "ios", f"tok-{lat}-{lon}-{i}", "ja")
+        dev = await devices.get(c.pool, device_id)
+        assert dev is not None
+        await devices.set_location(c.pool, dev, lat, lon, None)
+    await points.catch_up(c.points)
+
+
+def _circle(lat: float, lon: float, radius_m: float) -> dict[str, Any]:
+    return {"level": 4, "hazard": "flood", "headline": HEADLINE,
+            "area": {"circle": {"lat": lat, "lon": lon, "radius_m": radius_m}}}
+
+
+async def _preview(client: TestClient, token: str, body: dict[str, Any]) -> tuple[int, Any]:
+    r = await client.post("/v1/staff/orders:preview", json=body,
+                          headers={"Authorization": f"Bearer {token}"})
+    return r.status, await r.json()
+
+
+async def test_small_previews_do_not_locate_residents(api: TestClient,
+                                                      context: Context) -> None:
+    """A 0.01 m circle on a resident's home and one 11 m away both answer "fewer than 10",
+    in all and per municipality: a viewer cannot tell where the one resident lives."""
+    await _locate(context, 1, *HOME)
+    viewer = await staff.create(context.pool, "viewer")
+    hidden = {"devices": "fewer than 10", "by_area": {"072010": "fewer than 10"}}
+    assert await _preview(api, viewer, _circle(*HOME, 0.01)) == (200, hidden)
+    assert await _preview(api, viewer, _circle(HOME[0] + 0.0001, HOME[1], 0.01)) == (
+        200, hidden)
+
+
+async def test_previews_at_the_minimum_show_the_number(api: TestClient,
+                                                       context: Context) -> None:
+    """From orders.preview_min_count (10) up a preview shows exact counts; 9 are hidden."""
+    await _locate(context, 9, *HOME)
+    viewer = await staff.create(context.pool, "viewer")
+    assert await _preview(api, viewer, _circle(*HOME, 50)) == (
+        200, {"devices": "fewer than 10", "by_area": {"072010": "fewer than 10"}})
+    await _locate(context, 1, *NEIGHBOUR)
+    assert await _preview(api, viewer, _circle(*HOME, 50)) == (
+        200, {"devices": 10, "by_area": {"072010": 10}})
+
+
+async def test_tangled_star_preview_is_refused(api: TestClient,
+                                               context: Context) -> None:
+    """The 800-vertex star of issue 7 sent by a viewer answers 422 saying why."""
+    viewer = await staff.create(context.pool, "viewer")
+    body = {"level": 4, "hazard": "flood", "headline": HEADLINE, "area": shapes.star_polygon(800)}
+    assert await _preview(api, viewer, body) == (422, {"error": (
+        "area: the polygon intersects itself at more than 1000 points; repairing it would take "
+        "too long: please redraw it without crossing edges")})
+
+
+@pytest.fixture
+async def jobs(context: Context) -> AsyncIterator[Compute]:
+    """One worker process for the large areas."""
+    jobs = Compute(dataclasses.replace(context.cfg.compute, workers=1),
+                   app.areas_path(context.cfg))
+    await jobs.start()
+    yield jobs
+    await jobs.close()
+
+
+@pytest.fixture
+async def worker_client(context: Context, jobs: Compute) -> AsyncIterator[TestClient]:
+    """A test client whose large areas are parsed in the worker process."""
+    c = TestClient(TestServer(routes.build_app(dataclasses.replace(context, compute=jobs))))
+    await c.start_server()
+    yield c
+    await c.close()
+
+
+async def test_large_areas_are_parsed_in_a_worker(worker_client: TestClient, jobs: Compute,
+                                                  context: Context) -> None:
+    """A 400-vertex area goes through a worker process and gives the same answers: a preview,
+    an order, a refusal."""
+    await _locate(context, 10, *HOME)
+    operator = await staff.create(context.pool, "operator")
+    ring = shapes.circle_ring(400, radius_deg=0.01)
+    ring = [[lon - shapes.CENTRE[0] + HOME[1], lat - shapes.CENTRE[1] + HOME[0]]
+            for lon, lat in ring]
+    body = {"level": 4, "hazard": "flood", "headline": HEADLINE,
+            "area": {"type": "Polygon", "coordinates": [ring]}}
+    assert await _preview(worker_client, operator, body) == (
+        200, {"devices": 10, "by_area": {"072010": 10}})
+    r = await worker_client.post("/v1/staff/orders", json=body,
+                                 headers={"Authorization": f"Bearer {operator}"})
+    assert r.status == 201 and (await r.json())["devices"] == 10
+    body["area"] = shapes.star_polygon(800)
+    status, answer = await _preview(worker_client, operator, body)
+    assert status == 422 and "more than 1000 points" in answer["error"]
+    assert jobs.finished == 3
