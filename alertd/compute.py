@@ -132,9 +132,9 @@ class Compute:
         self._idle.put_nowait(worker)
 
     async def run(self, job: Job[A, T], table: municipalities.Table, arg: A, *,
-                  inline: bool = False) -> T:
+                  inline: bool = False, what: str = "the request") -> T:
         """``job(table, arg)``, inline or in a worker (whose table is loaded from the same
-        file); errors come back as they were raised."""
+        file); errors come back as they were raised. ``what`` names the input in refusals."""
         if inline or not self._cfg.workers:
             metrics.COMPUTE_JOBS.labels("inline").inc()
             return job(table, arg)
@@ -153,15 +153,15 @@ class Compute:
             self._abandon(worker, answer)
             log.warning("compute_job_timeout", job=job.__name__, timeout_s=self._cfg.timeout_s)
             raise errors.TooComplex(
-                f"processing it took longer than {self._cfg.timeout_s:g} s, the limit for one "
-                "request; simplify it (fewer vertices, fewer shapes)")
+                f"processing {what} took longer than {self._cfg.timeout_s:g} s, the limit for "
+                "one request; simplify it (fewer vertices, fewer shapes)")
         if isinstance(answer.exception(), BrokenProcessPool):
             metrics.COMPUTE_JOBS.labels("lost").inc()
             if self._closed:
                 raise errors.NotReady("the daemon is stopping; retry shortly")
             log.error("compute_worker_lost", job=job.__name__, pid=worker.pid)
-            raise errors.TooComplex("the worker process handling it failed (out of memory?); "
-                                    "simplify it")
+            raise errors.TooComplex(f"the worker process handling {what} failed (out of "
+                                    "memory?); simplify it")
         metrics.COMPUTE_JOBS.labels("done").inc()
         self.finished += 1
         return answer.result()

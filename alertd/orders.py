@@ -177,11 +177,12 @@ def preview_job(table: municipalities.Table, arg: tuple[Any, settings.Orders, da
 
 
 def coarse(count: int, minimum: int) -> int | str:
-    """A count as a preview may show it: exact from ``minimum`` up, else "fewer than N".
+    """A count as a preview may show it: exact from ``minimum`` up, else "fewer than N"
+    (a minimum of 0 or 1 shows every count).
 
     Below the minimum the number would locate people: a preview with a tiny circle at a
     house answers whether someone lives there."""
-    return count if count >= minimum else f"fewer than {minimum}"
+    return count if count >= minimum or minimum <= 1 else f"fewer than {minimum}"
 
 
 def area_json(area: areas.Area, raw: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ async def preview(request: web.Request) -> web.Response:
     raw = await plumbing.json_body(request)
     spec, parts = await c.compute.run(orders.preview_job, c.table,
                                       (raw, c.cfg.orders, datetime.now(UTC)),
-                                      inline=orders.small(raw, c.cfg.compute))
+                                      inline=orders.small(raw, c.cfg.compute), what="the area")
     await points.catch_up(c.points)
     match = c.points.match(spec.area.geometry, spec.area.area_codes)
     count = await devices.count_reachable(c.pool, match.seqs.tolist())
@@ -44,7 +44,7 @@ async def create(request: web.Request) -> web.Response:
     c = plumbing.ctx(request)
     raw = await plumbing.json_body(request)
     spec = await c.compute.run(orders.spec_job, c.table, (raw, c.cfg.orders, datetime.now(UTC)),
-                               inline=orders.small(raw, c.cfg.compute))
+                               inline=orders.small(raw, c.cfg.compute), what="the area")
     key = idempotency.check_key(request.headers.get("Idempotency-Key"))
     await points.catch_up(c.points)  # before taking a connection: none is held while waiting
     async with c.pool.acquire() as conn, conn.transaction():
@@ -96,7 +96,7 @@ async def amend(request: web.Request) -> web.Response:
     # No connection is held while the area is parsed; amend refuses if the order changed.
     spec = await c.compute.run(orders.patch_job, c.table,
                                (raw, order.spec, c.cfg.orders, datetime.now(UTC)),
-                               inline=orders.small(raw, c.cfg.compute))
+                               inline=orders.small(raw, c.cfg.compute), what="the area")
     await points.catch_up(c.points)  # before taking a connection: none is held while waiting
     async with c.pool.acquire() as conn:
         accepted = await pipeline.amend(conn, c.points, order, spec)

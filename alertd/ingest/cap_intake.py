@@ -44,7 +44,8 @@ async def ingest(c: Context, raw: bytes, source: str, *, release: bool = True) -
         # Parsing and the area's geometry cost CPU that grows with the document: off the loop.
         prepared = await c.compute.run(cap_mapping.prepare, c.table,
                                        (raw, c.cfg, datetime.now(UTC)),
-                                       inline=len(raw) <= c.cfg.compute.inline_max_bytes)
+                                       inline=len(raw) <= c.cfg.compute.inline_max_bytes,
+                                       what="the message")
         if prepared.alert.status == "Draft":
             raise errors.InvalidInput("status Draft is not accepted: drafts are never issued")
         result = await _apply(c, prepared, raw, source)

@@ -99,9 +99,9 @@ async def test_job_over_the_limit_is_killed_and_replaced(pool: compute.Compute) 
     takes its place and the next jobs run."""
     before = pool.pids
     with pytest.raises(errors.TooComplex) as caught:
-        await pool.run(spin, TABLE, 60.0)
+        await pool.run(spin, TABLE, 60.0, what="the area")
     assert caught.value.reason == (
-        "processing it took longer than 1 s, the limit for one request; simplify it "
+        "processing the area took longer than 1 s, the limit for one request; simplify it "
         "(fewer vertices, fewer shapes)")
     killed = [pid for pid in before if pid not in pool.pids]
     assert len(killed) == 1 and pool.replaced == 1
