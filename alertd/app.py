@@ -16,6 +16,7 @@ from alertd import db, errors, points, settings
 from alertd.api import connections, routes
 from alertd.compute import Compute
 from alertd.context import Context
+from alertd.delivery import services
 from alertd.delivery.dispatcher import Dispatcher, Sender
 from geo import index as geo_index
 from geo import municipalities
@@ -41,18 +42,40 @@ def parse_roles(text: str) -> tuple[str, ...]:
     return roles
 
 
-def make_senders(cfg: settings.Settings) -> dict[str, tuple[Sender, int]]:
-    """The push senders enabled in the configuration."""
-    out: dict[str, tuple[Sender, int]] = {}
-    if cfg.apns.enabled:
+def _sender(cfg: settings.Settings, service: str) -> tuple[Sender, int]:
+    if service == "apns":
         from alertd.delivery.apns import ApnsSender
 
-        out["apns"] = (ApnsSender(cfg.apns), cfg.apns.concurrency)
-    if cfg.fcm.enabled:
-        from alertd.delivery.fcm import FcmSender
+        return ApnsSender(cfg.apns), cfg.apns.concurrency
+    from alertd.delivery.fcm import FcmSender
 
-        out["fcm"] = (FcmSender(cfg.fcm), cfg.fcm.concurrency)
-    return out
+    return FcmSender(cfg.fcm), cfg.fcm.concurrency
+
+
+async def start_senders(cfg: settings.Settings) -> dict[str, tuple[Sender, int]]:
+    """Start the push services that are configured and log once, with why, each one that is
+    off. An enabled service that is configured only in part stops the start with one error
+    naming every problem of every service (missing settings, unreadable credentials)."""
+    chosen = services.plan(cfg)
+    for service, why in chosen.off:
+        log.warning("push_service_off", service=service, reason=why,
+                    effect=f"{service} deliveries wait in the outbox for a node that sends them")
+    problems = list(chosen.missing)
+    started: dict[str, tuple[Sender, int]] = {}
+    for service in chosen.on:
+        sender, concurrency = _sender(cfg, service)
+        try:
+            await sender.start()
+        except errors.ConfigError as exc:
+            problems.append(exc.reason)
+            await sender.close()
+            continue
+        started[service] = (sender, concurrency)
+    if problems:
+        for sender, _ in started.values():
+            await sender.close()
+        raise errors.ConfigError(services.problems_text(problems))
+    return started
 
 
 async def _listen(runner: web.AppRunner, http: settings.Http) -> None:
@@ -100,9 +123,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
             await runner.setup()
             await _listen(runner, cfg.http)
         if "worker" in roles:
-            senders = make_senders(cfg)
-            for sender, _ in senders.values():
-                await sender.start()
+            senders = await start_senders(cfg)
             dispatcher = Dispatcher(pool, cfg, senders)
             tasks.append(asyncio.create_task(dispatcher.run()))
         if "scheduler" in roles:

@@ -72,14 +72,18 @@ def config_files(args: argparse.Namespace) -> list[str]:
     return [*args.config_before, *getattr(args, "config_after", [])]
 
 
-async def _migrate(cfg: settings.Settings) -> int:
+async def _apply_migrations(cfg: settings.Settings) -> list[str]:
     from alertd import db
 
     conn = await db.connect_one(cfg.database.url)
     try:
-        applied = await db.migrate(conn)
+        return await db.migrate(conn)
     finally:
         await conn.close()
+
+
+async def _migrate(cfg: settings.Settings) -> int:
+    applied = await _apply_migrations(cfg)
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0
 
@@ -175,8 +179,11 @@ async def _run(cfg: settings.Settings, roles: str, migrate_first: bool) -> int:
     from alertd import app
 
     parsed = app.parse_roles(roles)
-    if migrate_first:
-        await _migrate(cfg)
+    if migrate_first:  # a log line like the daemon's others (JSON in a container), no print
+        import structlog
+
+        applied = await _apply_migrations(cfg)
+        structlog.get_logger(__name__).info("migrations_applied", versions=applied)
     await app.serve(cfg, parsed)
     return 0
 
@@ -215,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(asyncio.run(localdb.ensure(cfg.database.url, args.dir)))
             return 0
+    except errors.ConfigError as exc:  # found at start (push credentials): as at load
+        print(f"alertd: configuration error: {exc.reason}", file=sys.stderr)
+        return 2
     except errors.AlertdError as exc:
         print(f"alertd: {exc.reason}", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from aioapns.connection import (
 )
 
 from alertd import errors, settings
-from alertd.delivery import outcomes, push
+from alertd.delivery import outcomes, push, services
 
 log = structlog.get_logger(__name__)
 
@@ -105,17 +105,16 @@ def ssl_context(ca_file: str) -> ssl.SSLContext:
 
 def client(config: settings.Apns) -> aioapns.APNs:
     """An aioapns client for the configured credentials and host; call inside the event loop."""
+    missing = services.apns_missing(config)
+    if missing:
+        raise errors.ConfigError(services.problems_text(missing))
     key: str | None = None
     cert: str | None = None
     if config.key_file:
-        if not (config.key_id and config.team_id):
-            raise errors.ConfigError("apns.key_file needs apns.key_id and apns.team_id")
         key = _read(config.key_file, "apns.key_file")
-    elif config.cert_file:
+    else:
         _read(config.cert_file, "apns.cert_file")
         cert = config.cert_file
-    else:
-        raise errors.ConfigError("APNs needs apns.key_file (token auth) or apns.cert_file")
     apns = aioapns.APNs(
         client_cert=cert,
         key=key,
@@ -140,7 +139,7 @@ def _read(path: str, key: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise errors.ConfigError(f"config key {key}: cannot read {path}: {exc}") from exc
+        raise errors.ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def request_for(

@@ -17,7 +17,7 @@ import google.auth.jwt
 import structlog
 
 from alertd import backoff, errors, logs, settings
-from alertd.delivery import outcomes, push
+from alertd.delivery import outcomes, push, services
 
 log = structlog.get_logger(__name__)
 
@@ -50,14 +50,19 @@ class AccessToken:
 def load_service_account(path: str) -> ServiceAccount:
     """Read and check a service-account JSON file."""
     if not path:
-        raise errors.ConfigError("FCM needs fcm.service_account_file")
+        raise errors.ConfigError(services.problems_text(["fcm.service_account_file"]))
     try:
         info = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise errors.ConfigError(f"config key fcm.service_account_file: {path}: {exc}") from exc
+    except OSError as exc:
+        raise errors.ConfigError(
+            f"fcm.service_account_file: cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise errors.ConfigError(
+            f"fcm.service_account_file: {path} is not JSON: {exc}") from exc
     fields = ("project_id", "client_email", "token_uri", "private_key")
     if not isinstance(info, dict) or not all(isinstance(info.get(f), str) for f in fields):
-        raise errors.ConfigError(f"{path} is not a service-account file ({', '.join(fields)})")
+        raise errors.ConfigError(f"fcm.service_account_file: {path} is not a service-account "
+                                 f"file (it needs {', '.join(fields)})")
     return ServiceAccount(info["project_id"], info["client_email"], info["token_uri"], info)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -152,3 +153,59 @@ def test_taken_port_is_one_clear_error_line(db_url: str, taken_port: int) -> Non
     assert errors == [
         f"alertd: cannot listen on 127.0.0.1:{taken_port}: Address already in use; choose "
         "another port with http.port in a --config file or ALERTD_HTTP_PORT"]
+
+
+async def test_image_start_with_only_a_database_url_serves_with_push_off(
+        tmp_path: Path, empty_db_url: str, http: aiohttp.ClientSession,
+        started: list[subprocess.Popen[bytes]]) -> None:
+    """`alertd run --migrate` (the Docker image's start) with a database URL and no push
+    credentials migrates, answers /readyz, logs each push service as off once, and every line
+    it writes is JSON."""
+    port = free_port_base(1)
+    # The image's environment: host, port and JSON logs; nothing about APNs or FCM.
+    env = _env(ALERTD_DATABASE_URL=empty_db_url, ALERTD_HTTP_HOST="127.0.0.1",
+               ALERTD_HTTP_PORT=str(port))
+    log = tmp_path / "daemon.log"
+    daemon = _start(started, ["run", "--migrate"], env, log)
+
+    async def ready() -> bool:
+        assert daemon.poll() is None, log.read_text()
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+    await wait_for(ready, "daemon /readyz")
+    daemon.terminate()
+    assert daemon.wait(timeout=60) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    off = [(e["service"], e["level"], e["reason"]) for e in lines
+           if e["event"] == "push_service_off"]
+    assert off == [
+        ("apns", "warning", "no credentials configured: set apns.key_file, apns.key_id and "
+                            "apns.team_id (token auth) or apns.cert_file"),
+        ("fcm", "warning", "no credentials configured: set fcm.service_account_file")]
+    events = [e["event"] for e in lines]
+    assert events.index("migrations_applied") < events.index("alertd_started")
+    assert events[-1] == "alertd_stopped"
+
+
+def test_push_services_configured_in_part_are_one_error_naming_all(
+        tmp_path: Path, db_url: str) -> None:
+    """An APNs key without its key id and team id, and an unreadable FCM service account,
+    stop the start with one error that names all three problems, and no traceback."""
+    account = tmp_path / "missing-account.json"
+    env = _env(ALERTD_DATABASE_URL=db_url, ALERTD_HTTP_PORT=str(free_port_base(1)),
+               ALERTD_APNS_KEY_FILE=str(tmp_path / "AuthKey.p8"),
+               ALERTD_FCM_SERVICE_ACCOUNT_FILE=str(account))
+    out = alertd("run", env=env)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr + out.stdout
+    message = out.stderr[out.stderr.index("alertd: configuration error"):]
+    assert message == (
+        "alertd: configuration error: push services are enabled but not fully configured;"
+        " missing or wrong:\n"
+        "  - apns.key_id (token auth needs it)\n"
+        "  - apns.team_id (token auth needs it)\n"
+        f"  - fcm.service_account_file: cannot read {account}: No such file or directory\n"
+        "(set them, or turn a service off with apns.enabled / fcm.enabled = false)\n")
