@@ -97,6 +97,7 @@ class Dispatch:
     flush_ms: int
     shutdown_grace_s: float
     poll_s: float
+    reap_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,8 @@ _POSITIVE = {
     "orders.max_ttl_s", "orders.max_vertices", "orders.max_area_km2", "orders.circle_segments",
     "geo.cell_deg", "dispatch.batch_size", "dispatch.lease_s", "dispatch.max_attempts",
     "dispatch.backoff_base_s", "dispatch.backoff_max_s", "dispatch.flush_ms",
-    "dispatch.poll_s", "apns.max_connections", "apns.concurrency", "apns.timeout_s",
+    "dispatch.poll_s", "dispatch.reap_s", "apns.max_connections", "apns.concurrency",
+    "apns.timeout_s",
     "fcm.concurrency", "fcm.timeout_s", "feeds.cap_interval_s", "feeds.timeout_s",
     "feeds.shelter_status_interval_s", "feeds.max_backoff_s", "feeds.max_bytes",
     "cap.max_bytes", "shelters.open_push_radius_m", "ratelimit.register_burst",

@@ -6,8 +6,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,9 +15,10 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from alertd import db, logs, metrics, settings
+from alertd import logs, metrics, settings
 from alertd.delivery import outbox, outcomes
 from alertd.delivery.outbox import Claimed, Result
+from alertd.delivery.presence import Presence
 from alertd.delivery.push import Outcome, PushMessage, thread_id_for
 
 log = structlog.get_logger(__name__)
@@ -124,14 +123,20 @@ def message(c: Claimed, critical_levels: tuple[int, ...]) -> PushMessage:
 
 
 class Dispatcher:
-    """One dispatcher process's claim/send/record loop over every configured service."""
+    """One dispatcher process's claim/send/record loop over every configured service.
+
+    It claims only while its presence holds its lock (see presence): when the lock is lost
+    while the process lives, the rows claimed ahead are not sent and the sends already started
+    finish.
+    """
 
     def __init__(self, pool: asyncpg.Pool, cfg: settings.Settings,
                  senders: dict[str, tuple[Sender, int]]) -> None:
         self.pool = pool
         self.cfg = cfg
         self.senders = senders  # service -> (sender, concurrency)
-        self.worker = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.presence = Presence(cfg.database.url, cfg.dispatch.reap_s, self._wake_all,
+                                 self._lost_lock)
         self.wakes = {service: asyncio.Event() for service in senders}
         self.stopping = asyncio.Event()
         self.inflight: dict[int, asyncio.Task[None]] = {}
@@ -147,7 +152,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Run until stop() is called, then finish or release in-flight deliveries."""
-        listener = asyncio.create_task(self._listen())
+        listener = asyncio.create_task(self.presence.run())
         flusher = asyncio.create_task(self._flusher())
         loops = [asyncio.create_task(self._service_loop(s)) for s in self.senders]
         try:
@@ -163,9 +168,12 @@ class Dispatcher:
             self._closing = True
             self._flush_now.set()
             await asyncio.gather(flusher, return_exceptions=True)
+            await self._flush()
+            with contextlib.suppress(Exception):  # nothing of ours is left leased
+                await self.presence.unregister(self.pool)
+            self.presence.stopping = True
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
-            await self._flush()
 
     def stop(self) -> None:
         """Stop claiming; run() then finishes in-flight sends within the grace period."""
@@ -190,28 +198,16 @@ class Dispatcher:
         await self._flush()
         if unfinished:
             with contextlib.suppress(Exception):
-                await outbox.release(self.pool, unfinished, self.worker)
+                await outbox.release(self.pool, unfinished, self.presence.identities)
             log.info("dispatcher_released", deliveries=len(unfinished))
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                conn = await db.connect_one(self.cfg.database.url)
-            except Exception as exc:
-                log.warning("outbox_listen_failed", error=logs.describe(exc))
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                await conn.add_listener(outbox.CHANNEL, lambda *_: self._wake_all())
-                self._wake_all()
-                while not conn.is_closed():
-                    await asyncio.sleep(5.0)
-                    await conn.execute("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox_listener_lost", error=logs.describe(exc))
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+    def _lost_lock(self) -> list[int]:
+        """Our lock is lost: the rows claimed ahead are not ours to send any more (see
+        presence); their ids."""
+        dropped = [c.id for queue in self.ahead.values() for c in queue]
+        for queue in self.ahead.values():
+            queue.clear()
+        return dropped
 
     async def _service_loop(self, service: str) -> None:
         dcfg = self.cfg.dispatch
@@ -224,18 +220,23 @@ class Dispatcher:
         top_up = max(1, min(dcfg.batch_size, slots.size) // 4)
         exhausted = False
         while not self.stopping.is_set():
+            if not self.presence.holding.is_set():
+                await self._wait(service, dcfg.poll_s)  # woken once the lock is held
+                continue
             while ahead and slots.free > 0:
                 c = ahead.popleft()
                 slots.take()
                 self.inflight[c.id] = asyncio.create_task(self._deliver(sender, c))
             want = min(dcfg.batch_size, slots.size - len(ahead))
             if want >= top_up or (not ahead and want > 0):
+                worker = self.presence.worker
                 try:
-                    claimed = await outbox.claim(self.pool, service, want, dcfg.lease_s,
-                                                 self.worker)
+                    claimed = await outbox.claim(self.pool, service, want, dcfg.lease_s, worker)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("claim_failed", service=service, error=logs.describe(exc))
                     claimed = []
+                if self.presence.drop(worker, [c.id for c in claimed]):
+                    continue  # the lock was lost while claiming
                 ahead.extend(claimed)
                 exhausted = len(claimed) < want
                 if claimed:
@@ -309,6 +310,9 @@ class Dispatcher:
             # Lifted after this row was claimed (or by a node that died holding it): an
             # order that arrived after its 解除 would put a lifted order back on the phone.
             return Result(c.id, "cancelled", None, None, "order lifted before sending")
+        if not self.presence.holding.is_set():
+            # Peers may have taken it since our lock was lost: only sends already started go on.
+            return Result(c.id, "pending", now, None, "dispatcher lost its lock", refund=True)
         margin = min(LEASE_MARGIN_S, self.cfg.dispatch.lease_s / 4)
         if (c.lease_until - now).total_seconds() < margin:
             # Held too long (the database was away?): another node may own it by now.
@@ -343,10 +347,10 @@ class Dispatcher:
             async with self.pool.acquire() as conn:
                 if batch.invalid:
                     async with conn.transaction():
-                        await outbox.record(conn, batch.results, self.worker)
+                        await outbox.record(conn, batch.results, self.presence.identities)
                         await outbox.invalidate_tokens(conn, batch.invalid)
                 else:
-                    await outbox.record(conn, batch.results, self.worker)
+                    await outbox.record(conn, batch.results, self.presence.identities)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Keep them for the next flush; the lease protects the rows meanwhile.
             log.warning("record_failed", error=logs.describe(exc), results=len(batch.results))

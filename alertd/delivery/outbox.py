@@ -15,6 +15,10 @@ from alertd.delivery.push import Outcome
 # Dispatchers LISTEN on it; whoever writes delivery rows NOTIFYs it after commit.
 CHANNEL = "alertd_outbox"
 FINAL = ("sent", "invalid_token", "failed", "cancelled")
+# Namespace of the dispatchers' session locks, taken in the two-int form
+# pg_advisory_lock(DISPATCHER_LOCKS, hashtext(worker)): pg_locks shows them with objsubid 2, so
+# they cannot collide with the one-bigint locks of migrations and feeds (objsubid 1).
+DISPATCHER_LOCKS = 0x616C6470  # "aldp"
 SERVICES = {"ios": "apns", "android": "fcm"}  # device platform -> push service
 
 
@@ -131,8 +135,9 @@ async def claim(conn: asyncpg.Connection | asyncpg.Pool, service: str, limit: in
 
 
 async def record(conn: asyncpg.Connection | asyncpg.Pool, results: list[Result],
-                 worker: str) -> int:
-    """Write outcomes of deliveries this worker still holds; returns rows written."""
+                 workers: Sequence[str]) -> int:
+    """Write outcomes of deliveries still claimed by one of these identities (a dispatcher's,
+    old and current); returns rows written."""
     if not results:
         return 0
     status = await conn.execute(
@@ -142,9 +147,9 @@ async def record(conn: asyncpg.Connection | asyncpg.Pool, results: list[Result],
         " done_at = CASE WHEN u.state = ANY($7::text[]) THEN now() END"
         " FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],"
         "   $8::boolean[]) AS u(id, state, due_at, provider_id, reason, refund)"
-        " WHERE d.id = u.id AND d.state = 'sending' AND d.claimed_by = $6",
+        " WHERE d.id = u.id AND d.state = 'sending' AND d.claimed_by = ANY($6::text[])",
         [r.id for r in results], [r.state for r in results], [r.due_at for r in results],
-        [r.provider_id for r in results], [r.reason for r in results], worker, list(FINAL),
+        [r.provider_id for r in results], [r.reason for r in results], list(workers), list(FINAL),
         [r.refund for r in results],
     )
     return int(str(status).split()[-1])
@@ -171,15 +176,89 @@ async def invalidate_tokens(conn: asyncpg.Connection | asyncpg.Pool,
     )
 
 
-async def release(conn: asyncpg.Connection | asyncpg.Pool, ids: list[int], worker: str) -> None:
+async def release(conn: asyncpg.Connection | asyncpg.Pool, ids: list[int],
+                  workers: Sequence[str]) -> None:
     """Hand unfinished claims back so any dispatcher may send them at once."""
     if ids:
         await conn.execute(
             "UPDATE deliveries SET state = 'pending', due_at = now(), claimed_by = NULL,"
             " attempts = greatest(attempts - 1, 0)"
-            " WHERE id = ANY($1::bigint[]) AND state = 'sending' AND claimed_by = $2",
-            ids, worker,
+            " WHERE id = ANY($1::bigint[]) AND state = 'sending' AND claimed_by = ANY($2::text[])",
+            ids, list(workers),
         )
+
+
+# The server's TCP keepalive on a lock session: a host that vanishes without closing its sockets
+# (power loss, partition) frees its lock after about 5 + 2 * 3 s instead of the system default
+# of hours. Keepalive probes are answered by the kernel, so a busy dispatcher never loses its
+# lock this way. No effect over a Unix socket (nothing can vanish there).
+_LOCK_KEEPALIVE = ("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
+                   " SET tcp_keepalives_count = 3")
+
+
+async def register(conn: asyncpg.Connection, worker: str) -> bool:
+    """Take a dispatcher's session lock on this connection, then register the dispatcher;
+    False (nothing registered) when another session holds that lock (a hash collision)."""
+    await conn.execute(_LOCK_KEEPALIVE)
+    got = await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
+                              DISPATCHER_LOCKS, worker)
+    if got:
+        await conn.execute("INSERT INTO dispatchers (worker) VALUES ($1)"
+                           " ON CONFLICT (worker) DO UPDATE SET seen_at = now()", worker)
+    return bool(got)
+
+
+async def unregister(conn: asyncpg.Connection | asyncpg.Pool, workers: Sequence[str]) -> None:
+    """Forget dispatcher identities that stop cleanly (nothing of theirs is left leased)."""
+    await conn.execute("DELETE FROM dispatchers WHERE worker = ANY($1::text[])", list(workers))
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """What one pass of the reaper found."""
+
+    registered: bool  # the caller's own registration is still there
+    workers: tuple[str, ...]  # dead dispatchers, now unregistered
+    deliveries: dict[str, int]  # service -> their leased deliveries, made due again
+
+
+# Dead: registered, its lock held by no session. Its leased rows (found through the partial
+# index deliveries_due) go back to the due time they were created with, so they are claimed
+# before the rest of their fan-out, not after it: they are the ones already late. The join on
+# `dead` is skipped when nobody died (a one-time filter), so a pass costs two tiny statements.
+_REAP = """
+WITH seen AS (
+    UPDATE dispatchers SET seen_at = now() WHERE worker = $2 RETURNING worker
+), dead AS (
+    DELETE FROM dispatchers
+    WHERE hashtext(worker)::oid NOT IN (
+        SELECT l.objid FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+          AND l.classid = $1::int4::oid AND l.objid IS NOT NULL
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+    RETURNING worker
+), freed AS (
+    UPDATE deliveries SET due_at = created_at
+    WHERE EXISTS (SELECT FROM dead) AND claimed_by = ANY (ARRAY(SELECT worker FROM dead))
+      AND state = 'sending' AND due_at > now()
+    RETURNING service
+)
+SELECT EXISTS (SELECT FROM seen) AS registered, ARRAY(SELECT worker FROM dead) AS workers,
+       ARRAY(SELECT service FROM freed) AS services
+"""
+
+
+async def reap(conn: asyncpg.Connection, worker: str) -> Reaped:
+    """Unregister dead dispatchers and make their leased deliveries due now (NOTIFYing the
+    dispatchers when there are any); `worker` (the caller) is marked as seen."""
+    row = await conn.fetchrow(_REAP, DISPATCHER_LOCKS, worker)
+    assert row is not None
+    freed: dict[str, int] = {}
+    for service in row["services"]:
+        freed[service] = freed.get(service, 0) + 1
+    if freed:
+        await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+    return Reaped(bool(row["registered"]), tuple(row["workers"]), freed)
 
 
 async def depth(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:

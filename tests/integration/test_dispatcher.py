@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from structlog.testing import capture_logs
 
-from alertd import devices, settings
+from alertd import db, devices, settings
 from alertd.delivery import outbox
 from alertd.delivery.dispatcher import Dispatcher, Sender
 from alertd.delivery.push import Outcome, PushMessage
@@ -55,8 +55,9 @@ class Scripted:
         """Nothing to close."""
 
 
-async def _queue(pool: asyncpg.Pool, n: int) -> list[int]:
-    """n order deliveries to iOS devices; their ids."""
+async def _queue(pool: asyncpg.Pool, n: int, leased_to: str | None = None) -> list[int]:
+    """n order deliveries to iOS devices, claimed for 300 s by `leased_to` in the transaction
+    that writes them when given (no dispatcher sees them due); their ids."""
     order_id = uuid.uuid4()
     await pool.execute("INSERT INTO orders (id) VALUES ($1)", order_id)
     rows = []
@@ -66,8 +67,10 @@ async def _queue(pool: asyncpg.Pool, n: int) -> list[int]:
             device_id=device_id, service="apns", kind="order", title="t", body="b",
             expires_at=datetime.now(UTC) + timedelta(hours=1), level=4, order_id=order_id,
             version=1))
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         await outbox.enqueue(conn, rows)
+        if leased_to is not None:
+            await outbox.claim(conn, "apns", n, 300.0, leased_to)
     return [r["id"] for r in await pool.fetch("SELECT id FROM deliveries ORDER BY id")]
 
 
@@ -154,3 +157,90 @@ async def test_send_slots_bound_the_sends_in_flight(pool: asyncpg.Pool, db_url: 
         await wait_for(all_sent, "every delivery sent")
         assert dispatcher.slots["apns"].free == 3
     assert (sender.sends, sender.most_at_once) == (10, 3)
+
+
+async def _dead_dispatcher(db_url: str, worker: str) -> None:
+    """Register a dispatcher identity on a session that then ends: its lock is free."""
+    conn = await db.connect_one(db_url)
+    try:
+        assert await outbox.register(conn, worker)
+    finally:
+        await conn.close()
+
+
+async def test_rows_of_a_dead_dispatcher_go_out_at_start(pool: asyncpg.Pool, db_url: str) -> None:
+    """A dispatcher starting (a restart) sends at once the rows a dead dispatcher leased for
+    300 s: they are sent once each, and the dead registration is gone."""
+    await _dead_dispatcher(db_url, "gone:1:dead")
+    await _queue(pool, 4, leased_to="gone:1:dead")
+    sender = Scripted(lambda number: Outcome("sent"))
+    async with dispatching(pool, db_url, sender) as dispatcher:
+        async def all_sent() -> bool:
+            return await _states(pool) == [("sent", 2)] * 4
+
+        await wait_for(all_sent, "the dead dispatcher's rows sent")
+        workers = await pool.fetch("SELECT worker FROM dispatchers")
+        assert [r["worker"] for r in workers] == [dispatcher.presence.worker]
+    assert sender.sends == 4
+
+
+async def test_rows_of_a_peer_that_dies_go_out_at_once(pool: asyncpg.Pool, db_url: str) -> None:
+    """A running dispatcher sends the rows of a peer that dies holding a 300 s lease on them
+    (its next reaper pass finds the peer's lock free)."""
+    sender = Scripted(lambda number: Outcome("sent"))
+    async with dispatching(pool, db_url, sender) as dispatcher:
+        async def holding() -> bool:
+            return dispatcher.presence.holding.is_set()
+
+        await wait_for(holding, "the dispatcher holding its lock")
+        peer = await db.connect_one(db_url)
+        assert await outbox.register(peer, "peer:2:dying")
+        await _queue(pool, 3, leased_to="peer:2:dying")
+        assert await _states(pool) == [("sending", 1)] * 3
+        await peer.close()  # the peer dies
+
+        async def all_sent() -> bool:
+            return await _states(pool) == [("sent", 2)] * 3
+
+        await wait_for(all_sent, "the dead peer's rows sent")
+    assert sender.sends == 3
+
+
+async def test_a_lost_lock_stops_the_rows_claimed_ahead(pool: asyncpg.Pool, db_url: str) -> None:
+    """When its lock session is killed, a dispatcher does not send the rows it claimed ahead
+    (they are handed back), finishes the sends under way, and claims again under a new
+    identity: every row is sent exactly once."""
+    await _queue(pool, 6)
+    sender = Scripted(lambda number: Outcome("sent"))
+    sender.gate.clear()
+    with capture_logs() as logged:
+        async with dispatching(pool, db_url, sender, concurrency=2) as dispatcher:
+            async def full() -> bool:
+                return sender.running == 2 and len(dispatcher.ahead["apns"]) == 2
+
+            await wait_for(full, "two sends under way and two rows claimed ahead")
+            first = dispatcher.presence.worker
+            killed = await pool.fetchval(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid = $1::int4::oid AND objid = hashtext($2)::oid AND objsubid = 2",
+                outbox.DISPATCHER_LOCKS, first)
+            assert killed
+
+            async def relocked() -> bool:
+                return dispatcher.presence.holding.is_set() and dispatcher.presence.worker != first
+
+            await wait_for(relocked, "a new lock under a new identity")
+            # The sends under way stay ours: our own reaper did not make them due again.
+            under_way = await pool.fetchval(
+                "SELECT count(*) FROM deliveries WHERE state = 'sending' AND claimed_by = $1",
+                first)
+            assert under_way == 2
+            sender.gate.set()
+
+            async def all_sent() -> bool:
+                return [s for s, _ in await _states(pool)] == ["sent"] * 6
+
+            await wait_for(all_sent, "every delivery sent")
+    assert sender.sends == 6
+    [lost] = [e for e in logged if e["event"] == "dispatcher_lock_lost"]
+    assert (lost["worker"], lost["dropped"]) == (first, 2)

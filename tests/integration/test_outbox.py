@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from alertd import devices
+from alertd import db, devices
 from alertd.delivery import outbox
 
 COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level", "title",
@@ -67,9 +69,9 @@ async def test_only_the_holder_records(pool: asyncpg.Pool) -> None:
     await pool.execute("UPDATE deliveries SET due_at = now() - interval '1 second'")
     (again,) = await outbox.claim(pool, "apns", 10, 30.0, "new")
     stale = outbox.Result(c.id, "failed", None, None, "stale")
-    assert await outbox.record(pool, [stale], "old") == 0
+    assert await outbox.record(pool, [stale], ["old"]) == 0
     fresh = outbox.Result(again.id, "sent", None, "p-1", None)
-    assert await outbox.record(pool, [fresh], "new") == 1
+    assert await outbox.record(pool, [fresh], ["new"]) == 1
     row = await pool.fetchrow("SELECT state, provider_id, done_at FROM deliveries")
     assert (row["state"], row["provider_id"]) == ("sent", "p-1")
     assert row["done_at"] is not None
@@ -80,7 +82,7 @@ async def test_retry_is_not_due_before_its_time(pool: asyncpg.Pool) -> None:
     await _seed(pool, 1)
     (c,) = await outbox.claim(pool, "apns", 10, 30.0, "w")
     later = datetime.now(UTC) + timedelta(minutes=5)
-    await outbox.record(pool, [outbox.Result(c.id, "pending", later, None, "503")], "w")
+    await outbox.record(pool, [outbox.Result(c.id, "pending", later, None, "503")], ["w"])
     assert await outbox.claim(pool, "apns", 10, 30.0, "w") == []
     assert await pool.fetchval("SELECT state FROM deliveries") == "pending"
 
@@ -114,7 +116,7 @@ async def test_release_makes_rows_due_now(pool: asyncpg.Pool) -> None:
     """Released claims are immediately claimable by another dispatcher, attempt not counted."""
     await _seed(pool, 3)
     claimed = await outbox.claim(pool, "apns", 10, 30.0, "leaving")
-    await outbox.release(pool, [c.id for c in claimed], "leaving")
+    await outbox.release(pool, [c.id for c in claimed], ["leaving"])
     again = await outbox.claim(pool, "apns", 10, 30.0, "staying")
     assert len(again) == 3
     assert all(c.attempts == 1 for c in again)
@@ -127,7 +129,7 @@ async def test_refunded_claim_does_not_count_as_an_attempt(pool: asyncpg.Pool) -
     assert c.attempts == 1
     now = datetime.now(UTC)
     await outbox.record(pool, [outbox.Result(c.id, "pending", now, None, "paused", refund=True)],
-                        "w")
+                        ["w"])
     assert await pool.fetchval("SELECT attempts FROM deliveries") == 0
 
 
@@ -173,3 +175,106 @@ async def test_enqueue_writes_rows_and_wakes_dispatchers_at_commit(pool: asyncpg
         (android, "shelter_opened", None, "shelter-S1", None, expires)]
     assert await pool.fetchval("SELECT ref FROM deliveries WHERE device_id = $1",
                                android) == "shelter:S1:1"
+
+
+@asynccontextmanager
+async def locked(db_url: str, worker: str) -> AsyncIterator[asyncpg.Connection]:
+    """A session holding the lock of a registered dispatcher identity until the block ends."""
+    conn = await db.connect_one(db_url)
+    try:
+        assert await outbox.register(conn, worker)
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def _registered(pool: asyncpg.Pool) -> list[str]:
+    return [r["worker"] for r in await pool.fetch("SELECT worker FROM dispatchers ORDER BY 1")]
+
+
+async def test_rows_of_a_dispatcher_whose_lock_is_free_are_reaped(
+        pool: asyncpg.Pool, db_url: str) -> None:
+    """A registered dispatcher whose lock no session holds is dead: a reaper pass unregisters it
+    and makes its leased rows due at their creation time, so they are claimed at once and
+    before rows queued after them."""
+    await _seed(pool, 2)
+    async with locked(db_url, "dead"):
+        leased = await outbox.claim(pool, "apns", 10, 300.0, "dead")
+    await _seed(pool, 1, token="later")
+    async with locked(db_url, "live") as live:
+        assert await outbox.reap(live, "live") == outbox.Reaped(True, ("dead",), {"apns": 2})
+        assert await _registered(pool) == ["live"]
+        first = await outbox.claim(pool, "apns", 2, 30.0, "live")
+        assert [c.id for c in first] == [c.id for c in leased]
+        assert [c.attempts for c in first] == [2, 2]
+        assert await outbox.reap(live, "live") == outbox.Reaped(True, (), {})
+
+
+async def test_rows_of_a_dispatcher_holding_its_lock_are_not_reaped(
+        pool: asyncpg.Pool, db_url: str) -> None:
+    """A dispatcher whose lock is held on another connection keeps its registration and its
+    leased rows: nobody else can claim them before their lease ends."""
+    await _seed(pool, 2)
+    async with locked(db_url, "alive"), locked(db_url, "other") as other:
+        await outbox.claim(pool, "apns", 10, 300.0, "alive")
+        assert await outbox.reap(other, "other") == outbox.Reaped(True, (), {})
+        assert await _registered(pool) == ["alive", "other"]
+        assert await outbox.claim(pool, "apns", 10, 30.0, "other") == []
+
+
+async def test_a_feed_lock_on_the_same_numbers_does_not_keep_a_dead_dispatcher(
+        pool: asyncpg.Pool, db_url: str) -> None:
+    """A one-bigint advisory lock (feeds, migrations) whose key splits into the namespace and
+    the identity's hash is not a dispatcher lock: the dead dispatcher is still reaped."""
+    await _seed(pool, 1)
+    async with locked(db_url, "dead"):
+        await outbox.claim(pool, "apns", 10, 300.0, "dead")
+    async with pool.acquire() as feed, locked(db_url, "live") as live:
+        await feed.execute(
+            "SELECT pg_advisory_lock(($1::bigint << 32) | (hashtext($2)::bigint & 4294967295))",
+            outbox.DISPATCHER_LOCKS, "dead")
+        try:
+            assert await outbox.reap(live, "live") == outbox.Reaped(True, ("dead",), {"apns": 1})
+        finally:
+            await feed.execute("SELECT pg_advisory_unlock_all()")
+
+
+async def test_a_reap_that_frees_rows_wakes_the_dispatchers(
+        pool: asyncpg.Pool, db_url: str) -> None:
+    """Rows made due by a reaper pass are announced on the outbox channel (every dispatcher
+    wakes, whatever services it serves); a pass that frees nothing is silent."""
+    await _seed(pool, 1)
+    async with locked(db_url, "dead"):
+        await outbox.claim(pool, "apns", 10, 300.0, "dead")
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    async with pool.acquire() as listener, locked(db_url, "live") as live:
+
+        def wake(_conn: object, _pid: int, channel: str, _payload: str) -> None:
+            woken.put_nowait(channel)
+
+        await listener.add_listener(outbox.CHANNEL, wake)
+        await outbox.reap(live, "live")
+        assert await asyncio.wait_for(woken.get(), 10) == outbox.CHANNEL
+        await outbox.reap(live, "live")
+        await listener.execute("SELECT 1")  # a notification would have arrived by now
+        await listener.remove_listener(outbox.CHANNEL, wake)
+    assert woken.empty()
+
+
+async def test_a_dispatcher_unregistered_by_a_peer_is_told(pool: asyncpg.Pool,
+                                                            db_url: str) -> None:
+    """A reaper pass tells its caller when its own registration is gone (a peer once found its
+    lock free), so it stops claiming as if it held the lock."""
+    async with locked(db_url, "w") as conn:
+        assert (await outbox.reap(conn, "w")).registered
+        await pool.execute("DELETE FROM dispatchers")
+        assert not (await outbox.reap(conn, "w")).registered
+
+
+async def test_a_lock_session_has_short_server_keepalives(db_url: str) -> None:
+    """The server is asked to probe a lock session's TCP connection after 5 s of silence,
+    every 2 s, 3 times: a vanished host frees its lock in about 11 s, not hours."""
+    async with locked(db_url, "w") as conn:
+        shown = [await conn.fetchval(f"SHOW tcp_keepalives_{name}")
+                 for name in ("idle", "interval", "count")]
+    assert shown == ["5", "2", "3"]

@@ -49,10 +49,12 @@ def claimed(kind: str = "order", order_state: str | None = "active",
         lease_until=NOW + timedelta(seconds=lease_left))
 
 
-def rule(c: outbox.Claimed, pause: float = 0.0) -> outbox.Result | None:
+def rule(c: outbox.Claimed, pause: float = 0.0, holding: bool = True) -> outbox.Result | None:
     """The dispatcher's decision for a claim, before any send."""
     sender = PausedFor(pause)
     d = Dispatcher(None, CFG, {"apns": (sender, 10)})  # type: ignore[arg-type]
+    if holding:
+        d.presence.holding.set()
     return d._without_sending(c, sender, NOW)
 
 
@@ -89,6 +91,13 @@ def test_pause_is_capped() -> None:
 def test_healthy_claim_is_sent() -> None:
     """A fresh claim of an active order on a running service goes out."""
     assert rule(claimed()) is None
+
+
+def test_claim_is_not_sent_once_the_lock_is_lost() -> None:
+    """A claim not yet sent when the dispatcher lost its lock is handed back unsent (peers may
+    own it already), without counting as an attempt."""
+    assert rule(claimed(), holding=False) == outbox.Result(
+        7, "pending", NOW, None, "dispatcher lost its lock", refund=True)
 
 
 def test_a_batch_holds_one_slot_per_outcome_and_the_refused_tokens() -> None:
