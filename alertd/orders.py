@@ -20,6 +20,8 @@ LEVELS = (3, 4, 5)
 MAX_HEADLINE = 200
 MAX_INSTRUCTION = 2000
 _FIELDS = {"level", "hazard", "area", "headline", "instruction", "expires_at"}
+# The delivery counts the contract names, for the order as a whole (alertd.progress).
+COUNTS = ("matched", "sent", "pending", "failed", "invalid_token")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,5 @@ def as_json(order: Order, counts: dict[str, int] | None = None) -> dict[str, Any
     if counts is not None:
         # The contract names the counts without saying where they sit: both places.
         out["deliveries"] = counts
-        out.update({k: counts[k] for k in ("matched", "sent", "pending", "failed",
-                                           "invalid_token")})
+        out.update({k: counts[k] for k in COUNTS})
     return out

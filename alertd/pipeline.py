@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +11,7 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import errors, orders, render, settings
+from alertd import errors, orders, progress, render, settings
 from alertd.delivery import outbox
 from alertd.orders import Order, OrderSpec
 from alertd.points import Points
@@ -30,11 +30,12 @@ class Accepted:
     version: int
     devices: int
     created: bool
+    notified: progress.Notified = field(default_factory=progress.Notified)  # pushes queued
 
 
 @dataclass(frozen=True, slots=True)
 class OrderSummary:
-    """An order's current version as the staff list shows it."""
+    """An order's current version as the staff list shows it, with the order's counts."""
 
     id: uuid.UUID
     version: int
@@ -44,23 +45,25 @@ class OrderSummary:
     hazard: str
     headline: dict[str, str]
     expires_at: datetime
-    matched: int
     created_at: datetime
+    counts: progress.OrderCounts
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> OrderSummary:
+    def from_row(cls, row: asyncpg.Record, counts: progress.OrderCounts) -> OrderSummary:
         """Build from an orders row joined with its current version."""
         return cls(id=row["id"], version=row["version"], state=row["state"],
                    source=row["source"], level=row["level"], hazard=row["hazard"],
                    headline=row["headline"], expires_at=row["expires_at"],
-                   matched=row["matched"], created_at=row["created_at"])
+                   created_at=row["created_at"], counts=counts)
 
     def as_json(self) -> dict[str, Any]:
         """The summary as the staff API shows it."""
         return {"id": str(self.id), "version": self.version, "state": self.state,
                 "source": self.source, "level": self.level, "hazard": self.hazard,
                 "headline": self.headline, "expires_at": self.expires_at.isoformat(),
-                "matched": self.matched, "created_at": self.created_at.isoformat()}
+                "created_at": self.created_at.isoformat(),
+                # the order as a whole, as GET /v1/staff/orders/{id} counts it
+                **{k: v for k, v in self.counts.as_json().items() if k in orders.COUNTS}}
 
 
 async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
@@ -206,7 +209,8 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
         await _insert_version(conn, order.id, version, spec, len(devices))
         await outbox.enqueue(conn, rows)
     log.info("order_amended", order_id=str(order.id), version=version, devices=len(devices))
-    return Accepted(order.id, version, len(devices), created=True)
+    return Accepted(order.id, version, len(devices), created=True,
+                    notified=progress.Notified.of(r.kind for r in rows))
 
 
 async def lift(conn: asyncpg.Connection, order: Order) -> int:
@@ -228,30 +232,15 @@ async def lift(conn: asyncpg.Connection, order: Order) -> int:
     return len(devices)
 
 
-async def summaries(conn: asyncpg.Connection | asyncpg.Pool, *, every: bool,
+async def summaries(conn: asyncpg.Connection | asyncpg.Pool, *, state: str | None,
                     limit: int = 200) -> list[OrderSummary]:
-    """Orders newest first: the active ones, or every one."""
+    """Orders newest first: those in `state` (`active` or `lifted`), or every one (None)."""
     rows = await conn.fetch(
         "SELECT o.id, o.version, o.state, o.source, o.created_at, v.level, v.hazard,"
-        " v.headline, v.expires_at, v.matched FROM orders o JOIN order_versions v"
+        " v.headline, v.expires_at FROM orders o JOIN order_versions v"
         " ON v.order_id = o.id AND v.version = o.version"
-        " WHERE $1 OR o.state = 'active' ORDER BY o.created_at DESC LIMIT $2", every, limit,
+        " WHERE $1::text IS NULL OR o.state = $1 ORDER BY o.created_at DESC LIMIT $2",
+        state, limit,
     )
-    return [OrderSummary.from_row(r) for r in rows]
-
-
-async def counts(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID) -> dict[str, int]:
-    """Delivery counts of an order: matched devices and deliveries by outcome."""
-    row = await conn.fetchrow(
-        "SELECT count(DISTINCT device_id) FILTER (WHERE kind IN ('order', 'order_update'))"
-        "   AS matched,"
-        " count(*) FILTER (WHERE state = 'sent') AS sent,"
-        " count(*) FILTER (WHERE state IN ('pending', 'sending')) AS pending,"
-        " count(*) FILTER (WHERE state = 'failed') AS failed,"
-        " count(*) FILTER (WHERE state = 'invalid_token') AS invalid_token,"
-        " count(*) FILTER (WHERE state = 'cancelled') AS cancelled,"
-        " count(*) FILTER (WHERE kind = 'order_lifted') AS lifted"
-        " FROM deliveries WHERE order_id = $1",
-        order_id,
-    )
-    return {k: int(v) for k, v in row.items()}
+    counts = await progress.of_orders(conn, [r["id"] for r in rows])
+    return [OrderSummary.from_row(r, counts.get(r["id"], progress.OrderCounts())) for r in rows]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from alertd import devices, errors, idempotency, metrics, orders, pipeline, points
+from alertd import devices, errors, idempotency, metrics, orders, pipeline, points, progress
 from alertd.api import plumbing
 
 routes = web.RouteTableDef()
@@ -63,31 +63,40 @@ async def create(request: web.Request) -> web.Response:
                              headers={"Location": f"/v1/staff/orders/{accepted.order_id}"})
 
 
+LIST_STATES = ("active", "lifted", "all")
+
+
 @routes.get("/v1/staff/orders")
 async def list_orders(request: web.Request) -> web.Response:
-    """Orders, newest first (active ones unless ?state=all)."""
+    """Orders, newest first, each with its delivery counts as a whole (matched, sent, pending,
+    failed, invalid_token). `?state=active` (the default), `lifted` or `all`."""
     await plumbing.staff_member(request, "viewer")
     c = plumbing.ctx(request)
-    every = request.query.get("state") == "all"
-    found = await pipeline.summaries(c.pool, every=every)
+    state = request.query.get("state", "active")
+    if state not in LIST_STATES:
+        raise errors.InvalidInput(f"state must be one of {', '.join(LIST_STATES)}")
+    found = await pipeline.summaries(c.pool, state=None if state == "all" else state)
     return plumbing.json_response({"orders": [o.as_json() for o in found]})
 
 
 @routes.get("/v1/staff/orders/{order_id}")
 async def get_order(request: web.Request) -> web.Response:
-    """The order with its delivery counts."""
+    """The order with its delivery counts: as a whole (devices, at the top level and in
+    `deliveries`) and per version (`versions`)."""
     await plumbing.staff_member(request, "viewer")
     c = plumbing.ctx(request)
     order = await pipeline.load(c.pool, _order_id(request), c.table, c.cfg.orders)
-    counts = await pipeline.counts(c.pool, order.id)
-    out = orders.as_json(order, counts)
+    counts = await progress.of_order(c.pool, order.id)
+    out = orders.as_json(order, counts.as_json())
+    out["versions"] = [v.as_json() for v in await progress.of_versions(c.pool, order.id)]
     out["expired"] = order.spec.expires_at <= datetime.now(UTC)
     return plumbing.json_response(out)
 
 
 @routes.patch("/v1/staff/orders/{order_id}")
 async def amend(request: web.Request) -> web.Response:
-    """A new version of the order (level, area, text or expiry)."""
+    """A new version of the order (level, area, text or expiry); the answer says whom it
+    notified (`notified`: pushes queued by kind; all 0 when, say, only a typo was fixed)."""
     await plumbing.staff_member(request, "operator")
     c = plumbing.ctx(request)
     order_id = _order_id(request)
@@ -102,7 +111,8 @@ async def amend(request: web.Request) -> web.Response:
         accepted = await pipeline.amend(conn, c.points, order, spec)
     metrics.ORDERS.labels("amended").inc()
     return plumbing.json_response({"id": str(accepted.order_id), "version": accepted.version,
-                              "devices": accepted.devices})
+                                   "devices": accepted.devices,
+                                   "notified": accepted.notified.as_json()})
 
 
 @routes.post("/v1/staff/orders/{order_id}/lift")
@@ -114,4 +124,6 @@ async def lift(request: web.Request) -> web.Response:
         order = await pipeline.load(conn, _order_id(request), c.table, c.cfg.orders)
         devices = await pipeline.lift(conn, order)
     metrics.ORDERS.labels("lifted").inc()
-    return plumbing.json_response({"id": str(order.id), "state": "lifted", "devices": devices})
+    notified = progress.Notified(order_lifted=devices)
+    return plumbing.json_response({"id": str(order.id), "state": "lifted", "devices": devices,
+                                   "notified": notified.as_json()})

@@ -425,8 +425,9 @@ async def test_staff_order_list_shows_active_orders_unless_all_are_asked_for(
     def entry(order_id: str, state: str, level: int) -> dict[str, Any]:
         return {"id": order_id, "version": 1, "state": state, "source": "staff",
                 "level": level, "hazard": "flood", "headline": {"ja": "避難"},
-                "expires_at": stored[order_id]["expires_at"].isoformat(), "matched": 0,
-                "created_at": stored[order_id]["created_at"].isoformat()}
+                "expires_at": stored[order_id]["expires_at"].isoformat(),
+                "created_at": stored[order_id]["created_at"].isoformat(), "matched": 0,
+                "sent": 0, "pending": 0, "failed": 0, "invalid_token": 0}
 
     r = await client.get("/v1/staff/orders", headers=_auth(operator))
     assert await r.json() == {"orders": [entry(active, "active", 4)]}

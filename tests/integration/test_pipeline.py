@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import shapely
 
-from alertd import devices, orders, pipeline, points, settings
+from alertd import devices, orders, pipeline, points, progress, settings
 from geo import index as geo_index
 from geo import municipalities
 
@@ -146,8 +146,8 @@ async def test_lift_cancels_unsent_and_tells_holders(pool: asyncpg.Pool,
         ("got-it", "order", "sent"), ("got-it", "order_lifted", "pending"),
         ("not-yet", "order", "cancelled"),
     ]
-    counts = await pipeline.counts(pool, accepted.order_id)
-    assert counts["sent"] == 1 and counts["cancelled"] == 1 and counts["lifted"] == 1
+    counts = await progress.of_order(pool, accepted.order_id)
+    assert (counts.sent, counts.cancelled, counts.lifted) == (1, 1, 1)
 
 
 async def test_disabled_tokens_are_not_matched(pool: asyncpg.Pool, live: points.Points) -> None:
