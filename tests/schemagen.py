@@ -1,5 +1,6 @@
-"""Hypothesis strategies for the documents a JSON Schema allows (the subset of draft 2020-12 our
-schemas use), and for near misses: such documents with one part changed.
+"""Documents for testing a JSON Schema against a validator (the subset of draft 2020-12 our
+schemas use): hypothesis strategies for the documents the schema allows and for near misses
+(such documents with one part changed), and deterministic probes on both sides of every limit.
 
 Every keyword the generator meets must be one it knows, so a schema that grows a new keyword
 fails loudly here instead of being tested against documents that ignore it.
@@ -7,6 +8,7 @@ fails loudly here instead of being tested against documents that ignore it.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -63,8 +65,8 @@ def _string(schema: dict[str, Any]) -> st.SearchStrategy[str]:
         chars = st.characters(exclude_categories=("Cs", "Cc")) | st.sampled_from(
             [c for c in _CONTROLS if re.search(forbidden, c) is None] or ["a"])
     lo, hi = schema.get("minLength", 0), schema.get("maxLength", 20)
-    short = st.text(chars, min_size=lo, max_size=max(lo, min(hi, 12)))
-    return short | st.text(chars, min_size=hi, max_size=hi)
+    sizes = st.integers(lo, max(lo, min(hi, 12))) | st.sampled_from([max(lo, hi - 1), hi])
+    return sizes.flatmap(lambda n: st.text(chars, min_size=n, max_size=n))
 
 
 def _object(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -85,7 +87,7 @@ def _object(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 def _array(schema: dict[str, Any]) -> st.SearchStrategy[list[Any]]:
     item = documents(schema["items"])
-    lo, hi = schema.get("minItems", 0), min(schema.get("maxItems", 4), 4)
+    lo, hi = schema.get("minItems", 0), min(schema.get("maxItems", 6), 6)
     if "contains" not in schema:
         return st.lists(item, min_size=lo, max_size=hi, unique=schema.get("uniqueItems", False))
     contains = jsonschema.Draft202012Validator(schema["contains"])
@@ -100,6 +102,91 @@ def _array(schema: dict[str, Any]) -> st.SearchStrategy[list[Any]]:
         return draw(st.permutations([draw(matching) for _ in range(wanted)] + rest))
 
     return build()
+
+
+# --- boundary probes -----------------------------------------------------------------------
+
+
+def minimal(schema: dict[str, Any]) -> Any:
+    """The smallest document the schema allows: required members only, least values."""
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "oneOf" in schema:
+        return minimal(schema["oneOf"][0])
+    kind = schema["type"]
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {key: minimal(props[key]) for key in schema.get("required", ())}
+    if kind == "array":
+        # The least item must satisfy "contains" too (checked by the caller's validity check).
+        return [minimal(schema["items"])] * max(schema.get("minItems", 0),
+                                                 schema.get("minContains", 0))
+    if kind == "string":
+        return "a" * schema.get("minLength", 0)
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    return False
+
+
+def probes(schema: dict[str, Any], where: str = "") -> list[tuple[str, Any]]:
+    """Documents on both sides of every limit the schema sets, one limit at a time: each is the
+    least document with one value changed (to null, to either side of a bound, to another
+    choice), one member left out or added, or one list shortened, lengthened or repeated."""
+    out: list[tuple[str, Any]] = [(f"{where} null", None)]
+    if "const" in schema:
+        return [*out, (where, schema["const"]), (f"{where} other", "?")]
+    if "enum" in schema:
+        values = schema["enum"]
+        others = ["?"] if isinstance(values[0], str) else [values[0] - 1, values[-1] + 1,
+                                                           float(values[0]), True]
+        return [*out, *((f"{where}={v!r}", v) for v in [*values, *others])]
+    if "oneOf" in schema:
+        return [*out, *(p for branch in schema["oneOf"] for p in probes(branch, where))]
+    kind = schema["type"]
+    if kind == "object":
+        return out + _object_probes(schema, where)
+    if kind == "array":
+        return out + _array_probes(schema, where)
+    if kind == "string":
+        lo, hi = schema.get("minLength", 0), schema.get("maxLength", 50)
+        values = ["a" * lo, "a" * hi, "a" * (hi + 1), "\U00020bb7" * hi, 1]
+        values += ["a" * (lo - 1)] if lo > 0 else []
+        values += [f"a{c}" for c in [*_CONTROLS, "\u2028", "\ufeff"]]
+        return out + [(f"{where}={v!r}", v) for v in values]
+    if kind in ("integer", "number"):
+        lo, hi = schema["minimum"], schema["maximum"]
+        values: list[Any] = [lo, hi, lo - 1, hi + 1, float(lo), True, str(lo)]
+        if kind == "integer":
+            values += [lo + 0.5]
+        else:
+            values += [math.nextafter(lo, -math.inf), math.nextafter(hi, math.inf)]
+        return out + [(f"{where}={v!r}", v) for v in values]
+    return out + [(f"{where}={v!r}", v) for v in (True, False, 0)]
+
+
+def _object_probes(schema: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+    base, props = minimal(schema), schema.get("properties", {})
+    out = [(f"{where} least", base), (f"{where} +unknown", {**base, "zz": 1}), (where, [])]
+    for key, sub in props.items():
+        out += [(label, {**base, key: value}) for label, value in probes(sub, f"{where}.{key}")]
+    out += [(f"{where} -{key}", {k: v for k, v in base.items() if k != key})
+            for key in schema.get("required", ())]
+    for key, needs in schema.get("dependentRequired", {}).items():
+        out.append((f"{where} {key} without {needs}",
+                    {**{k: v for k, v in base.items() if k not in needs},
+                     key: minimal(props[key])}))
+    return out
+
+
+def _array_probes(schema: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+    base, item = minimal(schema), minimal(schema["items"])
+    out = [(label, [value, *base[1:]]) for label, value in probes(schema["items"], f"{where}[0]")]
+    lo, hi = schema.get("minItems", 0), schema.get("maxItems", 50)
+    out += [(f"{where} x{n}", [item] * n) for n in (lo - 1, hi, hi + 1, 2) if n >= 0]
+    out += [(f"{where} as object", {})]
+    return out
 
 
 # --- near misses ----------------------------------------------------------------------------
