@@ -1,5 +1,8 @@
 # alertd: the daemon image. Build: docker build -t alertd .
 # Run: docker run -e ALERTD_DATABASE_URL=postgresql://... -p 8080:8080 alertd
+# APNs and FCM start once their credentials are given (mount them and set ALERTD_APNS_KEY_FILE,
+# ALERTD_APNS_KEY_ID, ALERTD_APNS_TEAM_ID and/or ALERTD_FCM_SERVICE_ACCOUNT_FILE); until then
+# the daemon serves the API and logs push_service_off for each.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
