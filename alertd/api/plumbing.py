@@ -92,7 +92,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _refused(request, 413, _too_large(request))
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
-            return _refused(request, exc.status, exc.reason)
+            resp = _refused(request, exc.status, exc.reason)
+            if "Allow" in exc.headers:  # a 405 names the methods the path takes
+                resp.headers["Allow"] = exc.headers["Allow"]
+            return resp
         raise
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
         if request.transport is None:  # the client hung up: reading its body failed
@@ -127,6 +130,39 @@ async def args_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise errors.InvalidInput("query arguments must not hold a NUL or an unpaired "
                                       "surrogate")
     return await handler(request)
+
+
+async def expect(request: web.Request) -> web.StreamResponse | None:
+    """The Expect handler of every route: 100-continue is answered `100 Continue` (as aiohttp
+    does), any other expectation is a 417 with a JSON reason (aiohttp answered text, and a 500
+    when the header held bytes beyond ASCII). It runs before any middleware."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return problem(417, "the only expectation understood is Expect: 100-continue")
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return None
+
+
+async def _no_route(request: web.Request) -> web.StreamResponse:
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+def add_routes(app: web.Application, *tables: web.RouteTableDef) -> None:
+    """Add the routes of the tables, every one with the `expect` handler, and then a last
+    route for every other path and method: aiohttp's own answer to a request no route takes
+    (404, 405) ignores the Expect handlers, as it ignores the middlewares."""
+    for table in tables:
+        for route in table:
+            assert isinstance(route, web.RouteDef), route
+            app.router.add_routes([web.RouteDef(route.method, route.path, route.handler,
+                                                {**route.kwargs, "expect_handler": expect})])
+    app.router.add_route("*", "/{path:.*}", _no_route, expect_handler=expect)
 
 
 def _too_large(request: web.Request) -> str:

@@ -13,11 +13,15 @@ from alertd.api import connections, mobile, plumbing, staff_feeds, staff_orders,
 from alertd.context import Context
 from alertd.delivery import outbox
 
+health = web.RouteTableDef()
 
+
+@health.get("/healthz")
 async def _healthz(_request: web.Request) -> web.Response:
     return plumbing.json_response({"status": "ok"})
 
 
+@health.get("/readyz")
 async def _readyz(request: web.Request) -> web.Response:
     c = plumbing.ctx(request)
     try:
@@ -32,6 +36,7 @@ async def _readyz(request: web.Request) -> web.Response:
     return plumbing.json_response({"status": "ready", "points": len(c.points.index)})
 
 
+@health.get("/metrics")
 async def _metrics(request: web.Request) -> web.Response:
     c = plumbing.ctx(request)
     with contextlib.suppress(Exception):
@@ -50,10 +55,5 @@ def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.A
                           handler_args=plumbing.HANDLER_ARGS)
     app[plumbing.CONTEXT] = context
     app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
-    app.add_routes(mobile.routes)
-    app.add_routes(staff_orders.routes)
-    app.add_routes(staff_feeds.routes)
+    plumbing.add_routes(app, health, mobile.routes, staff_orders.routes, staff_feeds.routes)
     return app

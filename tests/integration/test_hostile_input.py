@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 import logging
+import re
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -287,3 +288,43 @@ async def test_client_that_hangs_up_is_not_a_database_error(context: Context) ->
         assert _loud(logs) == []
     finally:
         await runner.cleanup()
+
+
+async def test_unknown_expectation_is_417_on_every_path(server: TestServer) -> None:
+    """An Expect header other than 100-continue (bytes beyond ASCII included) is a 417 with a
+    JSON reason on every route and on paths no route takes (it was a 500)."""
+    found = {(r.method, r.resource.canonical) for r in server.app.router.routes()
+             if r.resource is not None}
+    targets = [(m if m != "*" else "GET", re.sub(r"\{[^}]+\}", "x", path)) for m, path in found]
+    for method, path in [*sorted(targets), ("GET", "/nowhere"), ("POST", "/v1/me/x/y")]:
+        for value in (b"\xff\xfe", b"something-else"):
+            answer = await call(server, method, path, headers={"Expect": value})
+            assert answer.status == 417, (method, path, answer)
+            if method != "HEAD":
+                refused(answer, 417, "100-continue")
+
+
+async def test_expect_100_continue_still_works(server: TestServer) -> None:
+    """A client that waits for 100 Continue before its body gets it and then its answer."""
+    assert server.port is not None
+    body = json.dumps(DEVICE).encode()
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(b"POST /v1/devices HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                     b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(body)
+        answer = rawhttp.parse(await reader.read())
+    finally:
+        writer.close()
+    assert answer.status == 201 and answer.json()["device_secret"]
+
+
+async def test_wrong_method_is_405_and_unknown_path_404(server: TestServer) -> None:
+    """A route's path with a method it does not take is a 405 naming the allowed ones, a path
+    no route takes a 404, both with JSON reasons."""
+    answer = await call(server, "POST", "/v1/me")
+    refused(answer, 405)
+    assert set(answer.headers["allow"].split(",")) == {"DELETE", "GET", "HEAD", "PATCH"}
+    refused(await call(server, "GET", "/v1/nowhere"), 404)
