@@ -162,7 +162,7 @@ def add_routes(app: web.Application, *tables: web.RouteTableDef) -> None:
             assert isinstance(route, web.RouteDef), route
             app.router.add_routes([web.RouteDef(route.method, route.path, route.handler,
                                                 {**route.kwargs, "expect_handler": expect})])
-    app.router.add_route("*", "/{path:.*}", _no_route, expect_handler=expect)
+    app.router.add_route("*", r"/{path:[\s\S]*}", _no_route, expect_handler=expect)  # \n too
 
 
 def _too_large(request: web.Request) -> str:

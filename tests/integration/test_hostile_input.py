@@ -328,3 +328,9 @@ async def test_wrong_method_is_405_and_unknown_path_404(server: TestServer) -> N
     refused(answer, 405)
     assert set(answer.headers["allow"].split(",")) == {"DELETE", "GET", "HEAD", "PATCH"}
     refused(await call(server, "GET", "/v1/nowhere"), 404)
+
+
+async def test_unknown_expectation_on_a_path_with_a_newline_is_417(server: TestServer) -> None:
+    """A path no route takes that holds an encoded newline gets the 417 as well (it was a 500)."""
+    answer = await call(server, "POST", "/a%0Ab", headers={"Expect": b"\xf2\xe1"})
+    refused(answer, 417, "100-continue")
