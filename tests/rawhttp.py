@@ -37,7 +37,10 @@ def _dechunk(data: bytes) -> bytes:
 
 
 def parse(data: bytes) -> Answer:
-    """An answer read until the server closed the connection."""
+    """An answer read until the server closed the connection (interim 1xx answers, such as
+    100 Continue, skipped)."""
+    while data.startswith(b"HTTP/1.1 1"):
+        data = data.partition(b"\r\n\r\n")[2]
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         raise AssertionError(f"no complete answer: {data[:200]!r}")
