@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-from sheets import model
+from sheets import advice, model
 from sheets.validate import DESTINATION_FIELDS
 
 UNEXPRESSED: Final = (
@@ -158,8 +158,8 @@ _SHEET: Final = _object({
 })
 
 _ADVICE: Final = _object({
-    "code": {"type": "string"},
-    "severity": {"enum": ["danger", "warning", "info"]},
+    "code": _choice(advice.CODES),
+    "severity": _choice(advice.SEVERITIES),
     "hazards": {"type": "array", "items": {"enum": list(model.HAZARDS)}},
     "text": _object({"ja": {"type": "string"}, "en": {"type": "string"}}, ("ja", "en")),
 }, ("code", "severity", "hazards", "text"))
