@@ -18,7 +18,6 @@ from alertd.compute import Compute
 from alertd.context import Context
 from alertd.delivery import services
 from alertd.delivery.dispatcher import Dispatcher, Sender
-from geo import index as geo_index
 from geo import municipalities
 
 log = structlog.get_logger(__name__)
@@ -101,7 +100,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
     if pending:
         log.warning("migrations_pending", versions=pending, hint="run `alertd migrate`")
     table = municipalities.Table.load(areas_path(cfg))
-    pts = points.Points(index=geo_index.PointIndex(cfg.geo.cell_deg), table=table)
+    pts = points.Points(index=points.new_index(cfg), table=table)
     # Requests and feeds run their CPU-heavy steps (area geometry, CAP parsing) in workers.
     heavy = "api" in roles or "feeds" in roles
     jobs = Compute(cfg.compute, areas_path(cfg)) if heavy else Compute.inline()

@@ -15,7 +15,7 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import db, errors
+from alertd import db, errors, settings
 from geo import index as geo_index
 from geo import municipalities
 
@@ -31,6 +31,12 @@ CATCH_UP_S = 5.0
 def key(seq: int, slot: int) -> int:
     """The index key of one device point."""
     return seq * SLOTS + slot
+
+
+def new_index(cfg: settings.Settings) -> geo_index.PointIndex:
+    """An empty point index as configured: its grid, and accuracies capped at
+    ``orders.accuracy_cap_m`` (a location matches an area within its accuracy of it)."""
+    return geo_index.PointIndex(cfg.geo.cell_deg, accuracy_cap_m=cfg.orders.accuracy_cap_m)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +63,13 @@ class Points:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def set_point(self, k: int, lon: float | None, lat: float | None,
-                  area_code: str | None) -> None:
+                  area_code: str | None, accuracy_m: float | None = None) -> None:
         """Insert, move or (with all None) remove one device point."""
         old_code = self.watched_code.pop(k, None)
         if old_code is not None:
             self.watchers[old_code].discard(k)
         if lon is not None and lat is not None:
-            self.index.upsert(k, lon, lat)
+            self.index.upsert(k, lon, lat, accuracy_m or 0.0)
         else:
             self.index.remove(k)
         if area_code is not None:
@@ -129,23 +135,26 @@ async def catch_up(points: Points) -> None:
         raise errors.LocationsBehind() from exc
 
 
-# One row of a binary COPY of (bigint, float8, float8): field count, then length + value each.
+# One row of a binary COPY of (bigint, float8, float8, float4): field count, then length +
+# value each.
 _ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("k", ">i8"), ("l2", ">i4"), ("lon", ">f8"),
-                 ("l3", ">i4"), ("lat", ">f8")])
+                 ("l3", ">i4"), ("lat", ">f8"), ("l4", ">i4"), ("acc", ">f4")])
 _COPY_HEADER = 19  # signature (11), flags (4), header extension length (4, zero)
 
 
-def parse_binary_copy(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keys, longitudes and latitudes from a binary COPY of (key, lon, lat) rows."""
+def parse_binary_copy(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Keys, longitudes, latitudes and accuracies from a binary COPY of (key, lon, lat,
+    accuracy_m) rows."""
     count = (len(data) - _COPY_HEADER - 2) // _ROW.itemsize
     if data[:11] != b"PGCOPY\n\xff\r\n\x00" or count < 0 or (
             _COPY_HEADER + count * _ROW.itemsize + 2 != len(data)):
         raise ValueError("unexpected binary COPY layout")
     rows = np.frombuffer(data, dtype=_ROW, count=count, offset=_COPY_HEADER)
-    if count and not ((rows["n"] == 3).all() and (rows["l1"] == 8).all()):
+    if count and not ((rows["n"] == 4).all() and (rows["l1"] == 8).all()
+                      and (rows["l4"] == 4).all()):
         raise ValueError("unexpected binary COPY row layout")
     return (rows["k"].astype(np.int64), rows["lon"].astype(np.float64),
-            rows["lat"].astype(np.float64))
+            rows["lat"].astype(np.float64), rows["acc"].astype(np.float32))
 
 
 async def load(conn: asyncpg.Connection, points: Points) -> None:
@@ -156,13 +165,13 @@ async def load(conn: asyncpg.Connection, points: Points) -> None:
     buffer = io.BytesIO()
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.copy_from_query(
-            f"SELECT device_seq * {SLOTS} + slot, lon, lat FROM device_points"
-            " WHERE lon IS NOT NULL", output=buffer, format="binary")
+            f"SELECT device_seq * {SLOTS} + slot, lon, lat, coalesce(accuracy_m, 0)::real"
+            " FROM device_points WHERE lon IS NOT NULL", output=buffer, format="binary")
         watched = await conn.fetch(
             "SELECT device_seq * $1 + slot AS k, area_code FROM device_points"
             " WHERE area_code IS NOT NULL", SLOTS)
-    keys, lon, lat = parse_binary_copy(buffer.getvalue())
-    points.index.build(keys, lon, lat)
+    keys, lon, lat, accuracy = parse_binary_copy(buffer.getvalue())
+    points.index.build(keys, lon, lat, accuracy)
     points.watchers.clear()
     points.watched_code.clear()
     for r in watched:
@@ -177,13 +186,14 @@ async def _apply(conn: asyncpg.Connection, points: Points, changed: set[tuple[in
     seqs = [s for s, _ in changed]
     slots = [sl for _, sl in changed]
     rows = await conn.fetch(
-        "SELECT c.seq, c.slot, p.lon, p.lat, p.area_code"
+        "SELECT c.seq, c.slot, p.lon, p.lat, p.area_code, p.accuracy_m"
         " FROM unnest($1::bigint[], $2::smallint[]) AS c(seq, slot)"
         " LEFT JOIN device_points p ON p.device_seq = c.seq AND p.slot = c.slot",
         seqs, slots,
     )
     for r in rows:
-        points.set_point(key(r["seq"], r["slot"]), r["lon"], r["lat"], r["area_code"])
+        points.set_point(key(r["seq"], r["slot"]), r["lon"], r["lat"], r["area_code"],
+                         r["accuracy_m"])
 
 
 async def follow(url: str, points: Points, stop: asyncio.Event) -> None:

@@ -70,6 +70,7 @@ class Orders:
     circle_segments: int
     max_self_intersections: int
     preview_min_count: int
+    accuracy_cap_m: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,8 @@ _POSITIVE = {
     "ratelimit.staff_per_s", "ratelimit.max_tracked", "compute.timeout_s", "compute.wait_s",
 }
 _NOT_NEGATIVE = {
-    "orders.max_self_intersections", "orders.preview_min_count", "compute.workers",
+    "orders.max_self_intersections", "orders.preview_min_count", "orders.accuracy_cap_m",
+    "compute.workers",
     "compute.inline_max_positions", "compute.inline_max_bytes", "cap.max_future_skew_s",
 }
 

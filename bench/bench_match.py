@@ -3,7 +3,12 @@
 Points are spread uniformly over Fukushima's bounding box; each area is a 2,000-vertex polygon
 covering about 5 % of that box: "star", an irregular star with a smooth-ish edge, and "spiky",
 a worst case whose every vertex has a random radius. Both methods run in the same process,
-several times, and the medians are compared. Not part of the test suite:
+several times, and the medians are compared.
+
+A second index holds the same points with an accuracy on every point (5 to 300 m, uniform;
+capped at 161 m as orders.accuracy_cap_m is by default), so it also matches the points outside
+within their accuracy of the area; it is timed against the same baseline (which ignores
+accuracy, as matching did before accuracy circles). Not part of the test suite:
 
     .venv/bin/python bench/bench_match.py [--sizes 1000000,10000000] [--shapes star,spiky]
 """
@@ -20,10 +25,12 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from geo import reach
 from geo.index import PointIndex
 
 BBOX = (139.16, 36.79, 141.05, 37.98)
 SEED = 20240601
+ACCURACY_CAP_M = 161.0
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
@@ -79,29 +86,53 @@ def baseline(polygon: shapely.Polygon, keys: Ints, lon: Floats, lat: Floats) -> 
     return found
 
 
+def check_accuracy(polygon: shapely.Polygon, base_hits: Ints, hits: Ints, keys: Ints,
+                   lon: Floats, lat: Floats, acc: Floats) -> int:
+    """Check the accuracy index's answer against the baseline: every point inside is found,
+    and every other point found lies within its accuracy (capped) of the polygon (measured
+    by geo.reach on those points alone). Returns how many points matched by accuracy."""
+    inside = set(base_hits.tolist())
+    extra = np.array(sorted(set(hits.tolist()) - inside), dtype=np.int64)
+    assert inside <= set(hits.tolist()), "a point inside was missed"
+    near = reach.around(polygon, ACCURACY_CAP_M)
+    assert near is not None
+    pos = np.searchsorted(keys, extra)
+    capped = np.minimum(acc[pos], ACCURACY_CAP_M)
+    assert near.within(lon[pos], lat[pos], capped).all(), "a point beyond its accuracy"
+    return len(extra)
+
+
 def run(n: int, polygons: dict[str, shapely.Polygon], repeats: int) -> None:
-    """Generate ``n`` points, build the index once, time both methods per polygon and print."""
+    """Generate ``n`` points, build the indexes once, time the methods per polygon, print."""
     rng = np.random.default_rng(SEED)
     minx, miny, maxx, maxy = BBOX
     lon = rng.uniform(minx, maxx, n)
     lat = rng.uniform(miny, maxy, n)
+    acc = rng.uniform(5.0, 300.0, n)
     keys = (np.arange(n, dtype=np.int64) * 4) + 1
     index = PointIndex()
     start = time.perf_counter()
     index.build(keys, lon, lat)
     build_s = time.perf_counter() - start
+    accurate = PointIndex(accuracy_cap_m=ACCURACY_CAP_M)
+    accurate.build(keys, lon, lat, acc)
     print(f"points              {n:,}")
     print(f"build (once)        {build_s * 1e3:9.1f} ms")
-    print(f"bytes per point     {index.nbytes() / len(index):9.1f}     (target <= 48)")
+    print(f"bytes per point     {accurate.nbytes() / len(accurate):9.1f}     (target <= 48)")
     for name, polygon in polygons.items():
         base_s, base_hits = timed(functools.partial(baseline, polygon, keys, lon, lat), repeats)
         engine_s, engine_hits = timed(functools.partial(index.match, polygon), repeats)
+        acc_s, acc_hits = timed(functools.partial(accurate.match, polygon), repeats)
         same = np.array_equal(np.sort(base_hits), np.sort(engine_hits))
+        extra = check_accuracy(polygon, base_hits, acc_hits, keys, lon, lat, acc)
         print(f"  [{name}] hits            {len(base_hits):,} ({len(base_hits) / n:.2%})")
         print(f"  [{name}] baseline median {base_s * 1e3:9.2f} ms  (bbox prefilter + contains_xy)")
         print(f"  [{name}] engine median   {engine_s * 1e3:9.2f} ms  (PointIndex.match)")
         print(f"  [{name}] ratio           {base_s / engine_s:9.1f} x   (target >= 4)")
         print(f"  [{name}] identical hits  {same}")
+        print(f"  [{name}] with accuracy   {acc_s * 1e3:9.2f} ms  (every point 5-300 m, "
+              f"+{extra:,} hits by accuracy)")
+        print(f"  [{name}] ratio           {base_s / acc_s:9.1f} x   (same baseline)")
         assert same, f"engine and baseline disagree on {name}"
 
 

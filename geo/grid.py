@@ -145,41 +145,71 @@ def _repeat_ranges(lo: Ints, hi: Ints) -> tuple[Ints, Ints]:
     return owner, values
 
 
-def edge_mask(grid: Grid, win: Window, x: Floats, y: Floats, ring: Ints) -> Bools:
-    """Mark the window's cells that any ring edge passes through or comes within PAD of."""
-    rows, cols = win.shape
-    mask = np.zeros(rows * cols, dtype=np.bool_)
+def edge_cells(grid: Grid, win: Window, x: Floats, y: Floats, ring: Ints,
+               pad_x: float = PAD, pad_y: float = PAD) -> tuple[Ints, Ints]:
+    """The window cells each ring edge passes through or comes within ``pad_x`` cells of
+    across and ``pad_y`` cells of up or down (PAD, or more to mark a band around the edges).
+
+    Edge ``i`` runs from position ``i`` to ``i + 1`` where both belong to the same ring. The
+    answer is one (edge, cell) pair per cell an edge marks, cells numbered row-major within
+    the window."""
+    cols = win.ix1 - win.ix0 + 1
     same = ring[:-1] == ring[1:]
+    ids = np.flatnonzero(same)
     u = (x - grid.x0) / grid.cell
     v = (y - grid.y0) / grid.cell
     ua, ub, va, vb = u[:-1][same], u[1:][same], v[:-1][same], v[1:][same]
-    umin, umax = np.minimum(ua, ub) - PAD, np.maximum(ua, ub) + PAD
-    vmin, vmax = np.minimum(va, vb) - PAD, np.maximum(va, vb) + PAD
+    umin, umax = np.minimum(ua, ub) - pad_x, np.maximum(ua, ub) + pad_x
+    vmin, vmax = np.minimum(va, vb) - pad_y, np.maximum(va, vb) + pad_y
     c_lo = np.maximum(np.floor(umin), win.ix0)
     c_hi = np.minimum(np.floor(umax), win.ix1)
     keep = (c_lo <= c_hi) & (np.floor(vmax) >= win.iy0) & (np.floor(vmin) <= win.iy1)
     if not keep.any():
-        return mask.reshape(rows, cols)
-    ua, ub, va, vb = ua[keep], ub[keep], va[keep], vb[keep]
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ids, ua, ub, va, vb = ids[keep], ua[keep], ub[keep], va[keep], vb[keep]
     umin, umax, vmin, vmax = umin[keep], umax[keep], vmin[keep], vmax[keep]
     du, dv = ub - ua, vb - va
     edge, col = _repeat_ranges(c_lo[keep].astype(np.int64), c_hi[keep].astype(np.int64))
-    # The edge's stretch within this column (widened by PAD), and its v extent there.
-    sa = np.maximum(col - PAD, umin[edge])
-    sb = np.minimum(col + 1 + PAD, umax[edge])
+    # The edge's stretch within this column (widened by the pads), and its v extent there.
+    sa = np.maximum(col - pad_x, umin[edge])
+    sb = np.minimum(col + 1 + pad_x, umax[edge])
     steep = du[edge] == 0.0
     slope = np.divide(dv[edge], du[edge], out=np.zeros_like(sa), where=~steep)
     at_a = va[edge] + (sa - ua[edge]) * slope
     at_b = va[edge] + (sb - ua[edge]) * slope
-    lo = np.where(steep, vmin[edge], np.maximum(np.minimum(at_a, at_b) - PAD, vmin[edge]))
-    hi = np.where(steep, vmax[edge], np.minimum(np.maximum(at_a, at_b) + PAD, vmax[edge]))
+    lo = np.where(steep, vmin[edge], np.maximum(np.minimum(at_a, at_b) - pad_y, vmin[edge]))
+    hi = np.where(steep, vmax[edge], np.minimum(np.maximum(at_a, at_b) + pad_y, vmax[edge]))
     r_lo = np.maximum(np.floor(lo), win.iy0).astype(np.int64)
     r_hi = np.minimum(np.floor(hi), win.iy1).astype(np.int64)
     ok = r_lo <= r_hi
-    col, r_lo, r_hi = col[ok], r_lo[ok], r_hi[ok]
+    edge, col, r_lo, r_hi = edge[ok], col[ok], r_lo[ok], r_hi[ok]
     owner, row = _repeat_ranges(r_lo, r_hi)
-    mask[(row - win.iy0) * cols + (col[owner] - win.ix0)] = True
+    cells: Ints = (row - win.iy0) * cols + (col[owner] - win.ix0)
+    return ids[edge[owner]], cells
+
+
+def edge_mask(grid: Grid, win: Window, x: Floats, y: Floats, ring: Ints,
+              pad_x: float = PAD, pad_y: float = PAD) -> Bools:
+    """The window's cells marked by any ring edge (see :func:`edge_cells`), as a mask."""
+    rows, cols = win.shape
+    mask = np.zeros(rows * cols, dtype=np.bool_)
+    mask[edge_cells(grid, win, x, y, ring, pad_x, pad_y)[1]] = True
     return mask.reshape(rows, cols)
+
+
+def cell_of_window(grid: Grid, win: Window, local: Ints) -> Ints:
+    """Grid cell ids of cells numbered row-major within the window."""
+    iy, ix = np.divmod(local, win.ix1 - win.ix0 + 1)
+    ids: Ints = (iy + win.iy0) * grid.nx + (ix + win.ix0)
+    return ids
+
+
+def window_of_cell(grid: Grid, win: Window, cells: Ints) -> Ints:
+    """Row-major numbers within the window of grid cells, -1 for cells outside it."""
+    iy, ix = np.divmod(cells, grid.nx)
+    inside = (iy >= win.iy0) & (iy <= win.iy1) & (ix >= win.ix0) & (ix <= win.ix1)
+    local: Ints = np.where(inside, (iy - win.iy0) * (win.ix1 - win.ix0 + 1) + (ix - win.ix0), -1)
+    return local
 
 
 def runs(grid: Grid, win: Window, mask: Bools) -> Runs:

@@ -15,7 +15,6 @@ import pytest
 
 from alertd import db, points, settings
 from alertd.context import Context
-from geo import index as geo_index
 from geo import municipalities
 from tests.waiting import DEADLINE
 
@@ -98,7 +97,7 @@ def table() -> municipalities.Table:
 @pytest.fixture
 async def live(db_url: str, table: municipalities.Table) -> AsyncIterator[points.Points]:
     """A point index following this test's database, as the daemon's location follower runs."""
-    pts = points.Points(index=geo_index.PointIndex(DEFAULTS.geo.cell_deg), table=table)
+    pts = points.Points(index=points.new_index(DEFAULTS), table=table)
     stop = asyncio.Event()
     task = asyncio.create_task(points.follow(db_url, pts, stop))
     try:
@@ -120,7 +119,7 @@ async def context(pool: asyncpg.Pool, db_url: str, live: points.Points) -> Conte
 async def stalled_context(context: Context) -> Context:
     """The context with a loaded point index whose follower is not running: no catch-up is
     ever confirmed (it gives up after 0.2 s)."""
-    pts = points.Points(index=geo_index.PointIndex(context.cfg.geo.cell_deg),
+    pts = points.Points(index=points.new_index(context.cfg),
                         table=context.table, catch_up_s=0.2)
     async with context.pool.acquire() as conn:
         await points.load(conn, pts)

@@ -205,7 +205,7 @@ async def test_load_reads_every_point_exactly(pool: asyncpg.Pool,
 
 
 def test_binary_copy_layout_is_checked() -> None:
-    """A buffer that is not a binary COPY of three fields is refused, not misread."""
+    """A buffer that is not a binary COPY of four fields is refused, not misread."""
     with pytest.raises(ValueError, match="COPY"):
         points.parse_binary_copy(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\x00\x03" + b"x" * 10)
     with pytest.raises(ValueError, match="COPY"):

@@ -13,6 +13,7 @@ from alertd import app, devices, points, staff
 from alertd.api import routes
 from alertd.compute import Compute
 from alertd.context import Context
+from geo import areas
 from tests import shapes
 
 HOME = (37.7608, 140.4747)  # (lat, lon) in 福島市 (072010)
@@ -114,3 +115,42 @@ async def test_large_areas_are_parsed_in_a_worker(worker_client: TestClient, job
     status, answer = await _preview(worker_client, operator, body)
     assert status == 422 and "more than 1000 points" in answer["error"]
     assert jobs.finished == 3
+
+
+async def test_accuracy_circles_count_in_previews_and_orders(context: Context) -> None:
+    """Two devices 100 m outside a 500 m circle: the one whose location is accurate to 150 m
+    is counted by the preview and gets the order, the one accurate to 50 m neither; a fresh
+    load of the point index agrees with the follower."""
+    cfg = dataclasses.replace(context.cfg, orders=dataclasses.replace(
+        context.cfg.orders, preview_min_count=1))
+    client = TestClient(TestServer(routes.build_app(dataclasses.replace(context, cfg=cfg))))
+    await client.start_server()
+    try:
+        # Bearing 90 is a vertex of the 64-gon, 500.3 m out: 600 m is 99.7 m beyond it.
+        lon, lat = areas.destination(HOME[1], HOME[0], 90.0, 600.0)
+        seqs = {}
+        for token, accuracy in (("wide", 150.0), ("narrow", 50.0)):
+            device_id, _ = await devices.register(context.pool, "ios", token, "ja")
+            dev = await devices.get(context.pool, device_id)
+            assert dev is not None
+            await devices.set_location(context.pool, dev, float(lat), float(lon), accuracy)
+            seqs[token] = dev.seq
+        await points.catch_up(context.points)
+        operator = await staff.create(context.pool, "operator")
+        body = _circle(*HOME, 500)
+        assert await _preview(client, operator, body) == (
+            200, {"devices": 1, "by_area": {"072010": 1}})
+        r = await client.post("/v1/staff/orders", json=body,
+                              headers={"Authorization": f"Bearer {operator}"})
+        assert r.status == 201 and (await r.json())["devices"] == 1
+        got = await context.pool.fetch(
+            "SELECT v.push_token FROM deliveries d JOIN devices v ON v.id = d.device_id")
+        assert [g["push_token"] for g in got] == ["wide"]
+        fresh = points.Points(index=points.new_index(context.cfg), table=context.table)
+        async with context.pool.acquire() as conn:
+            await points.load(conn, fresh)
+        circle = areas.circle_polygon(HOME[1], HOME[0], 500.0, context.cfg.orders.circle_segments)
+        assert fresh.match(circle).seqs.tolist() == [seqs["wide"]]
+        assert context.points.match(circle).seqs.tolist() == [seqs["wide"]]
+    finally:
+        await client.close()

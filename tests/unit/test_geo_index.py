@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import shapely
 
-from geo import municipalities
+from geo import areas, municipalities
 from geo.errors import InvalidPoint
 from geo.index import PointIndex
 
@@ -329,3 +329,146 @@ def test_upsert_refuses_bad_positions() -> None:
         index.upsert(2**63, 0.0, 0.0)
     index.remove(2**64)
     assert len(index) == 0
+
+
+# Accuracy circles. The square and the circle lie in Fukushima; distances are on the sphere.
+_SQUARE = shapely.box(140.0, 37.5, 140.02, 37.52)
+_CAP = 161.0
+
+
+def _east_of_square(metres: float) -> tuple[float, float]:
+    """A point due east of the square's east edge (a meridian), ``metres`` from it."""
+    lon, lat = areas.destination(140.02, 37.51, 90.0, metres)
+    return float(lon), float(lat)
+
+
+def _accuracy_points() -> list[tuple[str, float, float, float]]:
+    """(name, lon, lat, accuracy_m) of points around the square."""
+    corner_lon, corner_lat = areas.destination(140.02, 37.52, 45.0, 141.42)
+    north_lon, north_lat = areas.destination(140.01, 37.52, 0.0, 100.0)
+    return [
+        ("100 m out, no accuracy", *_east_of_square(100.0), 0.0),
+        ("100 m out, 50 m", *_east_of_square(100.0), 50.0),
+        ("100 m out, 99 m", *_east_of_square(100.0), 99.0),
+        ("100 m out, 101 m", *_east_of_square(100.0), 101.0),
+        ("100 m out, 150 m", *_east_of_square(100.0), 150.0),
+        ("150 m out, 5 km (capped at 161)", *_east_of_square(150.0), 5000.0),
+        ("170 m out, 5 km (capped at 161)", *_east_of_square(170.0), 5000.0),
+        ("1 km out, 100 km (capped at 161)", *_east_of_square(1000.0), 100_000.0),
+        ("inside, 100 km", 140.01, 37.51, 100_000.0),
+        ("inside, no accuracy", 140.01, 37.51, 0.0),
+        ("100 m north, 120 m", float(north_lon), float(north_lat), 120.0),
+        ("141 m off the corner, 150 m", float(corner_lon), float(corner_lat), 150.0),
+        ("141 m off the corner, 130 m", float(corner_lon), float(corner_lat), 130.0),
+    ]
+
+
+_MATCHED = {"100 m out, 101 m", "100 m out, 150 m", "150 m out, 5 km (capped at 161)",
+            "inside, 100 km", "inside, no accuracy", "100 m north, 120 m",
+            "141 m off the corner, 150 m"}
+
+
+def _index_of(points: list[tuple[str, float, float, float]], how: str,
+              cap: float = _CAP) -> PointIndex:
+    """An index of the points: built at once, upserted into an empty index, upserted into a
+    built one (the delta), or upserted and compacted."""
+    index = PointIndex(cell_deg=0.001, accuracy_cap_m=cap)
+    # Far-away filler, so that the grid is fitted to more than these points.
+    rng = np.random.default_rng(3)
+    filler_lon, filler_lat = rng.uniform(139.0, 141.0, 500), rng.uniform(36.8, 38.0, 500)
+    filler_lat[filler_lat > 37.4] += 0.2  # none near the square
+    filler_keys = np.arange(10_000, 10_500, dtype=np.int64)
+    keys = np.arange(len(points), dtype=np.int64)
+    lon = np.array([p[1] for p in points])
+    lat = np.array([p[2] for p in points])
+    acc = np.array([p[3] for p in points])
+    if how == "built":
+        index.build(np.concatenate([keys, filler_keys]), np.concatenate([lon, filler_lon]),
+                    np.concatenate([lat, filler_lat]),
+                    np.concatenate([acc, np.zeros(500)]))
+        return index
+    if how in ("delta", "compacted"):
+        index.build(filler_keys, filler_lon, filler_lat)
+    for k, x, y, a in zip(keys, lon, lat, acc, strict=True):
+        index.upsert(int(k), float(x), float(y), float(a))
+    if how == "compacted":
+        index.compact()
+        assert index.pending() == 0
+    return index
+
+
+@pytest.mark.parametrize("how", ["built", "upserted", "delta", "compacted"])
+def test_accuracy_reaching_the_area_matches(how: str) -> None:
+    """A point outside the area matches exactly when the area lies within its accuracy,
+    capped at 161 m: 100 m out matches with 101 m or more and not with 99 m or less, inside
+    matches whatever the accuracy, 1 km out never matches however large the accuracy."""
+    points = _accuracy_points()
+    index = _index_of(points, how)
+    found = {points[k][0] for k in _matched(index, _SQUARE) if k < len(points)}
+    assert found == _MATCHED
+
+
+def test_without_a_cap_accuracy_is_ignored() -> None:
+    """An index whose accuracy cap is 0 matches only the points inside the area."""
+    points = _accuracy_points()
+    index = _index_of(points, "built", cap=0.0)
+    found = {points[k][0] for k in _matched(index, _SQUARE) if k < len(points)}
+    assert found == {"inside, 100 km", "inside, no accuracy"}
+
+
+def test_accuracy_reaching_a_circle_matches() -> None:
+    """Around a 1 km circle area, a point 100 m beyond its edge matches with a 105 m accuracy
+    and not with 95 m; 300 m beyond, not even with 5 km (the cap)."""
+    circle = areas.circle_polygon(140.3, 37.3, 1000.0, 64)
+    # Bearing 360/128 points at the middle of a side, which lies 1,000 m from the centre.
+    near_x, near_y = areas.destination(140.3, 37.3, 2.8125, 1100.0)
+    far_x, far_y = areas.destination(140.3, 37.3, 2.8125, 1300.0)
+    index = PointIndex(cell_deg=0.001, accuracy_cap_m=_CAP)
+    index.build(np.array([1, 2, 3]), np.array([near_x, far_x, near_x]),
+                np.array([near_y, far_y, near_y]), np.array([105.0, 5000.0, 95.0]))
+    assert _matched(index, circle) == {1}
+
+
+def _reference(geometry: shapely.Geometry, lon: np.ndarray, lat: np.ndarray,
+               reach_m: np.ndarray) -> np.ndarray:
+    """Brute force: inside, or the distance to the geometry measured in a flat projection
+    centred on each point (metres east and north of it); None where the two are too close."""
+    inside = shapely.intersects_xy(geometry, lon, lat)
+    out = inside.astype(object)
+    k = np.pi / 180 * areas.EARTH_RADIUS_M
+    for i in np.flatnonzero(~inside):
+        cos = np.cos(np.radians(lat[i]))
+
+        def flat(c: np.ndarray, i: int = i, cos: float = cos) -> np.ndarray:
+            return np.column_stack([(c[:, 0] - lon[i]) * cos * k, (c[:, 1] - lat[i]) * k])
+
+        d = shapely.distance(shapely.transform(geometry, flat), shapely.Point(0, 0))
+        out[i] = None if abs(d - reach_m[i]) < 0.05 else bool(d <= reach_m[i])
+    return out
+
+
+@pytest.mark.parametrize("cell_deg", [0.01, 0.0005])
+def test_randomised_accuracy_matching_equals_brute_force(cell_deg: float) -> None:
+    """Over random points with random accuracies around a star-shaped area (with a hole),
+    in the base and in the delta, matching equals inside-or-within-capped-accuracy computed
+    by brute force."""
+    rng = np.random.default_rng(41)
+    area = shapely.difference(_star(140.2, 37.4, 0.03, 5, 200, seed=4),
+                              shapely.Point(140.2, 37.4).buffer(0.006))
+    n = 6000
+    lon, lat = rng.uniform(140.14, 140.26, n), rng.uniform(37.35, 37.45, n)
+    acc = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0.0, 400.0, n))
+    keys = np.arange(n, dtype=np.int64)
+    index = PointIndex(cell_deg=cell_deg, accuracy_cap_m=_CAP)
+    index.build(keys[: n // 2], lon[: n // 2], lat[: n // 2], acc[: n // 2])
+    for i in range(n // 2, n):
+        index.upsert(i, lon[i], lat[i], acc[i])
+    capped = np.minimum(acc.astype(np.float32).astype(np.float64), _CAP)
+    expected = _reference(area, lon, lat, capped)
+    found = _matched(index, area)
+    decided = [i for i in range(n) if expected[i] is not None]
+    assert len(decided) > n - 10
+    assert {i for i in decided if expected[i]} == {i for i in decided if i in found}
+    near = sum(1 for i in decided if expected[i] and not area.intersects(
+        shapely.Point(lon[i], lat[i])))
+    assert near > 100  # the accuracy circles did decide many points
