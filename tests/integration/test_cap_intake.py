@@ -135,7 +135,8 @@ async def test_unknown_geocode_is_quarantined(context: Context) -> None:
         await cap_intake.ingest(context, capgen.message(
             "g2", polygon=None, geocode=("LGCode", "131016")), "test")
     reason = await context.pool.fetchval("SELECT reason FROM quarantine")
-    assert "131016" in reason
+    assert reason == ("area '福島市中心部': no usable polygon or circle and no known geocode"
+                      " (LGCode=131016)")
 
 
 async def test_xxe_sample_is_quarantined(context: Context) -> None:
@@ -145,7 +146,7 @@ async def test_xxe_sample_is_quarantined(context: Context) -> None:
         await cap_intake.ingest(context, raw, "test")
     row = await context.pool.fetchrow("SELECT raw, raw_size, reason FROM quarantine")
     assert bytes(row["raw"]) == raw and row["raw_size"] == len(raw)
-    assert "DOCTYPE" in row["reason"] or "DTD" in row["reason"]
+    assert row["reason"] == "DOCTYPE is not allowed (found <!DOCTYPE alert ...>)"
 
 
 async def test_non_evacuation_alert_is_ignored(context: Context) -> None:
@@ -269,7 +270,7 @@ async def test_other_senders_cannot_cancel(context: Context) -> None:
                              sender="mallory@example.com")
     foreign = foreign.replace(b"mallory@example.com,s1", capgen.SENDER.encode() + b",s1")
     result = await cap_intake.ingest(context, foreign, "test")
-    assert result.outcome != "lifted"
+    assert result.outcome == "ignored"
     assert await context.pool.fetchval(
         "SELECT state FROM orders WHERE id = $1", real.order_id) == "active"
 
@@ -280,6 +281,6 @@ async def test_update_keeps_what_it_leaves_out(context: Context) -> None:
     a = await cap_intake.ingest(context, capgen.message("k1", level=5), "test")
     b = await cap_intake.ingest(context, capgen.message(
         "k2", msg_type="Update", references=("k1",), level=None, event="洪水 続報"), "test")
-    assert b.outcome in ("updated", "recorded")
+    assert b.outcome == "recorded"
     level = await _level(context, a.order_id)
     assert level == 5

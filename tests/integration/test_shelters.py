@@ -117,9 +117,9 @@ async def test_opening_pushes_to_nearby_devices_under_an_order(
     assert (await r.json())["opened"] is False
     assert await _opened_tokens(context.pool) == ["near"]
     await api.put("/v1/staff/shelters/S-CENTER/status", json={"status": "closed"},
-                     headers=auth)
+                  headers=auth)
     await api.put("/v1/staff/shelters/S-CENTER/status", json={"status": "open"},
-                     headers=auth)
+                  headers=auth)
     assert await _opened_tokens(context.pool) == ["near", "near"]
 
 
@@ -132,7 +132,7 @@ async def test_unsuitable_shelter_is_not_pushed(
     await _order(context, hazard="flood")
     op = await staff.create(context.pool, "operator")
     r = await api.put("/v1/staff/shelters/S-QUAKE/status", json={"status": "open"},
-                         headers={"Authorization": f"Bearer {op}"})
+                      headers={"Authorization": f"Bearer {op}"})
     assert (await r.json())["opened"] is True
     assert await _opened_tokens(context.pool) == []
 
@@ -146,16 +146,18 @@ async def test_status_validation_and_roles(
     viewer = await staff.create(context.pool, "viewer")
     url = "/v1/staff/shelters/S-CENTER/status"
     r = await api.put(url, json={"status": "ajar"}, headers={"Authorization": f"Bearer {op}"})
-    assert r.status == 422 and "status" in (await r.json())["error"]
+    assert (r.status, await r.json()) == (
+        422, {"error": "status must be one of not_open, open, full, closed"})
     r = await api.put(url, json={"status": "open", "evacuees": -1},
-                         headers={"Authorization": f"Bearer {op}"})
-    assert r.status == 422
+                      headers={"Authorization": f"Bearer {op}"})
+    assert (r.status, await r.json()) == (422, {"error": "evacuees must be a whole number from 0"})
     r = await api.put("/v1/staff/shelters/NOPE/status", json={"status": "open"},
-                         headers={"Authorization": f"Bearer {op}"})
-    assert r.status == 404
+                      headers={"Authorization": f"Bearer {op}"})
+    assert (r.status, await r.json()) == (404, {"error": "no shelter 'NOPE'"})
     r = await api.put(url, json={"status": "open"},
-                         headers={"Authorization": f"Bearer {viewer}"})
-    assert r.status == 403
+                      headers={"Authorization": f"Bearer {viewer}"})
+    assert (r.status, await r.json()) == (
+        403, {"error": "this action needs the operator role; the token is viewer"})
 
 
 async def test_nearest_first_with_filters(
@@ -170,13 +172,13 @@ async def test_nearest_first_with_filters(
     assert all(a["distance_m"] <= b["distance_m"] for a, b in itertools.pairwise(found))
     assert 40 < found[0]["distance_m"] < 80
     r = await api.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525",
-                                                 "hazard": "flood"})
+                                              "hazard": "flood"})
     assert "S-QUAKE" not in [s["id"] for s in (await r.json())["shelters"]]
     op = await staff.create(context.pool, "operator")
     await api.put("/v1/staff/shelters/S-EAST/status", json={"status": "open"},
-                     headers={"Authorization": f"Bearer {op}"})
+                  headers={"Authorization": f"Bearer {op}"})
     r = await api.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525",
-                                                 "open": "true"})
+                                              "open": "true"})
     assert [s["id"] for s in (await r.json())["shelters"]] == ["S-EAST"]
     r = await api.get("/v1/shelters", params={"lat": "95", "lon": "140"})
     assert r.status == 422
@@ -210,7 +212,7 @@ async def test_shelter_without_hazard_flags_serves_every_order(
     await _order(context)
     op = await staff.create(context.pool, "operator")
     r = await api.put("/v1/staff/shelters/HALL/status", json={"status": "open"},
-                         headers={"Authorization": f"Bearer {op}"})
+                      headers={"Authorization": f"Bearer {op}"})
     assert (await r.json())["opened"] is True
     assert await _opened_tokens(context.pool) == ["near"]
 

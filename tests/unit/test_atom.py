@@ -147,16 +147,17 @@ def test_single_cap_is_not_a_feed() -> None:
         atom.parse_feed(CAP)
 
 
-@pytest.mark.parametrize(("data", "error"), [
-    (b'<!DOCTYPE f SYSTEM "http://example.invalid/x"><feed/>', errors.UnsafeXml),
-    (b"<feed", errors.MalformedXml),
-    (b'<rss version="2.0"/>', errors.InvalidMessage),
+@pytest.mark.parametrize(("data", "error", "reason"), [
+    (b'<!DOCTYPE f SYSTEM "http://example.invalid/x"><feed/>', errors.UnsafeXml,
+     "DOCTYPE is not allowed (found <!DOCTYPE f ...>)"),
+    (b"<feed", errors.MalformedXml, "not well-formed XML: unclosed token: line 1, column 0"),
+    (b'<rss version="2.0"/>', errors.InvalidMessage, "RSS document has no channel"),
 ])
-def test_feed_refusals(data: bytes, error: type[errors.FeedError]) -> None:
+def test_feed_refusals(data: bytes, error: type[errors.FeedError], reason: str) -> None:
     """DTDs, malformed XML and an RSS without channel are refused with FeedError subclasses."""
     with pytest.raises(error) as caught:
         atom.parse_feed(data)
-    assert caught.value.reason
+    assert caught.value.reason == reason
 
 
 def test_feed_size_limit() -> None:

@@ -80,7 +80,7 @@ def test_get_unknown_code_raises_naming_it(table: Table, code: str) -> None:
     """Unknown or malformed codes raise UnknownAreaCode whose reason names the code."""
     with pytest.raises(UnknownAreaCode) as caught:
         table.get(code)
-    assert code in caught.value.reason
+    assert caught.value.reason == f"unknown area code '{code}'"
 
 
 def test_is_known(table: Table) -> None:

@@ -17,7 +17,7 @@ def test_defaults_load() -> None:
     cfg = settings.load(environ={})
     assert cfg.http.port == 8080
     assert cfg.apns.critical_levels == ()
-    assert cfg.orders.default_ttl_s > 0
+    assert cfg.orders.default_ttl_s == 86400
 
 
 def test_file_overrides_defaults(tmp_path: Path) -> None:
