@@ -74,7 +74,8 @@ async def test_order_reaches_exactly_the_devices_inside(
         await api.device("ios" if i % 2 else "android", f"out-{i}", lat, lon)
     status, preview = await api.call("POST", "/v1/staff/orders:preview", op, order())
     assert status == 200 and preview["devices"] == len(INSIDE), preview
-    assert preview["by_area"] == {"072010": len(INSIDE)}  # all inside 福島市
+    # every municipality the square touches, with its count: all three inside 福島市
+    assert preview["by_area"] == {"072010": len(INSIDE), "072133": 0, "073083": 0}
     assert await sandbox.deliveries(http) == []  # preview sends nothing
 
     status, created = await api.call("POST", "/v1/staff/orders", op, order())
