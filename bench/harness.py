@@ -67,9 +67,8 @@ async def database(prefix: str) -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def sandbox(directory: Path) -> AsyncIterator[Sandbox]:
     """`alertd sandbox` on free ports until the block ends."""
-    sb = Sandbox.start(directory, directory.parent / "sandbox.log")
+    sb = await Sandbox.launch(directory, directory.parent / "sandbox.log", deadline_s=DEADLINE_S)
     try:
-        await sb.ready(DEADLINE_S)
         yield sb
     finally:
         sb.stop()

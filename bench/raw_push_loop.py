@@ -133,9 +133,8 @@ async def _access_token(session: aiohttp.ClientSession, account: fcm.ServiceAcco
 @contextlib.asynccontextmanager
 async def sandbox_process(directory: Path, deadline_s: float = 30.0) -> AsyncIterator[int]:
     """Run `alertd sandbox` until the block ends; yields the port base."""
-    sb = SandboxProcess.start(directory, directory / "sandbox.log")
+    sb = await SandboxProcess.launch(directory, directory / "sandbox.log", deadline_s=deadline_s)
     try:
-        await sb.ready(deadline_s)
         yield sb.base
     finally:
         sb.stop()

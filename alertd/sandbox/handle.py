@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,18 +21,30 @@ from typing import Any
 import aiohttp
 
 READY_S = 30.0  # default bound on a process's start-up
+_LOWEST_PORT = 10000  # free_port_base stays above the ports services usually take
+_ATTEMPTS = 5  # sandbox starts tried when its ports were taken meanwhile
 _POLL_S = 0.02  # how often readiness is re-checked while waiting
 _STOP_S = 30.0  # how long a SIGTERM gets before SIGKILL
 
 
+def _lowest_ephemeral_port() -> int:
+    """Where the range the kernel picks outgoing connections' local ports from begins."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port_base(count: int = 3) -> int:
-    """A port N such that N .. N+count-1 are free right now."""
+    """A port N such that N .. N+count-1 are free right now.
+
+    Chosen below the ephemeral range, so that no outgoing connection (a database client, an
+    HTTP client) takes one of them between this check and the server binding it."""
+    low = _lowest_ephemeral_port()
+    top = low - count if low - count > _LOWEST_PORT else 65536 - count
+    rng = random.SystemRandom()
     for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65535:
-            continue
+        base = rng.randrange(_LOWEST_PORT, top)
         with contextlib.ExitStack() as stack:
             try:
                 for port in range(base, base + count):
@@ -63,6 +76,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=_STOP_S)
 
 
+def _size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def _since(log: Path, offset: int) -> str:
+    with log.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
 def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:] if log.exists() else ""
 
@@ -87,6 +110,23 @@ class SandboxProcess:
                 stdout=out, stderr=subprocess.STDOUT, env=env if env is not None else clean_env(),
             )
         return cls(proc, directory, base, log)
+
+    @classmethod
+    async def launch(cls, directory: Path, log: Path, env: dict[str, str] | None = None,
+                     deadline_s: float = READY_S) -> SandboxProcess:
+        """Start the sandbox and wait until it serves; on ports taken in between (another
+        program bound one after free_port_base looked), try again on other ports."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            seen = _size(log)
+            sb = cls.start(directory, log, env)
+            try:
+                await sb.ready(deadline_s)
+                return sb
+            except RuntimeError:
+                sb.stop()
+                if attempt == _ATTEMPTS or "address already in use" not in _since(log, seen):
+                    raise
+        raise AssertionError("unreachable")
 
     async def ready(self, deadline_s: float = READY_S) -> None:
         """Wait until it serves (it has written sandbox.toml); fail if it exits or is late."""

@@ -41,9 +41,8 @@ def no_stray_daemons() -> Iterator[None]:
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
     """A sandbox process on free ports, stopped afterwards."""
-    sb = Sandbox.start(tmp_path / "sandbox", tmp_path / "sandbox.log")
+    sb = await Sandbox.launch(tmp_path / "sandbox", tmp_path / "sandbox.log", deadline_s=DEADLINE)
     try:
-        await sb.ready(DEADLINE)
         yield sb
     finally:
         sb.stop()
