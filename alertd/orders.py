@@ -62,6 +62,18 @@ def parse_area(raw: Any, table: municipalities.Table, cfg: settings.Orders) -> a
         raise errors.InvalidInput(f"area: {exc.reason}") from exc
 
 
+def served_area(raw: Any, table: municipalities.Table, cfg: settings.Orders) -> areas.Area:
+    """A new area from request JSON: parsed, and refused when it lies wholly outside the
+    prefecture served. (Stored areas are re-read with :func:`parse_area` alone: an order
+    accepted once stays readable and liftable.)"""
+    area = parse_area(raw, table, cfg)
+    try:
+        areas.check_served(area.geometry, table)
+    except geo_errors.GeoError as exc:
+        raise errors.InvalidInput(f"area: {exc.reason}") from exc
+    return area
+
+
 def _texts(raw: Any, key: str, max_len: int, required: bool) -> dict[str, str]:
     if raw is None and not required:
         return {}
@@ -114,7 +126,7 @@ def parse_spec(body: Any, table: municipalities.Table, cfg: settings.Orders,
             raise errors.InvalidInput(f"{key} is required")
     level = _level(body["level"])
     hazard = _hazard(body["hazard"])
-    area = parse_area(body["area"], table, cfg)
+    area = served_area(body["area"], table, cfg)
     return OrderSpec(
         level=level, hazard=hazard, area=area, area_json=area_json(area, body["area"]),
         headline=_texts(body["headline"], "headline", MAX_HEADLINE, True),
@@ -137,7 +149,7 @@ def parse_patch(body: Any, current: OrderSpec, table: municipalities.Table,
     if "hazard" in body:
         spec = replace(spec, hazard=_hazard(body["hazard"]))
     if "area" in body:
-        area = parse_area(body["area"], table, cfg)
+        area = served_area(body["area"], table, cfg)
         spec = replace(spec, area=area, area_json=area_json(area, body["area"]))
     if "headline" in body:
         spec = replace(spec, headline=_texts(body["headline"], "headline", MAX_HEADLINE, True))

@@ -147,6 +147,16 @@ def parse_area(
     return Area("polygon", geometry)
 
 
+def check_served(geometry: shapely.Geometry, table: Table) -> None:
+    """Refuse an area that touches none of the table's municipalities: it lies wholly outside
+    the prefecture served, where nobody could be told (an area across its border is fine)."""
+    if not table.intersecting(geometry):
+        raise InvalidArea(
+            "the area lies wholly outside the prefecture served (it touches none of its "
+            "municipalities); check the coordinates: GeoJSON positions are [lon, lat], CAP "
+            "polygons lat,lon")
+
+
 def positions(obj: object) -> int:
     """How many positions a GeoJSON area holds (0 for circles, codes and malformed input).
 

@@ -134,7 +134,7 @@ def prepare(table: municipalities.Table, arg: tuple[bytes, settings.Settings, da
         return Prepared(alert)
     try:
         geometry = _checked(
-            area_geometry(infos, table, cfg.orders.max_self_intersections), cfg)
+            area_geometry(infos, table, cfg.orders.max_self_intersections), table, cfg)
     except errors.InvalidInput as exc:
         return Prepared(alert, resolved=True, area_error=exc.reason)
     return Prepared(alert, resolved=True, area=geometry)
@@ -144,7 +144,8 @@ def _area(infos: list[cap.CapInfo], table: municipalities.Table, cfg: settings.S
           prepared: Prepared | None) -> shapely.Geometry:
     """The checked area of the info blocks: resolved already by :func:`prepare`, or now."""
     if prepared is None or not prepared.resolved:
-        return _checked(area_geometry(infos, table, cfg.orders.max_self_intersections), cfg)
+        return _checked(area_geometry(infos, table, cfg.orders.max_self_intersections), table,
+                        cfg)
     if prepared.area is None:
         raise errors.InvalidInput(prepared.area_error)
     return prepared.area
@@ -199,8 +200,10 @@ def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Sett
                      headline=headline, instruction=instruction, expires_at=expires)
 
 
-def _checked(geometry: shapely.Geometry, cfg: settings.Settings) -> shapely.Geometry:
-    """The area, refused when empty, absurdly large or too detailed to store as an order."""
+def _checked(geometry: shapely.Geometry, table: municipalities.Table,
+             cfg: settings.Settings) -> shapely.Geometry:
+    """The area, refused when empty, absurdly large, too detailed to store as an order, or
+    wholly outside the prefecture served (the same rule as staff areas)."""
     if geometry.is_empty:
         raise errors.InvalidInput("the message's area is empty")
     size = areas.area_km2(geometry)
@@ -211,4 +214,8 @@ def _checked(geometry: shapely.Geometry, cfg: settings.Settings) -> shapely.Geom
     if vertices > cfg.orders.max_vertices:
         raise errors.InvalidInput(f"the message's area has {vertices} vertices, more than "
                                   f"orders.max_vertices ({cfg.orders.max_vertices})")
+    try:
+        areas.check_served(geometry, table)
+    except geo_errors.GeoError as exc:
+        raise errors.InvalidInput(f"area: {exc.reason}") from exc
     return geometry

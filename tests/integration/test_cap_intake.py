@@ -284,3 +284,23 @@ async def test_update_keeps_what_it_leaves_out(context: Context) -> None:
     assert b.outcome == "recorded"
     level = await _level(context, a.order_id)
     assert level == 5
+
+
+async def test_area_outside_the_prefecture_is_quarantined(context: Context) -> None:
+    """A CAP Alert whose polygon lies wholly outside the prefecture (Tokyo) is refused and
+    quarantined with the reason, as a staff order would be; one across the border into
+    伊達市 is an order for the devices it covers."""
+    tokyo = "35.60,139.69 35.60,139.80 35.70,139.80 35.70,139.69 35.60,139.69"
+    with pytest.raises(cap_intake.Rejected) as caught:
+        await cap_intake.ingest(context, capgen.message("far", polygon=tokyo), "test")
+    reason = ("area: the area lies wholly outside the prefecture served (it touches none of its "
+              "municipalities); check the coordinates: GeoJSON positions are [lon, lat], CAP "
+              "polygons lat,lon")
+    assert caught.value.reason == reason
+    assert await context.pool.fetchval("SELECT reason FROM quarantine") == reason
+    assert await context.pool.fetchval("SELECT count(*) FROM orders") == 0
+    await _device(context, "date", 37.9043, 140.6092)  # in 伊達市, inside the area
+    across = "37.90,140.55 37.90,140.75 38.10,140.75 38.10,140.55 37.90,140.55"
+    result = await cap_intake.ingest(context, capgen.message("near", polygon=across), "test")
+    assert result.outcome == "order"
+    assert [p[0] for p in await _pushes(context.pool, result.order_id)] == ["date"]

@@ -154,3 +154,35 @@ async def test_accuracy_circles_count_in_previews_and_orders(context: Context) -
         assert context.points.match(circle).seqs.tolist() == [seqs["wide"]]
     finally:
         await client.close()
+
+
+TOKYO = {"type": "Polygon", "coordinates": [[
+    [139.69, 35.60], [139.80, 35.60], [139.80, 35.70], [139.69, 35.70], [139.69, 35.60]]]}
+# Mostly in Miyagi, but its southern edge reaches into 伊達市 and 国見町.
+ACROSS_THE_BORDER = {"type": "Polygon", "coordinates": [[
+    [140.55, 37.90], [140.75, 37.90], [140.75, 38.10], [140.55, 38.10], [140.55, 37.90]]]}
+OUTSIDE = ("area: the area lies wholly outside the prefecture served (it touches none of its "
+           "municipalities); check the coordinates: GeoJSON positions are [lon, lat], CAP "
+           "polygons lat,lon")
+
+
+async def test_areas_outside_the_prefecture_are_refused(api: TestClient,
+                                                        context: Context) -> None:
+    """A preview, an order and a PATCH with an area wholly outside the prefecture answer 422
+    saying why, and nothing is stored; an area across the border is issued."""
+    operator = await staff.create(context.pool, "operator")
+    auth = {"Authorization": f"Bearer {operator}"}
+    far = {"level": 4, "hazard": "flood", "headline": HEADLINE, "area": TOKYO}
+    assert await _preview(api, operator, far) == (422, {"error": OUTSIDE})
+    r = await api.post("/v1/staff/orders", json=far, headers=auth)
+    assert (r.status, await r.json()) == (422, {"error": OUTSIDE})
+    assert await context.pool.fetchval("SELECT count(*) FROM orders") == 0
+    near = dict(far, area=ACROSS_THE_BORDER)
+    status, answer = await _preview(api, operator, near)
+    assert status == 200 and answer["devices"] == "fewer than 10"
+    r = await api.post("/v1/staff/orders", json=near, headers=auth)
+    assert r.status == 201
+    order_id = (await r.json())["id"]
+    r = await api.patch(f"/v1/staff/orders/{order_id}", json={"area": TOKYO}, headers=auth)
+    assert (r.status, await r.json()) == (422, {"error": OUTSIDE})
+    assert await context.pool.fetchval("SELECT max(version) FROM order_versions") == 1
