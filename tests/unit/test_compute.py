@@ -13,7 +13,7 @@ import pytest
 
 from alertd import compute, errors, settings
 from geo import municipalities
-from tests.waiting import wait_for
+from tests.waiting import POLL_S, wait_for
 
 AREAS = Path(__file__).resolve().parents[2] / "config" / "areas" / "fukushima_areas.geojson"
 TABLE = municipalities.load(AREAS)
@@ -40,7 +40,7 @@ def spin(_table: municipalities.Table, seconds: float) -> str:
 def hold(_table: municipalities.Table, gate: str) -> str:
     """A job that keeps its worker until the file `gate` exists."""
     while not os.path.exists(gate):
-        time.sleep(0.01)
+        time.sleep(POLL_S)  # re-checking the gate, as wait_for does
     return "released"
 
 
