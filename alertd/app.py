@@ -94,7 +94,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     pool = await db.connect(cfg.database.url, min_size=cfg.database.pool_min,
-                            max_size=cfg.database.pool_max)
+                            max_size=cfg.database.pool_max, bounds=cfg.database)
     async with pool.acquire() as conn:
         pending = await db.pending_migrations(conn)
     if pending:

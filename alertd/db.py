@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+from collections.abc import AsyncIterator, Iterator
 from importlib import resources
+from typing import Any
 
 import asyncpg
 import structlog
 
-from alertd import errors
+from alertd import errors, logs, settings
 
 log = structlog.get_logger(__name__)
 
@@ -23,17 +27,115 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def connect(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """Open a connection pool with JSON codecs installed."""
+# Driver errors that mean "the database is unavailable now; retry shortly" (HTTP 503): lost or
+# refused connections, a wait that timed out (TimeoutError is an OSError), a statement the
+# server cancelled (statement_timeout) or a server shutting down or full.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+)
+
+
+class BoundedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no hints
+    """A pooled connection that knows how long an order's fan-out statements may take."""
+
+    __slots__ = ("bulk_timeout_s",)
+
+    @contextlib.contextmanager
+    def command_timeout(self, seconds: float) -> Iterator[None]:
+        """Statements inside wait up to `seconds` instead of the connection's command_timeout.
+
+        asyncpg reads `_config.command_timeout` at each statement and offers no public way to
+        change it; tests/integration/test_hung_database.py pins that this works.
+        """
+        before: Any = self._config  # type: ignore[has-type]
+        self._config = before._replace(command_timeout=seconds)  # type: ignore[misc]
+        try:
+            yield
+        finally:
+            self._config = before
+
+
+@contextlib.asynccontextmanager
+async def bulk(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Inside a transaction: an order's fan-out, whose statements (matching devices, writing
+    their deliveries) may take up to database.bulk_timeout_s each, server- and client-side,
+    instead of database.statement_timeout_s. No change on a connection without bounds."""
+    seconds = getattr(conn, "bulk_timeout_s", None)  # through a pool's proxy too
+    if seconds is None:
+        yield
+        return
+    ms = _ms(seconds)
+    await conn.execute(f"SET LOCAL statement_timeout = {ms};"
+                       f" SET LOCAL idle_in_transaction_session_timeout = {ms}")
+    with conn.command_timeout(seconds):
+        yield
+
+
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no type hints
+    """A pool whose `acquire` waits at most `acquire_timeout_s` (None: for ever) by default.
+
+    asyncpg applies the acquire timeout to handing the connection back as well (after a
+    statement that timed out, waiting for its cancellation and the reset), so neither wait can
+    outlast it; the pool's shortcuts (`pool.fetch`, `pool.execute`, ...) go through `acquire`.
+    """
+
+    __slots__ = ("_acquire_timeout_s",)
+
+    def __init__(self, *args: Any, acquire_timeout_s: float | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        """A connection, waiting at most `timeout` (default: the pool's acquire timeout)."""
+        return super().acquire(
+            timeout=self._acquire_timeout_s if timeout is None else timeout)
+
+
+async def connect(url: str, *, min_size: int = 2, max_size: int = 10,
+                  bounds: settings.Database | None = None) -> asyncpg.Pool:
+    """Open a connection pool with JSON codecs installed, every wait bounded by `bounds`.
+
+    Without `bounds` (tools and tests) statements may run for a minute and acquiring waits.
+    """
+    options: dict[str, Any] = {"command_timeout": 60}
+    acquire_timeout_s: float | None = None
+    init = _init_connection
+    if bounds is not None:
+        acquire_timeout_s = bounds.acquire_timeout_s
+        init = functools.partial(_init_bounded, bulk_timeout_s=bounds.bulk_timeout_s)
+        options = {
+            "timeout": bounds.connect_timeout_s,
+            "command_timeout": bounds.statement_timeout_s,
+            # The server ends what the client gave up on even if the cancel request is lost,
+            # and a transaction left open by a stuck client releases its locks.
+            "server_settings": {
+                "statement_timeout": str(_ms(bounds.statement_timeout_s)),
+                "idle_in_transaction_session_timeout": str(_ms(bounds.idle_in_transaction_s)),
+            },
+        }
     try:
-        pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection,
-            command_timeout=60,
+        pool = await BoundedPool(
+            url, min_size=min_size, max_size=max_size, init=init,
+            max_queries=50000, max_inactive_connection_lifetime=300.0, loop=None,
+            connection_class=BoundedConnection, record_class=asyncpg.Record,
+            acquire_timeout_s=acquire_timeout_s, **options,
         )
     except (OSError, asyncpg.PostgresError) as exc:
-        raise errors.DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+        raise errors.DatabaseUnavailable(
+            f"cannot connect to the database: {logs.describe(exc)}") from exc
     assert pool is not None
     return pool
+
+
+async def _init_bounded(conn: BoundedConnection, *, bulk_timeout_s: float) -> None:
+    await _init_connection(conn)
+    conn.bulk_timeout_s = bulk_timeout_s
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 async def connect_one(url: str) -> asyncpg.Connection:

@@ -10,7 +10,7 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import orders, render, settings, shelters
+from alertd import db, orders, render, settings, shelters
 from alertd.delivery import outbox
 from alertd.points import Points
 from alertd.shelters import StoredShelter
@@ -92,7 +92,7 @@ async def apply_status(conn: asyncpg.Connection, points: Points, cfg: settings.S
                        at: datetime | None = None) -> shelters.StatusChange:
     """Apply a status report and, when it opens the shelter, queue the opening pushes
     in the same transaction (a crash cannot record the opening without its pushes)."""
-    async with conn.transaction():
+    async with conn.transaction(), db.bulk(conn):
         change = await shelters.set_status(conn, shelter_id, status, crowding, evacuees, source,
                                            at)
         if change.opened:

@@ -11,7 +11,7 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import errors, orders, progress, render, settings
+from alertd import db, errors, orders, progress, render, settings
 from alertd.delivery import outbox
 from alertd.orders import Order, OrderSpec
 from alertd.points import Points
@@ -113,7 +113,7 @@ async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
     """Store a new order and its deliveries in one transaction; a known source_key is a no-op."""
     matched = points.match(spec.area.geometry, spec.area.area_codes)
     order_id = uuid.uuid4()
-    async with conn.transaction():
+    async with conn.transaction(), db.bulk(conn):
         inserted = await conn.fetchval(
             "INSERT INTO orders (id, source, source_key, created_by, exercise)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_key) DO NOTHING RETURNING id",
@@ -184,7 +184,7 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
         raise errors.Conflict("the order has been lifted; issue a new one")
     matched = points.match(spec.area.geometry, spec.area.area_codes)
     version = order.version + 1
-    async with conn.transaction():
+    async with conn.transaction(), db.bulk(conn):
         bumped = await conn.fetchval(
             "UPDATE orders SET version = $2 WHERE id = $1 AND version = $3 AND state = 'active'"
             " RETURNING version", order.id, version, order.version,
@@ -215,7 +215,7 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
 
 async def lift(conn: asyncpg.Connection, order: Order) -> int:
     """Lift (解除) the order: pending sends are cancelled, every device that holds it is told."""
-    async with conn.transaction():
+    async with conn.transaction(), db.bulk(conn):
         state = await conn.fetchval(
             "UPDATE orders SET state = 'lifted', lifted_at = now() WHERE id = $1"
             " AND state = 'active' RETURNING state", order.id,

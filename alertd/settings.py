@@ -39,6 +39,12 @@ class Database:
     url: str
     pool_min: int
     pool_max: int
+    connect_timeout_s: float
+    acquire_timeout_s: float
+    statement_timeout_s: float
+    bulk_timeout_s: float
+    idle_in_transaction_s: float
+    ready_timeout_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +198,8 @@ _POSITIVE = {
     "ratelimit.register_per_s", "ratelimit.device_burst", "ratelimit.device_per_s",
     "ratelimit.location_burst", "ratelimit.location_per_s", "ratelimit.staff_burst",
     "ratelimit.staff_per_s", "ratelimit.max_tracked", "compute.timeout_s", "compute.wait_s",
+    "database.connect_timeout_s", "database.acquire_timeout_s", "database.statement_timeout_s",
+    "database.bulk_timeout_s", "database.idle_in_transaction_s", "database.ready_timeout_s",
 }
 _NOT_NEGATIVE = {
     "orders.max_self_intersections", "orders.preview_min_count", "orders.accuracy_cap_m",

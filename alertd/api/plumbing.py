@@ -8,12 +8,11 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import asyncpg
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from alertd import credentials, devices, errors, staff, validate
+from alertd import credentials, db, devices, errors, logs, staff, validate
 from alertd.context import Context
 
 log = structlog.get_logger(__name__)
@@ -97,13 +96,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 resp.headers["Allow"] = exc.headers["Allow"]
             return resp
         raise
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+    except db.UNAVAILABLE as exc:
         if request.transport is None:  # the client hung up: reading its body failed
             log.debug("request_client_disconnected", path=request.path,
                       method=request.method)
             return problem(400, "the client disconnected")  # nobody reads it
-        log.warning("request_database_error", path=request.path, error=str(exc))
-        return problem(503, "the database is unavailable; retry shortly")
+        log.warning("request_database_error", path=request.path, error=logs.describe(exc))
+        resp = problem(503, "the database is unavailable; retry shortly")
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return resp
     except Exception:
         log.exception("request_failed", path=request.path, method=request.method)
         return problem(500, "internal error")

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from alertd import db, metrics
+from alertd import db, logs, metrics
 from alertd.api import connections, mobile, plumbing, staff_feeds, staff_orders, throttle
 from alertd.context import Context
 from alertd.delivery import outbox
@@ -21,19 +21,38 @@ async def _healthz(_request: web.Request) -> web.Response:
     return plumbing.json_response({"status": "ok"})
 
 
+# Readiness checks still running after /readyz answered (a hung database): kept referenced
+# until they end, which the pool's own bounds guarantee.
+_LATE_CHECKS: set[asyncio.Task[list[str]]] = set()
+
+
 @health.get("/readyz")
 async def _readyz(request: web.Request) -> web.Response:
     c = plumbing.ctx(request)
+    wait_s = c.cfg.database.ready_timeout_s
+    # A task, not a timeout around the await: cancelling a statement waits for the database
+    # to take the cancellation, and /readyz must answer on time even when it never does.
+    check = asyncio.ensure_future(db.pending_migrations(c.pool))
+    done, _ = await asyncio.wait({check}, timeout=wait_s)
+    if not done:
+        _LATE_CHECKS.add(check)
+        check.add_done_callback(_forget_check)
+        return plumbing.problem(503, f"database did not answer within {wait_s:g} s")
     try:
-        async with asyncio.timeout(2):
-            pending = await db.pending_migrations(c.pool)
+        pending = check.result()
     except Exception as exc:
-        return plumbing.problem(503, f"database unreachable: {type(exc).__name__}")
+        return plumbing.problem(503, f"database unreachable: {logs.describe(exc)}")
     if pending:
         return plumbing.problem(503, f"migrations not applied: {', '.join(pending)}")
     if not c.points.ready.is_set():
         return plumbing.problem(503, "point index still loading")
     return plumbing.json_response({"status": "ready", "points": len(c.points.index)})
+
+
+def _forget_check(check: asyncio.Task[list[str]]) -> None:
+    _LATE_CHECKS.discard(check)
+    if not check.cancelled():
+        check.exception()  # retrieved: a late failure is no news
 
 
 @health.get("/metrics")

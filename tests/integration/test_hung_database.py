@@ -1,0 +1,133 @@
+"""A hung database (sockets open, no answers, through a paused proxy): the API answers 503 with
+Retry-After within its bounds, /readyz within its own timeout, the dispatcher keeps going,
+and everything recovers once the database answers again."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
+
+from alertd import db, settings
+from alertd.api import routes
+from alertd.context import Context
+from alertd.delivery.dispatcher import Dispatcher
+from alertd.delivery.push import Outcome
+from tests.integration.test_dispatcher import FAST, Scripted, _queue
+from tests.pgproxy import PausableProxy
+from tests.waiting import wait_for
+
+# Bounds the test sets, and the generous limit on an answer during the hang: the point is that
+# an answer comes within a few seconds rather than after a minute or never.
+BOUNDS = {"ALERTD_DATABASE_CONNECT_TIMEOUT_S": "2", "ALERTD_DATABASE_ACQUIRE_TIMEOUT_S": "2",
+          "ALERTD_DATABASE_STATEMENT_TIMEOUT_S": "2", "ALERTD_DATABASE_READY_TIMEOUT_S": "2",
+          "ALERTD_DATABASE_POOL_MIN": "1", "ALERTD_DATABASE_POOL_MAX": "3"}
+ANSWER_WITHIN_S = 10.0
+
+
+@pytest.fixture
+async def proxy(db_url: str) -> AsyncIterator[PausableProxy]:
+    """A pausable proxy in front of this test's database."""
+    p = await PausableProxy(db_url).start()
+    yield p
+    await p.close()
+
+
+def _cfg(url: str) -> settings.Settings:
+    return settings.load(environ={"ALERTD_DATABASE_URL": url, **BOUNDS, **FAST})
+
+
+@pytest.fixture
+async def hung_client(context: Context, proxy: PausableProxy) -> AsyncIterator[TestClient]:
+    """The app on a bounded pool that reaches the database through the proxy."""
+    cfg = _cfg(proxy.url)
+    pool = await db.connect(cfg.database.url, min_size=1, max_size=3, bounds=cfg.database)
+    client = TestClient(TestServer(routes.build_app(
+        dataclasses.replace(context, cfg=cfg, pool=pool))))
+    await client.start_server()
+    yield client
+    await client.close()
+    proxy.resume()
+    await pool.close()
+
+
+async def _timed(call: Any) -> tuple[int, dict[str, str], Any, float]:
+    began = time.monotonic()
+    async with call as resp:
+        body = await resp.json()
+        return resp.status, dict(resp.headers), body, time.monotonic() - began
+
+
+async def test_api_answers_503_within_its_bounds_and_recovers(
+        hung_client: TestClient, proxy: PausableProxy) -> None:
+    """With the database hung, reads, writes, registration and /readyz all answer 503 (the API
+    with Retry-After) within a few seconds, more requests than pooled connections included;
+    once it answers again, so does the API."""
+    client = hung_client
+    r = await client.post("/v1/devices", json={"platform": "ios", "push_token": "t"})
+    me = {"Authorization": f"Bearer {(await r.json())['device_secret']}"}
+    assert (await client.get("/v1/me", headers=me)).status == 200
+    proxy.pause()
+    here = {"lat": 37.75, "lon": 140.47}
+    calls = [client.get("/v1/me", headers=me) for _ in range(4)]
+    calls += [client.put("/v1/me/location", json=here, headers=me),
+              client.post("/v1/devices", json={"platform": "ios", "push_token": "u"}),
+              client.get("/readyz")]
+    answers = await asyncio.gather(*(_timed(c) for c in calls))
+    print("hung database: answer times", [round(a[3], 2) for a in answers])
+    assert [a[0] for a in answers] == [503] * 7
+    assert all(a[3] < ANSWER_WITHIN_S for a in answers)
+    for _, headers, body, _ in answers[:-1]:
+        assert headers["Retry-After"] == "2"
+        assert body == {"error": "the database is unavailable; retry shortly"}
+    assert answers[-1][2] == {"error": "database did not answer within 2 s"}
+    proxy.resume()
+
+    async def recovered() -> bool:
+        return (await client.get("/v1/me", headers=me)).status == 200 and \
+            (await client.get("/readyz")).status == 200
+
+    await wait_for(recovered, "the API answering again")
+
+
+async def test_dispatcher_survives_a_hung_database(
+        pool: asyncpg.Pool, proxy: PausableProxy) -> None:
+    """A dispatcher whose database hangs logs its failed claims with a reason and, once the
+    database answers again, sends what was queued meanwhile."""
+    cfg = _cfg(proxy.url)
+    bounded = await db.connect(cfg.database.url, min_size=1, max_size=3, bounds=cfg.database)
+    sender = Scripted(lambda n: Outcome("sent", provider_id=f"p-{n}"))
+    dispatcher = Dispatcher(bounded, cfg, {"apns": (sender, 10)})
+    with capture_logs() as logged:
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await _queue(pool, 1)
+            await wait_for(lambda: _sent(pool, 1), "the first delivery sent")
+            proxy.pause()
+            await _queue(pool, 1)
+
+            async def claim_failed() -> bool:
+                return any(e["event"] == "claim_failed" for e in logged)
+
+            await wait_for(claim_failed, "a claim failing on the hung database")
+            assert not task.done()
+            proxy.resume()
+            await wait_for(lambda: _sent(pool, 2), "the delivery queued during the hang sent")
+        finally:
+            proxy.resume()
+            dispatcher.stop()
+            await task
+            await bounded.close()
+    failure = next(e for e in logged if e["event"] == "claim_failed")
+    assert failure["error"] == "TimeoutError"
+
+
+async def _sent(pool: asyncpg.Pool, n: int) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM deliveries WHERE state = 'sent'") == n
