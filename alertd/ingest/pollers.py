@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 import structlog
 
-from alertd import backoff, db, errors, metrics, openings, points, settings
+from alertd import backoff, db, errors, logs, metrics, openings, points, settings
 from alertd.context import Context
 from alertd.ingest import cap_intake, feedstate, jma_states, quarantine
 from feeds import atom, jma, shelter_status
@@ -75,12 +75,21 @@ class Poller:
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
-        await feedstate.register(self.c.pool, self.spec.name, self.spec.kind, self.spec.url)
+        while not stop.is_set():  # a database down at start delays the poller, never ends it
+            try:
+                await feedstate.register(self.c.pool, self.spec.name, self.spec.kind,
+                                         self.spec.url)
+                break
+            except db.UNAVAILABLE as exc:
+                log.warning("poller_database_error", feed=self.spec.name,
+                            error=logs.describe(exc))
+                await _sleep(stop, 1.0)
         while not stop.is_set():
             try:
                 conn = await db.connect_one(self.c.cfg.database.url)
             except Exception as exc:
-                log.warning("poller_connect_failed", feed=self.spec.name, error=str(exc))
+                log.warning("poller_connect_failed", feed=self.spec.name,
+                            error=logs.describe(exc))
                 await _sleep(stop, self.spec.interval_s)
                 continue
             try:
@@ -92,7 +101,8 @@ class Poller:
                 else:
                     await _sleep(stop, self.spec.interval_s)  # someone else polls it
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("poller_database_error", feed=self.spec.name, error=str(exc))
+                log.warning("poller_database_error", feed=self.spec.name,
+                            error=logs.describe(exc))
                 await _sleep(stop, 1.0)
             finally:
                 self.holding = False

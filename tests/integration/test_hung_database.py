@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -20,6 +21,9 @@ from alertd.api import routes
 from alertd.context import Context
 from alertd.delivery.dispatcher import Dispatcher
 from alertd.delivery.push import Outcome
+from alertd.ingest import pollers
+from tests import capgen
+from tests.integration import test_pollers
 from tests.integration.test_dispatcher import FAST, Scripted, _queue
 from tests.pgproxy import PausableProxy
 from tests.waiting import wait_for
@@ -30,6 +34,8 @@ BOUNDS = {"ALERTD_DATABASE_CONNECT_TIMEOUT_S": "2", "ALERTD_DATABASE_ACQUIRE_TIM
           "ALERTD_DATABASE_STATEMENT_TIMEOUT_S": "2", "ALERTD_DATABASE_READY_TIMEOUT_S": "2",
           "ALERTD_DATABASE_POOL_MIN": "1", "ALERTD_DATABASE_POOL_MAX": "3"}
 ANSWER_WITHIN_S = 10.0
+server = test_pollers.server  # the local feed server fixture
+Server = test_pollers.Server
 
 
 @pytest.fixture
@@ -131,3 +137,45 @@ async def test_dispatcher_survives_a_hung_database(
 
 async def _sent(pool: asyncpg.Pool, n: int) -> bool:
     return await pool.fetchval("SELECT count(*) FROM deliveries WHERE state = 'sent'") == n
+
+
+async def test_poller_survives_a_database_hung_at_start_and_later(
+        context: Context, proxy: PausableProxy, server: Server) -> None:
+    """A poller whose database is hung when it starts, and again later, logs each failure with
+    a reason, keeps retrying, and polls its feed whenever the database answers."""
+    cfg = _cfg(proxy.url)
+    bounded = await db.connect(cfg.database.url, min_size=1, max_size=3, bounds=cfg.database)
+    c = dataclasses.replace(context, cfg=cfg, pool=bounded)
+    server.docs["/cap.xml"] = (capgen.message("hung-1"), "application/cap+xml")
+    stop = asyncio.Event()
+    with capture_logs() as logged:
+        async with aiohttp.ClientSession() as http:
+            poller = pollers.Poller(c, pollers.FeedSpec("cap:hung", "cap", server.url("/cap.xml"),
+                                                        0.2), http)
+            proxy.pause()
+            task = asyncio.create_task(poller.run(stop))
+            try:
+                for episode in (1, 2):
+                    await wait_for(lambda n=episode: _errors(logged, n),
+                                   f"database failure {episode} logged")
+                    assert not task.done()
+                    polled = server.hits["/cap.xml"]
+                    proxy.resume()
+                    await wait_for(lambda n=polled: _more(server, n),
+                                   f"polling again ({episode})")
+                    proxy.pause()
+            finally:
+                proxy.resume()
+                stop.set()
+                await task
+                await bounded.close()
+    failures = [e for e in logged if e["event"] == "poller_database_error"]
+    assert {e["error"] for e in failures} == {"TimeoutError"}
+
+
+async def _errors(logged: list[Any], n: int) -> bool:
+    return sum(e["event"] == "poller_database_error" for e in logged) >= n
+
+
+async def _more(server: Server, than: int) -> bool:
+    return server.hits["/cap.xml"] > than

@@ -63,6 +63,7 @@ def test_settings_are_frozen() -> None:
         ("[http\n", {}, "not valid TOML"),
         ("", {"ALERTD_HTTP_TRUSTED_PROXIES": '["10.0.0.0/8", "proxy"]'}, "http.trusted_proxies"),
         ("", {"ALERTD_RATELIMIT_REGISTER_PER_S": "0"}, "ratelimit.register_per_s"),
+        ("", {"ALERTD_DATABASE_STATEMENT_TIMEOUT_S": "0"}, "database.statement_timeout_s"),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path: Path, content: str, env: dict[str, str],
