@@ -32,6 +32,7 @@ from tests.waiting import wait_for
 # an answer comes within a few seconds rather than after a minute or never.
 BOUNDS = {"ALERTD_DATABASE_CONNECT_TIMEOUT_S": "2", "ALERTD_DATABASE_ACQUIRE_TIMEOUT_S": "2",
           "ALERTD_DATABASE_STATEMENT_TIMEOUT_S": "2", "ALERTD_DATABASE_READY_TIMEOUT_S": "2",
+          "ALERTD_DATABASE_BULK_TIMEOUT_S": "2",  # a poll's CAP intake is an order's fan-out
           "ALERTD_DATABASE_POOL_MIN": "1", "ALERTD_DATABASE_POOL_MAX": "3"}
 ANSWER_WITHIN_S = 10.0
 server = test_pollers.server  # the local feed server fixture
