@@ -238,8 +238,12 @@ class FcmSender:
 
     async def _post(self, msg: push.PushMessage) -> push.Outcome:
         assert self._session is not None and self._tokens is not None
+        try:
+            message = push.fcm_message(msg)
+        except errors.PayloadTooLarge as exc:
+            return push.Outcome("failed", reason=exc.reason)
         token = await self._tokens.usable()
-        body = json.dumps(push.fcm_message(msg), ensure_ascii=False).encode()
+        body = json.dumps(message, ensure_ascii=False).encode()
         headers = {
             "Authorization": f"Bearer {token.value}",
             "Content-Type": "application/json; charset=utf-8",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,6 +23,8 @@ STATUSES = frozenset({"sent", "invalid_token", "retry", "failed"})
 PRIORITIES = frozenset({5, 10})
 
 APNS_MAX_PAYLOAD_BYTES = 4096
+# FCM counts notification and data together against 4096 bytes.
+FCM_MAX_PAYLOAD_BYTES = 4096
 APNS_MAX_COLLAPSE_ID_BYTES = 64
 # FCM refuses a ttl above four weeks.
 FCM_MAX_TTL_S = 2_419_200
@@ -94,20 +98,9 @@ def encode_apns(payload: dict[str, Any]) -> bytes:
 
 def apns_payload(msg: PushMessage) -> dict[str, Any]:
     """The APNs JSON payload, with the body shortened to fit 4096 bytes."""
-    payload = _apns_payload(msg, msg.body)
-    # JSON-encoding one character takes at most 6 bytes (\uXXXX; UTF-8 needs at most 4), and
-    # the fixed structure well under 300: short messages fit without being encoded to check.
-    chars = len(msg.title) + len(msg.body) + len(msg.thread_id) + len(msg.alert_id) + len(
-        msg.kind)
-    if 6 * chars + 300 <= APNS_MAX_PAYLOAD_BYTES or len(
-            encode_apns(payload)) <= APNS_MAX_PAYLOAD_BYTES:
-        return payload
-    keep = _longest_fitting_prefix(msg)
-    if keep is None:
-        raise errors.PayloadTooLarge(
-            f"APNs payload exceeds {APNS_MAX_PAYLOAD_BYTES} bytes even with an empty body"
-        )
-    return _apns_payload(msg, _shortened(msg.body, keep))
+    body = _fitted_body(msg, lambda text: len(encode_apns(_apns_payload(msg, text))),
+                        APNS_MAX_PAYLOAD_BYTES, "APNs")
+    return _apns_payload(msg, body)
 
 
 def _apns_payload(msg: PushMessage, body: str) -> dict[str, Any]:
@@ -123,28 +116,71 @@ def _apns_payload(msg: PushMessage, body: str) -> dict[str, Any]:
     return {"aps": aps, "alert_id": msg.alert_id, "kind": msg.kind, "level": msg.level}
 
 
-def _shortened(body: str, keep: int) -> str:
-    # Cutting by code points keeps the UTF-8 valid; trailing blanks before "…" look broken.
-    return body[:keep].rstrip() + ELLIPSIS
-
-
-def _longest_fitting_prefix(msg: PushMessage) -> int | None:
-    """Largest number of body characters that fits once "…" is appended, None if none does."""
-
-    def fits(keep: int) -> bool:
-        payload = _apns_payload(msg, _shortened(msg.body, keep))
-        return len(encode_apns(payload)) <= APNS_MAX_PAYLOAD_BYTES
-
-    if not fits(0):
-        return None
+def _fitted_body(msg: PushMessage, size: Callable[[str], int], limit: int,
+                 service: str) -> str:
+    """msg.body, or its longest prefix that keeps `size` within `limit` once "…" is added."""
+    # JSON-encoding one character takes at most 6 bytes (\uXXXX; UTF-8 needs at most 4), and
+    # the fixed structure well under 300: short messages fit without being encoded to check.
+    chars = len(msg.title) + len(msg.body) + len(msg.thread_id) + len(msg.alert_id) + len(
+        msg.kind)
+    if 6 * chars + 300 <= limit or size(msg.body) <= limit:
+        return msg.body
+    if size(shorten(msg.body, 0)) > limit:
+        raise errors.PayloadTooLarge(
+            f"{service} payload exceeds {limit} bytes even with an empty body")
     low, high = 0, len(msg.body) - 1  # the full body is known not to fit
     while low < high:
         mid = (low + high + 1) // 2
-        if fits(mid):
+        if size(shorten(msg.body, mid)) <= limit:
             low = mid
         else:
             high = mid - 1
-    return low
+    return shorten(msg.body, low)
+
+
+def shorten(text: str, keep: int) -> str:
+    """At most `keep` characters of text and "…", never splitting a user-perceived
+    character (a base and its marks, a conjunct, an emoji sequence, a flag)."""
+    if keep >= len(text):
+        return text
+    while keep > 0 and splits_cluster(text, keep):
+        keep -= 1
+    # Trailing blanks before "…" look broken.
+    return text[:keep].rstrip() + ELLIPSIS
+
+
+ZWJ = "\u200d"
+ZWNJ = "\u200c"
+VIRAMA = 9  # the canonical combining class of viramas (Devanagari ्, …)
+
+
+def splits_cluster(text: str, at: int) -> bool:
+    """Whether cutting text before index `at` would split a grapheme cluster (the rules of
+    Unicode UAX #29 that occur in our languages, emoji and NFD-decomposed text)."""
+    if not 0 < at < len(text):
+        return False
+    before, after = text[at - 1], text[at]
+    code = ord(after)
+    if before == "\r" and after == "\n":
+        return True
+    if before == ZWJ or unicodedata.combining(before) == VIRAMA:
+        return True  # emoji ZWJ sequences; conjuncts such as क्ष
+    if after in (ZWJ, ZWNJ) or unicodedata.category(after) in ("Mn", "Mc", "Me"):
+        return True  # combining marks: Vietnamese and Japanese in NFD, Devanagari vowel signs
+    if (0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE01EF
+            or 0x1160 <= code <= 0x11FF or 0xD7B0 <= code <= 0xD7FF):
+        return True  # variation selectors, skin tones, tags; Hangul medial and final jamo
+    if _regional(after) and _regional(before):
+        # Flags are pairs of regional indicators: the cut splits one after an odd count.
+        run = 0
+        while at - run - 1 >= 0 and _regional(text[at - run - 1]):
+            run += 1
+        return run % 2 == 1
+    return False
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
 def fcm_ttl(expires_at: datetime, now: datetime) -> str:
@@ -154,18 +190,26 @@ def fcm_ttl(expires_at: datetime, now: datetime) -> str:
 
 
 def fcm_message(msg: PushMessage, now: datetime | None = None) -> dict[str, Any]:
-    """The FCM HTTP v1 request body (messages:send) for one push."""
+    """The FCM HTTP v1 request body (messages:send) for one push, the body shortened so
+    that notification and data together fit FCM's 4096 bytes."""
     current = now if now is not None else datetime.now(UTC)
+    # FCM data values must be strings; a missing level is sent as "".
+    data = {
+        "alert_id": msg.alert_id,
+        "kind": msg.kind,
+        "level": "" if msg.level is None else str(msg.level),
+    }
+
+    def size(body: str) -> int:
+        counted = {"notification": {"title": msg.title, "body": body}, "data": data}
+        return len(json.dumps(counted, ensure_ascii=False).encode())
+
+    body = _fitted_body(msg, size, FCM_MAX_PAYLOAD_BYTES, "FCM")
     return {
         "message": {
             "token": msg.token,
-            "notification": {"title": msg.title, "body": msg.body},
-            # FCM data values must be strings; a missing level is sent as "".
-            "data": {
-                "alert_id": msg.alert_id,
-                "kind": msg.kind,
-                "level": "" if msg.level is None else str(msg.level),
-            },
+            "notification": {"title": msg.title, "body": body},
+            "data": data,
             "android": {
                 "priority": "NORMAL" if msg.priority == 5 else "HIGH",
                 "ttl": fcm_ttl(msg.expires_at, current),

@@ -200,3 +200,63 @@ def test_redacted_token_never_shows_the_whole_token() -> None:
     token = "0123456789abcdef" * 4
     assert push.redact_token(token) == "01234567…"
     assert "…" == push.redact_token("short")
+
+
+def _fcm_size(message: dict[str, Any]) -> int:
+    """Bytes FCM counts against its limit: notification and data together."""
+    counted = {"notification": message["notification"], "data": message["data"]}
+    return len(json.dumps(counted, ensure_ascii=False).encode())
+
+
+def test_fcm_long_body_is_shortened_to_fit() -> None:
+    """A body too long for FCM is cut so notification + data fit 4096 bytes, keeping as much
+    as fits."""
+    msg = message(platform="android", body="避難所は開設済みです。" * 200)
+    sent = push.fcm_message(msg, NOW)["message"]
+    body = sent["notification"]["body"]
+    assert _fcm_size(sent) <= push.FCM_MAX_PAYLOAD_BYTES
+    kept = body.removesuffix("…")
+    assert body.endswith("…") and msg.body.startswith(kept)
+    assert sent["notification"]["title"] == TITLE
+    one_more = dict(sent, notification={"title": TITLE, "body": msg.body[: len(kept) + 1] + "…"})
+    assert _fcm_size(one_more) > push.FCM_MAX_PAYLOAD_BYTES
+
+
+def test_fcm_oversized_title_raises_payload_too_large() -> None:
+    """A title that alone exceeds FCM's limit cannot be fixed and raises PayloadTooLarge."""
+    with pytest.raises(errors.PayloadTooLarge):
+        push.fcm_message(message(platform="android", title="警" * 1400), NOW)
+
+
+@pytest.mark.parametrize("cluster", [
+    "e\u0302\u0301",  # Vietnamese ế in NFD: a base and two combining marks
+    "か\u3099",  # が in NFD, as text pasted from macOS arrives
+    "क्ष",  # a Devanagari conjunct (consonant, virama, consonant)
+    "कि",  # a consonant and its vowel sign
+    "👨\u200d👩\u200d👧",  # an emoji ZWJ sequence
+    "👍🏽",  # an emoji and its skin tone
+    "❤\ufe0f",  # an emoji and its variation selector
+    "🇯🇵",  # a flag: two regional indicators
+    "\u1100\u1161\u11a8",  # Hangul 각 as conjoining jamo
+])
+def test_long_body_is_never_cut_inside_a_character(cluster: str) -> None:
+    """Shortened APNs and FCM bodies keep whole user-perceived characters only."""
+    ios = push.apns_payload(message(body=cluster * 3000))["aps"]["alert"]["body"]
+    android = push.fcm_message(message(platform="android", body=cluster * 3000), NOW)
+    for body in (ios, android["message"]["notification"]["body"]):
+        kept = body.removesuffix("…")
+        assert body.endswith("…") and kept
+        assert kept == cluster * (len(kept) // len(cluster))
+
+
+def test_cluster_boundaries() -> None:
+    """Cuts between characters are allowed, cuts inside CRLF or a flag pair are not."""
+    assert not push.splits_cluster("a\r\nb", 1)
+    assert push.splits_cluster("a\r\nb", 2)
+    assert not push.splits_cluster("a\r\nb", 3)
+    flags = "🇯🇵🇺🇸"
+    assert [push.splits_cluster(flags, i) for i in range(5)] == [
+        False, True, False, True, False]
+    assert push.shorten("避難所", 3) == "避難所"
+    assert push.shorten("避難  所", 3) == "避難…"
+    assert push.shorten("e\u0302\u0301x", 2) == "…"
