@@ -31,10 +31,13 @@ INSIDE = [(37.75, 140.45), (37.71, 140.54), (37.75, 140.40)]  # the last one on 
 OUTSIDE = [(37.40, 140.38), (37.81, 140.45), (37.75, 140.39999)]
 HEADLINE = {"ja": "阿武隈川が氾濫のおそれ", "en": "The Abukuma River may flood"}
 # The rendered level-4 flood order with HEADLINE, as a phone shows it.
+# No instruction was written: the template's generic one stands in (render.order_text).
 JAPANESE = {"title": "【警戒レベル4 避難指示】洪水",
-            "body": "阿武隈川が氾濫のおそれ\n危険な場所から全員避難。"}
-ENGLISH = {"title": "Alert Level 4: Evacuation order (flood)",
-           "body": "The Abukuma River may flood\nEveryone must leave dangerous places now."}
+            "body": "阿武隈川が氾濫のおそれ\n危険な場所から全員避難してください。\n"
+                    "テレビ・ラジオや市町村からの最新の情報を確認してください。"}
+ENGLISH = {"title": "Alert Level 4: Evacuation Instructions (flood)",
+           "body": "The Abukuma River may flood\nEveryone in a dangerous place must evacuate now.\n"
+                   "Check the latest information on TV, radio and from your municipality."}
 MIGRATIONS = Path(__file__).resolve().parents[2] / "alertd" / "migrations"
 
 
@@ -140,7 +143,8 @@ async def test_lift_reaches_exactly_the_earlier_recipients(
     assert {d["payload"]["kind"] for d in got} == {"order_lifted"}
     assert [d["payload"]["aps"]["alert"] for d in got] == [{
         "title": "【解除】警戒レベル4 避難指示（洪水）",
-        "body": "阿武隈川が氾濫のおそれ は解除されました。引き続き最新の情報に注意してください。",
+        "body": "警戒レベル4 避難指示（洪水）は解除されました。\n"
+                "引き続き最新の情報に注意してください。",
     }] * len(INSIDE)
     status, again = await api.call("POST", f"/v1/staff/orders/{created['id']}/lift", op)
     assert (status, again["error"]) == (409, "the order has already been lifted")
