@@ -154,3 +154,14 @@ async def nearest(conn: asyncpg.Connection | asyncpg.Pool, lat: float, lon: floa
         lat, lon, hazard, open_only, limit,
     )
     return [(StoredShelter.from_row(r), float(r["distance_m"])) for r in rows]
+
+
+async def names_and_hazards(conn: asyncpg.Connection | asyncpg.Pool, shelter_ids: Iterable[str]
+                            ) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The name and hazard flags of each of these shelters that exists, in one query."""
+    ids = sorted({s for s in shelter_ids if "\x00" not in s})
+    if not ids:
+        return {}
+    rows = await conn.fetch("SELECT id, name, hazards FROM shelters WHERE id = ANY($1::text[])",
+                            ids)
+    return {row["id"]: (row["name"], tuple(row["hazards"])) for row in rows}

@@ -1,0 +1,142 @@
+"""The mobile API of My Evacuation Sheets: the sheet schema, a device's sheets (versions,
+ETag/If-Match, tombstones) and sync of what changed since an opaque cursor.
+
+Sheet errors (sheets.errors) are answered here: invalid → 422 with the fields, a malformed
+If-Match → 400, none on an existing sheet → 428, a stale one → 412 with the server's copy, too
+many sheets → 409, no such sheet → 404, an unreadable cursor → 410.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from typing import Any, Final
+
+from aiohttp import web
+
+from alertd import errors, shelters
+from alertd.api import plumbing
+from sheets import advice, cursor, merge, schema, store, validate
+from sheets.errors import (
+    BadIfMatch,
+    CursorUnreadable,
+    IfMatchRequired,
+    SheetError,
+    SheetInvalid,
+    SheetMissing,
+    StaleVersion,
+    TooManySheets,
+)
+from sheets.model import Sheet
+
+routes = web.RouteTableDef()
+SYNC_LIMIT: Final = 100  # changes a sync page holds unless `limit` says otherwise
+MAX_SYNC_LIMIT: Final = 500
+
+
+def _answer(exc: SheetError) -> web.Response:
+    """The HTTP answer to a sheet error."""
+    if isinstance(exc, SheetInvalid):
+        return plumbing.problem(422, exc.reason, fields=[f.as_json() for f in exc.fields])
+    if isinstance(exc, StaleVersion):
+        current = exc.current.as_json() if exc.current is not None else None
+        return plumbing.problem(412, exc.reason, current=current)
+    status = {BadIfMatch: 400, IfMatchRequired: 428, TooManySheets: 409, SheetMissing: 404,
+              CursorUnreadable: 410}.get(type(exc), 400)
+    return plumbing.problem(status, exc.reason)
+
+
+def _sheet_errors(handler: plumbing.Handler) -> plumbing.Handler:
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except SheetError as exc:
+            return _answer(exc)
+    return wrapped
+
+
+def _sheet_id(request: web.Request) -> uuid.UUID:
+    raw = request.match_info["sheet_id"]
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise errors.NotFound("no such sheet: sheet ids are UUIDs") from exc
+
+
+async def _advice(request: web.Request, sheet: Sheet) -> list[dict[str, Any]]:
+    found = await shelters.names_and_hazards(plumbing.ctx(request).pool, sheet.shelter_ids)
+    facts = {sid: advice.ShelterFacts(name, frozenset(hazards))
+             for sid, (name, hazards) in found.items()}
+    return [a.as_json() for a in advice.advise(sheet, facts)]
+
+
+@routes.get("/v1/schemas/sheet")
+async def sheet_schema(_request: web.Request) -> web.Response:
+    """The JSON Schema of a sheet document."""
+    return plumbing.json_response(schema.sheet_schema())
+
+
+@routes.put("/v1/me/sheets/{sheet_id}")
+@_sheet_errors
+async def put_sheet(request: web.Request) -> web.Response:
+    """Create (201) or replace (200, If-Match required) a sheet; its version and advice."""
+    dev = await plumbing.device(request)
+    sheet_id = _sheet_id(request)
+    if_match = merge.parse_if_match(request.headers.get("If-Match"))
+    sheet = validate.parse(await plumbing.json_body(request))
+    async with plumbing.ctx(request).pool.acquire() as conn:
+        stored, created = await store.put(conn, dev.id, sheet_id, sheet, if_match)
+    body = {"id": str(sheet_id), "version": stored.version, "sheet": sheet.as_json(),
+            "advice": await _advice(request, sheet)}
+    return plumbing.json_response(body, status=201 if created else 200,
+                                  headers={"ETag": merge.etag(stored.version)})
+
+
+@routes.get("/v1/me/sheets/{sheet_id}")
+@_sheet_errors
+async def get_sheet(request: web.Request) -> web.Response:
+    """A live sheet with its version (404 for none or a deleted one)."""
+    dev = await plumbing.device(request)
+    sheet_id = _sheet_id(request)
+    stored = await store.get(plumbing.ctx(request).pool, dev.id, sheet_id)
+    if stored is None or stored.sheet is None:
+        raise errors.NotFound("no such sheet")
+    body = {"id": str(sheet_id), "version": stored.version, "sheet": stored.sheet.as_json(),
+            "advice": await _advice(request, stored.sheet)}
+    return plumbing.json_response(body, headers={"ETag": merge.etag(stored.version)})
+
+
+@routes.delete("/v1/me/sheets/{sheet_id}")
+@_sheet_errors
+async def delete_sheet(request: web.Request) -> web.Response:
+    """Delete a sheet (If-Match optional); sync then reports its tombstone."""
+    dev = await plumbing.device(request)
+    sheet_id = _sheet_id(request)
+    if_match = merge.parse_if_match(request.headers.get("If-Match"))
+    async with plumbing.ctx(request).pool.acquire() as conn:
+        await store.delete(conn, dev.id, sheet_id, if_match)
+    return web.Response(status=204)
+
+
+@routes.get("/v1/me/sync")
+@_sheet_errors
+async def sync(request: web.Request) -> web.Response:
+    """What changed for this device since the cursor (none: since the beginning), in server
+    order, a page at a time (`more`: ask again with the new cursor)."""
+    dev = await plumbing.device(request)
+    limit = plumbing.int_arg(request, "limit", SYNC_LIMIT, 1, MAX_SYNC_LIMIT)
+    pool = plumbing.ctx(request).pool
+    key = await store.cursor_key(pool)
+    given = request.query.get("cursor")
+    after = cursor.decode(given, key, dev.id.bytes)[0] if given else 0
+    found = await store.changes(pool, dev.id, after, limit + 1)
+    page = found[:limit]
+    position = page[-1].seq if page else after
+    return plumbing.json_response({
+        "cursor": cursor.encode((position,), key, dev.id.bytes),
+        "more": len(found) > limit,
+        "sheets": [c.sheet.as_json() for c in page],
+        "alerts": [],
+        "shelters": [],
+    })
