@@ -9,8 +9,11 @@ from datetime import time
 from typing import Any
 
 import asyncpg
+import structlog
 
 from alertd import credentials, errors
+
+log = structlog.get_logger(__name__)
 
 MAX_PLACES = 3
 
@@ -71,16 +74,37 @@ _DEVICE_COLUMNS = (
 )
 
 
+async def _take_token(conn: asyncpg.Connection, platform: str, push_token: str,
+                      holder: uuid.UUID) -> None:
+    """Make ``holder`` the one device with this push token (on this platform's service):
+    every other device holding it loses it and gets nothing more. Run in the transaction that
+    gives ``holder`` the token. Claims of one token wait for each other (a transaction lock),
+    so two at once cannot both keep it; the unique index of migration 0011 guarantees it."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       "push_token|" + push_token)
+    taken = await conn.fetch(
+        "UPDATE devices SET token_state = 'invalid', updated_at = now()"
+        " WHERE platform = $1 AND md5(push_token) = md5($2) AND push_token = $2"
+        " AND token_state = 'active' AND id <> $3 RETURNING id",
+        platform, push_token, holder,
+    )
+    for row in taken:  # the phone was reinstalled (or the token moved): the old device is mute
+        log.info("push_token_moved", device_id=str(holder), from_device_id=str(row["id"]))
+
+
 async def register(pool: asyncpg.Pool, platform: str, push_token: str,
                    locale: str) -> tuple[uuid.UUID, str]:
-    """Create a device and return its id and its (only ever shown once) secret."""
+    """Create a device and return its id and its (only ever shown once) secret. A push token
+    another device holds is taken from it: one phone never gets an alert twice."""
     device_id = uuid.uuid4()
     secret = credentials.new_secret("ds_")
-    await pool.execute(
-        "INSERT INTO devices (id, platform, push_token, secret_hash, locale)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        device_id, platform, push_token, credentials.digest(secret), locale,
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        await _take_token(conn, platform, push_token, device_id)
+        await conn.execute(
+            "INSERT INTO devices (id, platform, push_token, secret_hash, locale)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            device_id, platform, push_token, credentials.digest(secret), locale,
+        )
     return device_id, secret
 
 
@@ -104,8 +128,9 @@ SETTINGS = frozenset({"push_token", "locale", "tips", "quiet_start", "quiet_end"
 
 
 async def update(pool: asyncpg.Pool, device_id: uuid.UUID, changes: dict[str, Any]) -> None:
-    """Apply settings changes; a new push token re-enables sending. Keys outside SETTINGS
-    are refused before any SQL is built from them."""
+    """Apply settings changes; a new push token re-enables sending (and is taken from any
+    other device holding it). Keys outside SETTINGS are refused before any SQL is built from
+    them."""
     unknown = sorted(set(changes) - SETTINGS)
     if unknown:
         raise errors.InvalidInput(f"unknown device settings: {', '.join(unknown)}")
@@ -118,9 +143,15 @@ async def update(pool: asyncpg.Pool, device_id: uuid.UUID, changes: dict[str, An
         sets.append("token_state = 'active'")
     if not sets:
         return
-    await pool.execute(
-        f"UPDATE devices SET {', '.join(sets)}, updated_at = now() WHERE id = $1", *args
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        if "push_token" in changes:
+            platform = await conn.fetchval("SELECT platform FROM devices WHERE id = $1",
+                                           device_id)
+            if platform is not None:
+                await _take_token(conn, platform, changes["push_token"], device_id)
+        await conn.execute(
+            f"UPDATE devices SET {', '.join(sets)}, updated_at = now() WHERE id = $1", *args
+        )
 
 
 async def delete(pool: asyncpg.Pool, device_id: uuid.UUID) -> None:

@@ -464,3 +464,20 @@ async def test_staff_order_list_shows_active_orders_unless_all_are_asked_for(
     assert await r.json() == {"orders": [entry(active, "active", 4)]}
     r = await client.get("/v1/staff/orders?state=all", headers=_auth(operator))
     assert await r.json() == {"orders": [entry(active, "active", 4), entry(lifted, "lifted", 3)]}
+
+
+async def test_a_push_token_belongs_to_the_last_device_that_set_it(
+        client: TestClient) -> None:  # type: ignore[type-arg]
+    """Registering a push token again (the app reinstalled) mutes the older device
+    (push_enabled false); a PATCH /v1/me setting the token takes it back."""
+    _, old = await _register(client, "reinstalled")
+    _, new = await _register(client, "reinstalled")
+
+    async def enabled(secret: str) -> bool:
+        r = await client.get("/v1/me", headers=_auth(secret))
+        return bool((await r.json())["push_enabled"])
+
+    assert (await enabled(old), await enabled(new)) == (False, True)
+    r = await client.patch("/v1/me", json={"push_token": "reinstalled"}, headers=_auth(old))
+    assert r.status == 200 and (await r.json())["push_enabled"] is True
+    assert (await enabled(old), await enabled(new)) == (True, False)
