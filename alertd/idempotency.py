@@ -7,13 +7,15 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from alertd import errors
 
 MAX_KEY = 200  # characters of an Idempotency-Key
+# Who a key belongs to: a staff token (the default) or a device (sheet writes).
+OwnerColumn = Literal["staff_id", "device_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +41,18 @@ def request_hash(raw: Any) -> bytes:
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).digest()
 
 
-async def claim(conn: asyncpg.Connection, owner: uuid.UUID, key: str, raw: Any) -> Answer | None:
+async def claim(conn: asyncpg.Connection, owner: uuid.UUID, key: str, raw: Any,
+                column: OwnerColumn = "staff_id") -> Answer | None:
     """Take `key` for this request, inside the caller's transaction.
 
     None: the key is new and now held until the transaction ends (a concurrent retry waits for
     it); the caller does the work and records its answer. An Answer: the same request came
     with this key before, and this was its answer. InvalidInput: another request used the key.
-    `owner` is who the key belongs to (the staff token's id; the column is staff_id)."""
+    `owner` is who the key belongs to: a staff token's id, or a device's (column device_id)."""
+    assert column in ("staff_id", "device_id")
     digest = request_hash(raw)
     first = await conn.fetchval(
-        "INSERT INTO idempotency_keys (staff_id, key, request_hash, status, response)"
+        f"INSERT INTO idempotency_keys ({column}, key, request_hash, status, response)"
         " VALUES ($1, $2, $3, 0, '{}') ON CONFLICT DO NOTHING RETURNING true",
         owner, key, digest,
     )
@@ -56,16 +60,18 @@ async def claim(conn: asyncpg.Connection, owner: uuid.UUID, key: str, raw: Any) 
         return None
     row = await conn.fetchrow(
         "SELECT request_hash, status, response FROM idempotency_keys"
-        " WHERE staff_id = $1 AND key = $2", owner, key,
+        f" WHERE {column} = $1 AND key = $2", owner, key,
     )
     if bytes(row["request_hash"]) != digest:
         raise errors.InvalidInput("Idempotency-Key was used for a different request")
     return Answer(row["status"], row["response"])
 
 
-async def record(conn: asyncpg.Connection, owner: uuid.UUID, key: str, answer: Answer) -> None:
+async def record(conn: asyncpg.Connection, owner: uuid.UUID, key: str, answer: Answer,
+                 column: OwnerColumn = "staff_id") -> None:
     """Keep the answer of the request that claimed `key`, for its retries."""
+    assert column in ("staff_id", "device_id")
     await conn.execute(
         "UPDATE idempotency_keys SET status = $3, response = $4"
-        " WHERE staff_id = $1 AND key = $2", owner, key, answer.status, answer.body,
+        f" WHERE {column} = $1 AND key = $2", owner, key, answer.status, answer.body,
     )

@@ -12,9 +12,10 @@ import functools
 import uuid
 from typing import Any, Final
 
+import asyncpg
 from aiohttp import web
 
-from alertd import errors, shelters
+from alertd import errors, idempotency, shelters
 from alertd.api import plumbing
 from sheets import advice, cursor, merge, schema, store, validate
 from sheets.errors import (
@@ -64,8 +65,8 @@ def _sheet_id(request: web.Request) -> uuid.UUID:
         raise errors.NotFound("no such sheet: sheet ids are UUIDs") from exc
 
 
-async def _advice(request: web.Request, sheet: Sheet) -> list[dict[str, Any]]:
-    found = await shelters.names_and_hazards(plumbing.ctx(request).pool, sheet.shelter_ids)
+async def _advice(conn: asyncpg.Connection | asyncpg.Pool, sheet: Sheet) -> list[dict[str, Any]]:
+    found = await shelters.names_and_hazards(conn, sheet.shelter_ids)
     facts = {sid: advice.ShelterFacts(name, frozenset(hazards))
              for sid, (name, hazards) in found.items()}
     return [a.as_json() for a in advice.advise(sheet, facts)]
@@ -77,19 +78,40 @@ async def sheet_schema(_request: web.Request) -> web.Response:
     return plumbing.json_response(schema.sheet_schema())
 
 
+def _replayed(first: idempotency.Answer) -> web.Response:
+    """The first answer to a write, again (a retry with the same Idempotency-Key)."""
+    headers = {"Idempotent-Replayed": "true"}
+    if first.status == 204:
+        return web.Response(status=204, headers=headers)
+    headers["ETag"] = merge.etag(first.body["version"])
+    return plumbing.json_response(first.body, status=first.status, headers=headers)
+
+
 @routes.put("/v1/me/sheets/{sheet_id}")
 @_sheet_errors
 async def put_sheet(request: web.Request) -> web.Response:
-    """Create (201) or replace (200, If-Match required) a sheet; its version and advice."""
+    """Create (201) or replace (200, If-Match required) a sheet; its version and advice. With
+    Idempotency-Key, a retry gets the first answer."""
     dev = await plumbing.device(request)
     sheet_id = _sheet_id(request)
     if_match = merge.parse_if_match(request.headers.get("If-Match"))
-    sheet = validate.parse(await plumbing.json_body(request))
-    async with plumbing.ctx(request).pool.acquire() as conn:
+    raw = await plumbing.json_body(request)
+    sheet = validate.parse(raw)
+    key = idempotency.check_key(request.headers.get("Idempotency-Key"))
+    request_doc = {"method": "PUT", "sheet_id": str(sheet_id), "body": raw}
+    async with plumbing.ctx(request).pool.acquire() as conn, conn.transaction():
+        if key is not None:
+            first = await idempotency.claim(conn, dev.id, key, request_doc, "device_id")
+            if first is not None:
+                return _replayed(first)
         stored, created = await store.put(conn, dev.id, sheet_id, sheet, if_match)
-    body = {"id": str(sheet_id), "version": stored.version, "sheet": sheet.as_json(),
-            "advice": await _advice(request, sheet)}
-    return plumbing.json_response(body, status=201 if created else 200,
+        status = 201 if created else 200
+        body = {"id": str(sheet_id), "version": stored.version, "sheet": sheet.as_json(),
+                "advice": await _advice(conn, sheet)}
+        if key is not None:
+            await idempotency.record(conn, dev.id, key, idempotency.Answer(status, body),
+                                     "device_id")
+    return plumbing.json_response(body, status=status,
                                   headers={"ETag": merge.etag(stored.version)})
 
 
@@ -103,19 +125,29 @@ async def get_sheet(request: web.Request) -> web.Response:
     if stored is None or stored.sheet is None:
         raise errors.NotFound("no such sheet")
     body = {"id": str(sheet_id), "version": stored.version, "sheet": stored.sheet.as_json(),
-            "advice": await _advice(request, stored.sheet)}
+            "advice": await _advice(plumbing.ctx(request).pool, stored.sheet)}
     return plumbing.json_response(body, headers={"ETag": merge.etag(stored.version)})
 
 
 @routes.delete("/v1/me/sheets/{sheet_id}")
 @_sheet_errors
 async def delete_sheet(request: web.Request) -> web.Response:
-    """Delete a sheet (If-Match optional); sync then reports its tombstone."""
+    """Delete a sheet (If-Match optional); sync then reports its tombstone. With
+    Idempotency-Key, a retry gets the first answer."""
     dev = await plumbing.device(request)
     sheet_id = _sheet_id(request)
     if_match = merge.parse_if_match(request.headers.get("If-Match"))
-    async with plumbing.ctx(request).pool.acquire() as conn:
+    key = idempotency.check_key(request.headers.get("Idempotency-Key"))
+    request_doc = {"method": "DELETE", "sheet_id": str(sheet_id)}
+    async with plumbing.ctx(request).pool.acquire() as conn, conn.transaction():
+        if key is not None:
+            first = await idempotency.claim(conn, dev.id, key, request_doc, "device_id")
+            if first is not None:
+                return _replayed(first)
         await store.delete(conn, dev.id, sheet_id, if_match)
+        if key is not None:
+            await idempotency.record(conn, dev.id, key, idempotency.Answer(204, {}),
+                                     "device_id")
     return web.Response(status=204)
 
 

@@ -178,3 +178,36 @@ async def test_erasing_the_device_erases_its_sheets(api: TestClient, pool: async
     assert await pool.fetchval("SELECT count(*) FROM sheets") == 2
     assert (await api.delete("/v1/me", headers=me)).status == 204
     assert await pool.fetchval("SELECT count(*) FROM sheets") == 0
+
+
+async def test_a_retried_idempotency_key_gets_the_first_answer(api: TestClient,
+                                                               pool: asyncpg.Pool) -> None:
+    """A PUT retried with its Idempotency-Key gets the first 201, body and ETag (no second
+    version); the key with another body is 422; another device's same key is its own; a
+    retried DELETE gets 204 again; erasing the device erases its keys."""
+    me, other, sid = await register(api, "tok-a"), await register(api, "tok-b"), uuid.uuid4()
+    first = await api.put(path(sid), json=doc(), headers={**me, "Idempotency-Key": "k1"})
+    assert first.status == 201
+    first_body = await first.json()
+    again = await api.put(path(sid), json=doc(), headers={**me, "Idempotency-Key": "k1"})
+    assert (again.status, again.headers["ETag"], await again.json()) == (
+        201, '"1"', first_body)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    r = await api.put(path(sid), json=doc("別"), headers={**me, "Idempotency-Key": "k1"})
+    assert r.status == 422
+    assert (await r.json())["error"] == "Idempotency-Key was used for a different request"
+    r = await api.put(path(uuid.uuid4()), json=doc(), headers={**me, "Idempotency-Key": "k1"})
+    assert r.status == 422
+    r = await api.put(path(sid), json=doc(), headers={**other, "Idempotency-Key": "k1"})
+    assert r.status == 201
+    sync = await (await api.get("/v1/me/sync", headers=me)).json()
+    assert [(s["id"], s["version"]) for s in sync["sheets"]] == [(str(sid), 1)]
+    for _ in range(2):
+        r = await api.delete(path(sid), headers={**me, "Idempotency-Key": "k2",
+                                                 "If-Match": '"1"'})
+        assert r.status == 204
+    r = await api.put(path(sid), json=doc(), headers={**me, "Idempotency-Key": "k2"})
+    assert r.status == 422
+    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys") == 3
+    assert (await api.delete("/v1/me", headers=me)).status == 204
+    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys") == 1
