@@ -9,7 +9,16 @@ import time
 from aiohttp import web
 
 from alertd import db, logs, metrics
-from alertd.api import connections, mobile, plumbing, sheets, staff_feeds, staff_orders, throttle
+from alertd.api import (
+    connections,
+    mobile,
+    openapi,
+    plumbing,
+    sheets,
+    staff_feeds,
+    staff_orders,
+    throttle,
+)
 from alertd.context import Context
 from alertd.delivery import outbox
 
@@ -75,5 +84,5 @@ def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.A
     app[plumbing.CONTEXT] = context
     app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
     plumbing.add_routes(app, health, mobile.routes, sheets.routes, staff_orders.routes,
-                        staff_feeds.routes)
+                        staff_feeds.routes, openapi.routes)
     return app

@@ -1,0 +1,264 @@
+"""The OpenAPI description of the staff API: orders (alertd/api/staff_orders.py) and feeds,
+CAP, warnings and shelter states (alertd/api/staff_feeds.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alertd import idempotency, orders, progress, shelters
+from alertd.api import openapi_mobile, staff_feeds, staff_orders
+from alertd.api.openapi_common import (
+    COUNT,
+    LATITUDE,
+    LONGITUDE,
+    PATH,
+    TIMESTAMP,
+    UUID,
+    Schema,
+    answer,
+    array,
+    integer,
+    json_content,
+    nullable,
+    obj,
+    operation,
+    path_param,
+    query_param,
+    ref,
+    string,
+)
+from geo import areas
+
+TAG_ORDERS = "staff: orders"
+TAG_FEEDS = "staff: feeds and shelters"
+
+
+def _texts(max_len: int) -> Schema:
+    text = string(minLength=1, maxLength=max_len, pattern=r"\S")
+    return {"oneOf": [
+        {**text, "description": "the Japanese text (the same as {\"ja\": text})"},
+        {"type": "object", "minProperties": 1, "propertyNames": ref("Locale"),
+         "additionalProperties": text, "description": "language tag -> text"},
+    ]}
+
+
+_POSITION = array({"type": "number"}, minItems=2, maxItems=2,
+                  prefixItems=[LONGITUDE, LATITUDE], description="[lon, lat]")
+_RING = array(_POSITION, minItems=4, description="closed: the last position is the first")
+_POLYGON = array(_RING, minItems=1, description="the outer ring, then holes")
+# Areas are open objects: members other than the ones named are ignored.
+_GEOJSON_POLYGON = {"type": "object", "required": ["type", "coordinates"], "properties": {
+    "type": {"const": "Polygon"}, "coordinates": _POLYGON}}
+_GEOJSON_MULTI = {"type": "object", "required": ["type", "coordinates"], "properties": {
+    "type": {"const": "MultiPolygon"}, "coordinates": array(_POLYGON, minItems=1)}}
+_CIRCLE = {"type": "object", "required": ["circle"], "properties": {"circle": {
+    "type": "object", "required": ["lat", "lon", "radius_m"], "properties": {
+        "lat": LATITUDE, "lon": LONGITUDE,
+        "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": areas.MAX_RADIUS_M}}}}}
+_CODES = {"type": "object", "required": ["area_codes"], "properties": {"area_codes": array(
+    string(pattern="^[0-9]{5,7}$"), minItems=1,
+    description="municipality (5 or 6 digits) or JMA sub-area (7 digits) codes")}}
+_COUNTS = {k: COUNT for k in orders.COUNTS}
+_NOTIFIED = obj({kind: COUNT for kind in progress.KINDS},
+                description="pushes queued, by kind")
+
+SCHEMAS: dict[str, Schema] = {
+    "Area": {"oneOf": [
+        _GEOJSON_POLYGON, _GEOJSON_MULTI,
+        {"type": "object", "required": ["type", "geometry"], "properties": {
+            "type": {"const": "Feature"},
+            "geometry": {"oneOf": [_GEOJSON_POLYGON, _GEOJSON_MULTI]}}},
+        _CIRCLE, _CODES,
+    ], "description": "A GeoJSON Polygon or MultiPolygon (or a Feature wrapping one), a "
+                      "circle, or municipality codes. It must touch the prefecture served."},
+    "OrderRequest": obj({
+        "level": ref("Level"),
+        "hazard": ref("Hazard"),
+        "area": ref("Area"),
+        "headline": _texts(orders.MAX_HEADLINE),
+        "instruction": _texts(orders.MAX_INSTRUCTION),
+        "expires_at": {**TIMESTAMP, "description": "in the future, within orders.max_ttl_s "
+                                                   "(default: orders.default_ttl_s from now)"},
+    }, optional={"instruction", "expires_at"}),
+    "OrderChange": {**obj({
+        "level": ref("Level"),
+        "hazard": ref("Hazard"),
+        "area": ref("Area"),
+        "headline": _texts(orders.MAX_HEADLINE),
+        "instruction": _texts(orders.MAX_INSTRUCTION),
+        "expires_at": TIMESTAMP,
+    }, optional={"level", "hazard", "area", "headline", "instruction", "expires_at"},
+        description="The fields to change; the others stay. A change that leaves the order "
+                    "as it is is a 422."), "minProperties": 1},
+    "Preview": obj({
+        "devices": ref("CoarseCount"),
+        "by_area": {"type": "object", "additionalProperties": ref("CoarseCount"),
+                    "description": "municipality code -> devices there"},
+    }),
+    "CoarseCount": {"oneOf": [
+        COUNT, string(pattern="^fewer than [0-9]+$")],
+        "description": "a number of devices, or \"fewer than N\" below "
+                       "orders.preview_min_count (a preview must not locate a resident)"},
+    "OrderCreated": obj({"id": UUID, "version": integer(minimum=1),
+                         "devices": {**COUNT, "description": "devices the order reaches"}}),
+    "OrderAmended": obj({"id": UUID, "version": integer(minimum=1), "devices": COUNT,
+                         "notified": _NOTIFIED}),
+    "OrderLifted": obj({"id": UUID, "state": {"const": "lifted"}, "devices": COUNT,
+                        "notified": _NOTIFIED}),
+    "OrderSummary": obj({
+        "id": UUID, "version": integer(minimum=1),
+        "state": string(enum=["active", "lifted"]),
+        "source": string("staff, cap, ..."),
+        "level": ref("Level"), "hazard": ref("Hazard"),
+        "headline": {"type": "object", "additionalProperties": string()},
+        "expires_at": TIMESTAMP, "created_at": TIMESTAMP,
+        **_COUNTS,
+    }),
+    "Order": obj({
+        "id": UUID, "version": integer(minimum=1),
+        "state": string(enum=["active", "lifted"]),
+        "source": string(), "exercise": {"type": "boolean"},
+        "level": ref("Level"), "hazard": ref("Hazard"),
+        "area": {"oneOf": [_GEOJSON_POLYGON, _GEOJSON_MULTI, _CIRCLE, _CODES],
+                 "description": "as stored: codes and circles as given, polygons repaired"},
+        "headline": {"type": "object", "additionalProperties": string()},
+        "instruction": {"type": "object", "additionalProperties": string()},
+        "expires_at": TIMESTAMP, "created_at": TIMESTAMP,
+        "expired": {"type": "boolean"},
+        "deliveries": obj({k: COUNT for k in (*orders.COUNTS, "cancelled", "lifted")},
+                          description="the order as a whole: each device counted once, by "
+                                      "its latest push"),
+        **_COUNTS,
+        "versions": array(obj({
+            "version": integer(minimum=1), "level": ref("Level"), "created_at": TIMESTAMP,
+            "matched": COUNT, "notified": _NOTIFIED,
+            **{state: COUNT for state in progress.STATES}})),
+    }),
+    "CapIntake": obj({
+        "order_id": nullable(UUID), "id": nullable(UUID),
+        "outcome": string(enum=["order", "updated", "lifted", "waiting", "duplicate",
+                                "recorded", "ignored"]),
+        "detail": string(),
+    }),
+    "CapRejected": obj({"error": string(), "quarantine_id": integer(minimum=1)}),
+    "QuarantineItem": obj({
+        "id": integer(minimum=1), "source": string(), "reason": string(),
+        "raw": string("the first 4,096 bytes, as text"), "raw_size": COUNT,
+        "truncated": {"type": "boolean"}, "received_at": TIMESTAMP,
+    }),
+    "FeedHealth": obj({
+        "name": string(), "kind": string(), "url": string(),
+        "last_success": nullable(TIMESTAMP), "last_error": nullable(string()),
+        "last_error_at": nullable(TIMESTAMP), "failures": COUNT, "items_seen": COUNT,
+        "next_at": TIMESTAMP,
+    }),
+    "ShelterStatusChange": obj({
+        "status": string(enum=list(shelters.STATUSES)),
+        "crowding": nullable(string(enum=list(shelters.CROWDING))),
+        "evacuees": nullable(integer(minimum=0, maximum=1_000_000)),
+    }, optional={"crowding", "evacuees"}),
+    "ShelterStatus": {
+        **openapi_mobile.SCHEMAS["Shelter"],
+        "properties": {**openapi_mobile.SCHEMAS["Shelter"]["properties"],
+                       "opened": {"type": "boolean", "description": "this change opened it"}},
+        "required": [*openapi_mobile.SCHEMAS["Shelter"]["required"], "opened"],
+    },
+}
+
+_ORDER = path_param("order_id", UUID, "the order's id (anything else names no order: 404)")
+_ORDER_EXAMPLE = {"level": 4, "hazard": "flood", "area": {"area_codes": ["072010"]},
+                  "headline": {"ja": "阿武隈川が氾濫のおそれ", "en": "The Abukuma may flood"}}
+
+
+def _body(schema: str, example: object = None) -> Schema:
+    return {"required": True, "content": json_content(ref(schema), example)}
+
+
+def _staff(operation_id: str, summary: str, role: str, tag: str = TAG_ORDERS,
+           **kwargs: Any) -> Schema:
+    return operation(operation_id, summary, tag=tag, security="staff", role=role, **kwargs)
+
+
+_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                "schema": string(minLength=1, maxLength=idempotency.MAX_KEY,
+                                 pattern="^[\\x20-\\x7e]+$"),
+                "description": "A retry with the same key gets the first answer; the same key "
+                               "with another body is a 422."}
+
+PATHS: dict[str, Schema] = {
+    "/v1/staff/orders:preview": {"post": _staff(
+        "previewOrder", "How many devices an order would reach", "viewer", errors=(),
+        body=_body("OrderRequest", _ORDER_EXAMPLE),
+        answers={"200": answer("The reach, by municipality; nothing is sent.",
+                               ref("Preview"))})},
+    "/v1/staff/orders": {
+        "post": _staff(
+            "issueOrder", "Issue an evacuation order", "operator", errors=(),
+            parameters=[_IDEMPOTENCY], body=_body("OrderRequest", _ORDER_EXAMPLE),
+            answers={"201": answer("Issued: the order is stored and its pushes queued.",
+                                   ref("OrderCreated"), headers={
+                                       "Location": {"schema": string(), "required": True,
+                                                    "description": "the order's URL"}})}),
+        "get": _staff(
+            "listOrders", "Orders, newest first, with their delivery counts", "viewer",
+            errors=(), parameters=[query_param(
+                "state", string(enum=list(staff_orders.LIST_STATES), default="active"),
+                "which orders")],
+            answers={"200": answer("The orders.", obj({"orders": array(
+                ref("OrderSummary"))}))}),
+    },
+    "/v1/staff/orders/{order_id}": {
+        "parameters": [_ORDER],
+        "get": _staff("getOrder", "The order with its delivery counts", "viewer",
+                      errors=PATH, answers={"200": answer("The order.", ref("Order"))}),
+        "patch": _staff(
+            "amendOrder", "A new version of the order", "operator", errors=(*PATH, "409"),
+            body=_body("OrderChange", {"level": 5}),
+            answers={"200": answer("The new version and whom it notified: newly covered "
+                                   "devices, and covered ones when the level rose.",
+                                   ref("OrderAmended"))},
+            description="409 when the order was lifted or changed meanwhile."),
+    },
+    "/v1/staff/orders/{order_id}/lift": {
+        "parameters": [_ORDER],
+        "post": _staff("liftOrder", "Lift (解除) the order", "operator", errors=(*PATH, "409"),
+                       answers={"200": answer("Lifted: every device that received the order "
+                                              "is told, nobody else.", ref("OrderLifted"))},
+                       description="409 when it was lifted already.")},
+    "/v1/staff/cap": {"post": _staff(
+        "postCap", "Post a CAP 1.1/1.2 message", "operator", tag=TAG_FEEDS, errors=(),
+        body={"required": True, "content": {t: {"schema": string()}
+                                             for t in staff_feeds.CAP_TYPES}},
+        answers={
+            "202": answer("What became of the message.", ref("CapIntake")),
+            "400": {"description": "The message was refused (and quarantined), the body is "
+                                   "not what its Content-Encoding says, or the Content-Type "
+                                   "is not a CAP one.",
+                    "content": json_content({"anyOf": [ref("CapRejected"), ref("Error")]})},
+        })},
+    "/v1/staff/quarantine": {"get": _staff(
+        "listQuarantine", "Refused feed inputs, newest first", "viewer", tag=TAG_FEEDS,
+        errors=(), parameters=[
+            query_param("limit", integer(minimum=1, maximum=500, default=50), "at most"),
+            query_param("before", integer(minimum=1, maximum=2**62), "only ids below it "
+                        "(the last id of the previous page)"),
+        ],
+        answers={"200": answer("The items.", obj({"items": array(ref("QuarantineItem"))}))})},
+    "/v1/staff/feeds": {"get": _staff(
+        "listFeeds", "Health of every polled feed", "viewer", tag=TAG_FEEDS, errors=(),
+        answers={"200": answer("The feeds.", obj({"feeds": array(ref("FeedHealth"))}))})},
+    "/v1/staff/warnings": {"get": _staff(
+        "listWarnings", "JMA warnings in force in the prefecture", "viewer", tag=TAG_FEEDS,
+        errors=(), answers={"200": answer("The warnings, by area.", obj({
+            "warnings": array(ref("Warning"))}))})},
+    "/v1/staff/shelters/{shelter_id}/status": {
+        "parameters": [path_param("shelter_id", string(), "the shelter's id")],
+        "put": _staff(
+            "putShelterStatus", "Open, close or mark a shelter full", "operator",
+            tag=TAG_FEEDS, errors=PATH, body=_body("ShelterStatusChange", {
+                "status": "open", "crowding": "low", "evacuees": 12}),
+            answers={"200": answer(
+                "The shelter after the change; opened: this change opened it (residents "
+                "nearby in an order's area are told).",
+                ref("ShelterStatus"))})},
+}
