@@ -13,6 +13,7 @@ from typing import Any
 
 from alertd import validate
 from alertd.orders import HAZARDS, LEVELS
+from sheets import schema as sheet_schema
 
 Schema = dict[str, Any]
 
@@ -68,6 +69,11 @@ def anchored(python_regex: str) -> str:
     return f"^(?:{python_regex})$"
 
 
+def _embedded(schema: Schema) -> Schema:
+    """A standalone JSON Schema as a component (the document's dialect is already 2020-12)."""
+    return {k: v for k, v in schema.items() if k != "$schema"}
+
+
 COUNT = integer(minimum=0)
 TIMESTAMP = string("RFC 3339 date-time with its offset", format="date-time")
 UUID = string(format="uuid")
@@ -89,10 +95,10 @@ SCHEMAS: dict[str, Schema] = {
     "Level": integer("警戒レベル: 3 高齢者等避難, 4 避難指示, 5 緊急安全確保", enum=list(LEVELS)),
     "Locale": string("a BCP 47 language tag", maxLength=35,
                      pattern=anchored(validate.LOCALE_RE.pattern)),
-    # The My Evacuation Sheet document. sheets/schema.py (issue 8) owns it; until it lands the
-    # description leaves it open. Fill it from sheets.schema.sheet_schema() then.
-    "Sheet": {"type": "object", "description": "A My Evacuation Sheet (マイ避難シート); its "
-              "JSON Schema is also served at GET /v1/schemas/sheet."},
+    # The My Evacuation Sheet and its advice: sheets.schema owns them (the sheet's is also
+    # served at GET /v1/schemas/sheet).
+    "Sheet": _embedded(sheet_schema.sheet_schema()),
+    "Advice": _embedded(sheet_schema.advice_schema()),
 }
 
 SECURITY_SCHEMES: dict[str, Schema] = {
@@ -139,6 +145,7 @@ RESPONSES: dict[str, Schema] = {
     "412": _error("The object changed since the version the request names."),
     "413": _error("The body (or what it expands to) is larger than http.max_body_bytes."),
     "415": _error("The body's Content-Encoding is neither gzip nor deflate."),
+    "417": _error("The request's Expect header asks for something other than 100-continue."),
     "422": _error("The request is well-formed but invalid; the reason names the field. A "
                   "query argument holding NUL or an unpaired surrogate is refused so on "
                   "every route."),
@@ -151,7 +158,8 @@ RESPONSES: dict[str, Schema] = {
 }
 
 # Which statuses an operation can answer, by what it does.
-ANY = ("408", "422", "503")  # every request: header deadline, query arguments, overload
+# Every request: header deadline, Expect, query arguments, overload.
+ANY = ("408", "417", "422", "503")
 BODY = ("400", "413", "415", "422")  # takes a body
 PATH = ("404",)  # has path parameters
 DEVICE = ("401", "429")  # needs a device secret (rate limited per device)
