@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alertd.api import openapi_common, openapi_mobile, openapi_staff
+from alertd.api import openapi_common, openapi_mobile, openapi_sheets, openapi_staff
 from alertd.api.openapi_common import COUNT, Schema, answer, obj, operation, string
 
 routes = web.RouteTableDef()
@@ -56,6 +56,8 @@ HEALTH_PATHS: dict[str, Schema] = {
 
 _TAGS = [
     {"name": "mobile", "description": "The phone's API (a device secret for /v1/me*)."},
+    {"name": openapi_sheets.TAG,
+     "description": "My Evacuation Sheets (versions, ETag/If-Match, tombstones) and sync."},
     {"name": "staff: orders", "description": "Crisis-management staff: evacuation orders."},
     {"name": "staff: feeds and shelters",
      "description": "Crisis-management staff: CAP, feeds, warnings, shelter states."},
@@ -103,10 +105,11 @@ def document() -> dict[str, Any]:
                            "to try again.",
         },
         "tags": _TAGS,
-        "paths": _with_head(_merged(HEALTH_PATHS, openapi_mobile.PATHS, openapi_staff.PATHS)),
+        "paths": _with_head(_merged(HEALTH_PATHS, openapi_mobile.PATHS,
+                                      openapi_sheets.PATHS, openapi_staff.PATHS)),
         "components": {
             "schemas": _merged(openapi_common.SCHEMAS, openapi_mobile.SCHEMAS,
-                               openapi_staff.SCHEMAS),
+                               openapi_sheets.SCHEMAS, openapi_staff.SCHEMAS),
             "responses": openapi_common.RESPONSES,
             "securitySchemes": openapi_common.SECURITY_SCHEMES,
         },

@@ -142,6 +142,8 @@ RESPONSES: dict[str, Schema] = {
     "408": _error("The request's headers or body did not arrive in time "
                   "(http.header_timeout_s, http.body_timeout_s); the connection is closed."),
     "409": _error("The request conflicts with the current state."),
+    "410": _error("The sync cursor cannot be read or is no longer served: sync again "
+                  "without one."),
     "412": _error("The object changed since the version the request names."),
     "413": _error("The body (or what it expands to) is larger than http.max_body_bytes."),
     "415": _error("The body's Content-Encoding is neither gzip nor deflate."),
