@@ -85,10 +85,14 @@ async def test_update_all_clear_lifts(context: Context) -> None:
 async def test_out_of_order_reference_is_applied_later(context: Context) -> None:
     """A Cancel arriving before its Alert is kept, then applied when the Alert arrives."""
     await _device(context, "d", 37.75, 140.45)
-    early = await cap_intake.ingest(
-        context, capgen.message("late-2", msg_type="Cancel", references=("late-1",)), "test")
+    # The Cancel is built first but sent later: stamped each with its own clock reading, a
+    # second boundary between the two builds would make the Cancel the older one (ignored).
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    early = await cap_intake.ingest(context, capgen.message(
+        "late-2", msg_type="Cancel", references=("late-1",), sent=t0 + timedelta(minutes=1)),
+        "test")
     assert early.outcome == "waiting"
-    alert = await cap_intake.ingest(context, capgen.message("late-1"), "test")
+    alert = await cap_intake.ingest(context, capgen.message("late-1", sent=t0), "test")
     assert alert.outcome == "order"
     state = await context.pool.fetchval("SELECT state FROM orders WHERE id = $1", alert.order_id)
     assert state == "lifted"
