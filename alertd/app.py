@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from alertd import db, errors, points, render, settings
+from alertd import db, errors, logs, points, render, settings
 from alertd.api import connections, routes
 from alertd.compute import Compute
 from alertd.context import Context
@@ -81,7 +81,7 @@ async def _listen(runner: web.AppRunner, http: settings.Http) -> None:
     try:
         await connections.GuardedSite(runner, http).start()
     except OSError as exc:
-        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        why = os.strerror(exc.errno) if exc.errno else logs.describe(exc)
         raise errors.CannotListen(
             f"cannot listen on {http.host}:{http.port}: {why}; choose another "
             "port with http.port in a --config file or ALERTD_HTTP_PORT") from exc

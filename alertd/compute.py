@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from alertd import errors, metrics, settings
+from alertd import errors, logs, metrics, settings
 from geo import municipalities
 
 log = structlog.get_logger(__name__)
@@ -213,8 +213,9 @@ class Compute:
 
     def _started(self, task: asyncio.Task[None]) -> None:
         self._starting.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("compute_worker_start_failed", error=str(task.exception()))
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("compute_worker_start_failed", error=logs.describe(exc))
 
     async def close(self) -> None:
         """Stop every worker (a running job is killed) and wait for the processes to end."""

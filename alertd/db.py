@@ -143,7 +143,8 @@ async def connect_one(url: str) -> asyncpg.Connection:
     try:
         conn = await asyncpg.connect(url)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise errors.DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+        raise errors.DatabaseUnavailable(
+            f"cannot connect to the database: {logs.describe(exc)}") from exc
     await _init_connection(conn)
     return conn
 

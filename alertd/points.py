@@ -15,7 +15,7 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import db, errors, settings
+from alertd import db, errors, logs, settings
 from geo import index as geo_index
 from geo import municipalities
 
@@ -202,7 +202,7 @@ async def follow(url: str, points: Points, stop: asyncio.Event) -> None:
         try:
             conn = await db.connect_one(url)
         except Exception as exc:  # database down: keep the old index and try again
-            log.warning("points_connect_failed", error=str(exc))
+            log.warning("points_connect_failed", error=logs.describe(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
             continue
@@ -211,7 +211,7 @@ async def follow(url: str, points: Points, stop: asyncio.Event) -> None:
         except Exception as exc:
             # Whatever broke (a killed session can also leave asyncpg in an internal state
             # error), the follower must come back: without it every order is refused.
-            log.warning("points_listener_lost", error=str(exc) or type(exc).__name__)
+            log.warning("points_listener_lost", error=logs.describe(exc))
             with contextlib.suppress(TimeoutError):  # e.g. schema not migrated yet: no spin
                 await asyncio.wait_for(stop.wait(), 1.0)
         finally:

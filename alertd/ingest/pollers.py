@@ -131,8 +131,7 @@ class Poller:
         except Exception as exc:  # one feed's trouble, or a bug, must not stop its poller
             expected = (FetchError, feed_errors.FeedError, errors.AlertdError,
                         aiohttp.ClientError, TimeoutError)
-            reason = exc.reason if isinstance(exc, feed_errors.FeedError | errors.AlertdError) \
-                else (str(exc) or type(exc).__name__)
+            reason = _reason(exc)
             metrics.FEED_ERRORS.labels(name).inc()
             if isinstance(exc, expected):
                 log.warning("feed_poll_failed", feed=name, reason=reason)
@@ -206,7 +205,7 @@ class Poller:
             except (FetchError, aiohttp.ClientError, TimeoutError) as exc:
                 # One dead link must not hold back the other entries: it is tried again at
                 # the next poll (not marked seen), and the feed records the problem.
-                broken.append(f"{entry.link}: {str(exc) or type(exc).__name__}")
+                broken.append(f"{entry.link}: {_reason(exc)}")
                 continue
             await entry_handler(raw)
             await feedstate.mark_seen(self.c.pool, self.spec.name, entry.id)
@@ -267,6 +266,16 @@ HANDLERS: dict[str, Callable[[Poller, bytes], Awaitable[int]]] = {
     "jma": Poller._jma_feed,
     "shelter_status": Poller._shelter_status,
 }
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a fetch or poll failed, as the feed's state records it: our own errors by their
+    reason, anything else by its type and message (a timeout's message is empty)."""
+    if isinstance(exc, feed_errors.FeedError | errors.AlertdError):
+        return exc.reason
+    if isinstance(exc, FetchError):
+        return str(exc)
+    return logs.describe(exc)
 
 
 def _age(entry: atom.Entry) -> tuple[bool, datetime]:

@@ -6,9 +6,12 @@ import ast
 from pathlib import Path
 
 import asyncpg
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from alertd import staff
+from alertd.api import plumbing
 
 API = Path(__file__).resolve().parents[2] / "alertd" / "api"
 HEADLINE = "【警戒レベル4】阿武隈川が氾濫のおそれ"
@@ -44,3 +47,22 @@ def test_no_handler_bypasses_the_json_answer() -> None:
                     and isinstance(node.value, ast.Name) and node.value.id == "web"):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+async def test_a_timeout_is_logged_by_its_name_not_as_an_empty_error() -> None:
+    """A request whose database wait times out answers 503 and is logged with error
+    "TimeoutError" (str() of a TimeoutError is empty)."""
+    async def stalled(_: web.Request) -> web.Response:
+        raise TimeoutError
+
+    app = web.Application(middlewares=[plumbing.error_middleware])
+    app.router.add_get("/stalled", stalled)
+    client: TestClient = TestClient(TestServer(app))  # type: ignore[type-arg]
+    await client.start_server()
+    try:
+        with capture_logs() as logs:
+            r = await client.get("/stalled")
+            assert r.status == 503
+    finally:
+        await client.close()
+    assert [(e["event"], e["error"]) for e in logs] == [("request_database_error", "TimeoutError")]
