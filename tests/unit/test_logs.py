@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from alertd import logs
+
+PACKAGE = Path(logs.__file__).resolve().parent
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
 
 SCRIPT = """
 import logging, warnings
@@ -69,3 +74,19 @@ def test_describe_names_an_exception_without_a_message() -> None:
     assert logs.describe(TimeoutError()) == "TimeoutError"
     assert logs.describe(ConnectionResetError("reset by peer")) == (
         "ConnectionResetError: reset by peer")
+
+
+def test_no_log_line_writes_an_exception_as_str() -> None:
+    """No log call in alertd gives an error or a reason as str(...): exceptions go through
+    logs.describe (str() of a timeout is empty)."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in LOG_METHODS):
+                offenders += [f"{path.relative_to(PACKAGE)}:{node.lineno}"
+                              for kw in node.keywords if kw.arg in ("error", "reason")
+                              and any(
+                                  isinstance(n, ast.Name) and n.id == "str"
+                                  for n in ast.walk(kw.value))]
+    assert offenders == []
