@@ -30,21 +30,44 @@ class Daemon(DaemonProcess):
         _STARTED.append(self)
 
 
-@pytest.fixture(autouse=True)
-def no_stray_daemons() -> Iterator[None]:
-    """Every daemon a test started is stopped after it, even when the test failed midway."""
-    yield
+def _stop_started() -> None:
     while _STARTED:
         _STARTED.pop().stop()
 
 
+@pytest.fixture(autouse=True)
+def no_stray_daemons() -> Iterator[None]:
+    """Every daemon a test started is stopped after it, even when the test failed midway."""
+    yield
+    _stop_started()
+
+
+# The daemons a test started are stopped before what they use goes away (their database is
+# dropped, the sandbox stopped), not after: else they log lost connections at every test's end.
+# These fixtures are set up before the daemons start, so they are torn down after the test and
+# before the autouse no_stray_daemons.
+@pytest.fixture
+async def db_url(db_url: str) -> AsyncIterator[str]:
+    """This test's migrated database (tests/conftest.py); its daemons stop before the drop."""
+    yield db_url
+    _stop_started()
+
+
+@pytest.fixture
+async def empty_db_url(empty_db_url: str) -> AsyncIterator[str]:
+    """A database with no schema (tests/conftest.py); its daemons stop before the drop."""
+    yield empty_db_url
+    _stop_started()
+
+
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    """A sandbox process on free ports, stopped afterwards."""
+    """A sandbox process on free ports, stopped afterwards (after the daemons using it)."""
     sb = await Sandbox.launch(tmp_path / "sandbox", tmp_path / "sandbox.log", deadline_s=DEADLINE)
     try:
         yield sb
     finally:
+        _stop_started()
         sb.stop()
 
 
