@@ -123,8 +123,7 @@ async def connect(url: str, *, min_size: int = 2, max_size: int = 10,
             acquire_timeout_s=acquire_timeout_s, **options,
         )
     except (OSError, asyncpg.PostgresError) as exc:
-        raise errors.DatabaseUnavailable(
-            f"cannot connect to the database: {logs.describe(exc)}") from exc
+        raise _cannot_connect(exc) from exc
     assert pool is not None
     return pool
 
@@ -132,6 +131,13 @@ async def connect(url: str, *, min_size: int = 2, max_size: int = 10,
 async def _init_bounded(conn: BoundedConnection, *, bulk_timeout_s: float) -> None:
     await _init_connection(conn)
     conn.bulk_timeout_s = bulk_timeout_s
+
+
+def _cannot_connect(exc: BaseException) -> errors.DatabaseUnavailable:
+    """The error for a failed connect: in the server's words when it gave any (the CLI prints
+    them), else by the exception's type (a time-out has no message)."""
+    return errors.DatabaseUnavailable(
+        f"cannot connect to the database: {str(exc) or logs.describe(exc)}")
 
 
 def _ms(seconds: float) -> int:
@@ -143,8 +149,7 @@ async def connect_one(url: str) -> asyncpg.Connection:
     try:
         conn = await asyncpg.connect(url)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise errors.DatabaseUnavailable(
-            f"cannot connect to the database: {logs.describe(exc)}") from exc
+        raise _cannot_connect(exc) from exc
     await _init_connection(conn)
     return conn
 
