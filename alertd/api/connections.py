@@ -170,8 +170,13 @@ class GuardedSite(web.BaseSite):
                         fd_limit=soft, hint="raise ulimit -n or lower http.max_connections")
 
 
-class _BodyLate(Exception):
-    """The request body did not arrive in time."""
+class _BodyLate(TimeoutError):
+    """The request body did not arrive in time.
+
+    A TimeoutError: after the 408, aiohttp drains the rest of the body for a moment (lingering)
+    from the same stream, and it takes a TimeoutError there as the end of that, quietly; any
+    other exception it logs as an unhandled error, one traceback per slow client.
+    """
 
 
 @web.middleware

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -135,8 +136,10 @@ async def _zero(server: Listener) -> bool:
     return server.site.open_connections == 0
 
 
-async def test_slow_body_is_answered_408_and_closed(listen: Start) -> None:
-    """A body still incomplete 1 s after its headers gets 408 and the connection is closed."""
+async def test_slow_body_is_answered_408_and_closed(listen: Start,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A body still incomplete 1 s after its headers gets 408 and the connection is closed,
+    and nothing is logged as an error."""
     server = await listen(body_timeout_s=1)
     reader, writer = await server.open()
     drip = asyncio.create_task(_drip(writer, b'{"platform": "ios"', at_once=(
@@ -148,6 +151,7 @@ async def test_slow_body_is_answered_408_and_closed(listen: Start) -> None:
     assert json.loads(data.split(b"\r\n\r\n", 1)[1]) == {
         "error": "request body not received within 1 s"}
     assert await server.healthz() == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_idle_keepalive_connection_is_closed(listen: Start) -> None:
