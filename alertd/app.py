@@ -142,5 +142,8 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         for sender, _ in senders.values():
             with contextlib.suppress(Exception):
                 await sender.close()
-        await pool.close()
+        try:
+            await pool.close()
+        except db.UNAVAILABLE as exc:  # a hung database: its connections are dropped
+            log.warning("database_close_failed", error=logs.describe(exc))
         log.info("alertd_stopped")

@@ -37,10 +37,21 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# How long closing a connection waits for the server's goodbye before dropping the connection:
+# a hung server never answers, and asyncpg's close would wait for it for ever.
+CLOSE_TIMEOUT_S = 3.0
+
+
 class BoundedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no hints
-    """A pooled connection that knows how long an order's fan-out statements may take."""
+    """A connection whose close is bounded; pooled, it also knows how long an order's fan-out
+    statements may take."""
 
     __slots__ = ("bulk_timeout_s",)
+
+    async def close(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Close, waiting at most `timeout` (CLOSE_TIMEOUT_S) for the server; the connection is
+        dropped then and TimeoutError raised."""
+        await super().close(timeout=CLOSE_TIMEOUT_S if timeout is None else timeout)
 
     @contextlib.contextmanager
     def command_timeout(self, seconds: float) -> Iterator[None]:
@@ -145,9 +156,10 @@ def _ms(seconds: float) -> int:
 
 
 async def connect_one(url: str) -> asyncpg.Connection:
-    """Open a single connection with JSON codecs installed."""
+    """Open a single connection with JSON codecs installed (statements unbounded: migrations,
+    imports, LISTEN; closing bounded)."""
     try:
-        conn = await asyncpg.connect(url)
+        conn = await asyncpg.connect(url, connection_class=BoundedConnection)
     except (OSError, asyncpg.PostgresError) as exc:
         raise _cannot_connect(exc) from exc
     await _init_connection(conn)

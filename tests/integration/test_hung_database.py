@@ -184,3 +184,17 @@ async def _errors(logged: list[Any], n: int) -> bool:
 
 async def _more(server: Server, than: int) -> bool:
     return server.hits["/cap.xml"] > than
+
+
+async def test_closing_a_connection_to_a_hung_database_is_bounded(
+        proxy: PausableProxy) -> None:
+    """Closing a connection whose database hangs drops it after db.CLOSE_TIMEOUT_S instead of
+    waiting for the server's goodbye for ever (the daemon's shutdown waited on it)."""
+    conn = await db.connect_one(proxy.url)
+    proxy.pause()
+    began = time.monotonic()
+    async with asyncio.timeout(ANSWER_WITHIN_S):
+        with pytest.raises(TimeoutError):
+            await conn.close()
+    assert conn.is_closed()
+    print("closing a hung connection took", round(time.monotonic() - began, 2), "s")
