@@ -14,7 +14,7 @@ from alertd.api import routes
 from alertd.compute import Compute
 from alertd.context import Context
 from geo import areas
-from tests import shapes
+from tests import described, shapes
 
 HOME = (37.7608, 140.4747)  # (lat, lon) in 福島市 (072010)
 NEIGHBOUR = (37.7608, 140.4748)  # about 9 m east
@@ -186,3 +186,21 @@ async def test_areas_outside_the_prefecture_are_refused(api: TestClient,
     r = await api.patch(f"/v1/staff/orders/{order_id}", json={"area": TOKYO}, headers=auth)
     assert (r.status, await r.json()) == (422, {"error": OUTSIDE})
     assert await context.pool.fetchval("SELECT max(version) FROM order_versions") == 1
+
+
+async def test_a_retried_order_gets_the_first_answer_with_its_location(
+        api: TestClient, context: Context) -> None:  # type: ignore[type-arg]
+    """An order retried with its Idempotency-Key answers the first 201, body and Location
+    (the description says a 201 carries it), issuing nothing more."""
+    operator = await staff.create(context.pool, "operator")
+    headers = {"Authorization": f"Bearer {operator}", "Idempotency-Key": "order-1"}
+    first = await api.post("/v1/staff/orders", json=_circle(*HOME, 500), headers=headers)
+    again = await api.post("/v1/staff/orders", json=_circle(*HOME, 500), headers=headers)
+    assert (first.status, again.status) == (201, 201)
+    body = await first.json()
+    assert await again.json() == body
+    assert first.headers["Location"] == again.headers["Location"] == (
+        f"/v1/staff/orders/{body['id']}")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    await described.answer_conforms(again, "/v1/staff/orders")
+    assert await context.pool.fetchval("SELECT count(*) FROM orders") == 1
