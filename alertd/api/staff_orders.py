@@ -50,9 +50,9 @@ async def create(request: web.Request) -> web.Response:
     async with c.pool.acquire() as conn, conn.transaction():
         if key is not None:
             first = await idempotency.claim(conn, who.id, key, raw)
-            if first is not None:
-                return plumbing.json_response(first.body, status=first.status,
-                                              headers={"Idempotent-Replayed": "true"})
+            if first is not None:  # the first answer again, its Location too
+                return plumbing.json_response(first.body, status=first.status, headers={
+                    "Idempotent-Replayed": "true", "Location": _location(first.body["id"])})
         accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
         answer = {"id": str(accepted.order_id), "version": accepted.version,
                   "devices": accepted.devices}
@@ -60,7 +60,11 @@ async def create(request: web.Request) -> web.Response:
             await idempotency.record(conn, who.id, key, idempotency.Answer(201, answer))
     metrics.ORDERS.labels("issued").inc()
     return plumbing.json_response(answer, status=201,
-                             headers={"Location": f"/v1/staff/orders/{accepted.order_id}"})
+                                  headers={"Location": _location(str(accepted.order_id))})
+
+
+def _location(order_id: str) -> str:
+    return f"/v1/staff/orders/{order_id}"
 
 
 LIST_STATES = ("active", "lifted", "all")

@@ -89,8 +89,9 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_unlike_the_descr
                     config=sandbox.config, log=tmp_path / "daemon.log", extra=["--migrate"])
     daemon.start()
     await daemon.ready(http, DEADLINE)
-    subprocess.run([sys.executable, "-m", "alertd.cli", "shelters", "import", str(SHELTERS)],
-                   env=clean_env(ALERTD_DATABASE_URL=db_url), check=True, capture_output=True)
+    await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "alertd.cli", "shelters", "import", str(SHELTERS)],
+        env=clean_env(ALERTD_DATABASE_URL=db_url), check=True, capture_output=True)
     config = tmp_path / "schemathesis.toml"
     config.write_text(_config(EXAMPLES, described.CHECK_NAMES.split(",")))
     report, har = tmp_path / "report.json", tmp_path / "run.har"
