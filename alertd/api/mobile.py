@@ -198,7 +198,10 @@ async def nearest_shelters(request: web.Request) -> web.Response:
     hazard = q.get("hazard")
     if hazard is not None and hazard not in HAZARDS:
         raise errors.InvalidInput(f"hazard must be one of {', '.join(HAZARDS)}")
-    open_only = q.get("open", "false").lower() in ("1", "true", "yes")
+    flag = q.get("open", "false")
+    if flag not in ("true", "false"):
+        raise errors.InvalidInput("open must be true or false")
+    open_only = flag == "true"
     found = await shelters.nearest(plumbing.ctx(request).pool, lat, lon, hazard, open_only,
                                    plumbing.int_arg(request, "limit", 20, 1, 200))
     return plumbing.json_response({"shelters": [

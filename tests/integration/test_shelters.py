@@ -233,3 +233,15 @@ async def test_undated_feed_row_does_not_override_staff(context: Context, db_url
                                             "open", None, None, "feed",
                                             datetime.now(UTC) + timedelta(seconds=1))
         assert dated.shelter.status == "open" and dated.opened
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "True", "", "1.7976931348623157e+308"])
+async def test_open_filter_is_true_or_false(api: TestClient, value: str) -> None:  # type: ignore[type-arg]
+    """GET /v1/shelters takes open=true or open=false (a boolean, as described); anything else
+    is a 422 naming it instead of silently listing every shelter."""
+    for ok in ("true", "false"):
+        r = await api.get("/v1/shelters", params={"lat": "37.75", "lon": "140.45", "open": ok})
+        assert r.status == 200
+    r = await api.get("/v1/shelters", params={"lat": "37.75", "lon": "140.45", "open": value})
+    assert r.status == 422
+    assert (await r.json())["error"] == "open must be true or false"
