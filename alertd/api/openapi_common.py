@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from alertd import validate
+from alertd import idempotency, validate
 from alertd.orders import HAZARDS, LEVELS
 from sheets import schema as sheet_schema
 
@@ -228,6 +228,16 @@ def operation(operation_id: str, summary: str, *, tag: str, answers: Mapping[str
     out["responses"] = dict(sorted(responses.items()))
     out.update(extra)
     return out
+
+
+IDEMPOTENCY_KEY: Schema = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": string(minLength=1, maxLength=idempotency.MAX_KEY, pattern="^[\\x20-\\x7e]+$"),
+    "description": "A retry with the same key gets the first answer (with "
+                   "Idempotent-Replayed: true); the same key with another request is a 422.",
+}
+REPLAYED: Schema = {"description": "true when this is the first answer again, to a retry with "
+                                   "its Idempotency-Key", "schema": {"const": "true"}}
 
 
 def path_param(name: str, schema: Schema, description: str) -> Schema:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from alertd.api import sheets
 from alertd.api.openapi_common import (
+    IDEMPOTENCY_KEY,
     PATH,
+    REPLAYED,
     UUID,
     Schema,
     answer,
@@ -26,10 +28,14 @@ TAG = "mobile: sheets and sync"
 _VERSION = integer("the server's version of the sheet", minimum=1)
 _ETAG = {"description": "the version as a strong entity tag (\"3\")", "required": True,
          "schema": string(pattern='^"[1-9][0-9]*"$')}
-_IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": string(),
+_TAG_RE = r'\s*(W/)?"[\x21\x23-\x7e\x80-\xff]*"\s*'  # sheets.merge's, as JSON Schema
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+             "schema": string(pattern=rf"^(\s*\*\s*|{_TAG_RE}(,{_TAG_RE})*)$"),
              "description": "The version the change is based on (an ETag, or *). Needed to "
                             "replace an existing sheet (428 without it); a stale one is a 412 "
                             "with the server's copy; a malformed one a 400."}
+
+_WRITTEN = {"ETag": _ETAG, "Idempotent-Replayed": REPLAYED}
 
 SCHEMAS: dict[str, Schema] = {
     "SheetAnswer": obj({
@@ -75,12 +81,12 @@ PATHS: dict[str, Schema] = {
         "parameters": [_SHEET],
         "put": operation(
             "putSheet", "Create or replace a sheet", tag=TAG, security="device",
-            errors=(*PATH, "409", "428"), parameters=[_IF_MATCH],
+            errors=(*PATH, "409", "428"), parameters=[_IF_MATCH, IDEMPOTENCY_KEY],
             body={"required": True, "content": json_content(ref("Sheet"))},
             answers={
                 "200": answer("Replaced: the new version and the sheet's advice.",
-                              ref("SheetAnswer"), headers={"ETag": _ETAG}),
-                "201": answer("Created.", ref("SheetAnswer"), headers={"ETag": _ETAG}),
+                              ref("SheetAnswer"), headers=_WRITTEN),
+                "201": answer("Created.", ref("SheetAnswer"), headers=_WRITTEN),
                 "412": _STALE,
                 "422": _error("The sheet is invalid: every field error with its path.",
                               ref("SheetInvalid")),
@@ -93,8 +99,9 @@ PATHS: dict[str, Schema] = {
             description="A deleted sheet is a 404."),
         "delete": operation(
             "deleteSheet", "Delete a sheet", tag=TAG, security="device", errors=(*PATH, "400"),
-            parameters=[_IF_MATCH], answers={
-                "204": answer("Deleted: sync reports its tombstone."),
+            parameters=[_IF_MATCH, IDEMPOTENCY_KEY], answers={
+                "204": answer("Deleted: sync reports its tombstone.",
+                              headers={"Idempotent-Replayed": REPLAYED}),
                 "412": _STALE,
             }),
     },

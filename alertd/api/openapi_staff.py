@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertd import idempotency, orders, progress, shelters
+from alertd import orders, progress, shelters
 from alertd.api import openapi_mobile, staff_feeds, staff_orders
 from alertd.api.openapi_common import (
     COUNT,
+    IDEMPOTENCY_KEY,
     LATITUDE,
     LONGITUDE,
     PATH,
+    REPLAYED,
     TIMESTAMP,
     UUID,
     Schema,
@@ -76,17 +78,20 @@ SCHEMAS: dict[str, Schema] = {
         "hazard": ref("Hazard"),
         "area": ref("Area"),
         "headline": _texts(orders.MAX_HEADLINE),
-        "instruction": _texts(orders.MAX_INSTRUCTION),
-        "expires_at": {**TIMESTAMP, "description": "in the future, within orders.max_ttl_s "
-                                                   "(default: orders.default_ttl_s from now)"},
+        "instruction": nullable(_texts(orders.MAX_INSTRUCTION)),
+        "expires_at": {**nullable(TIMESTAMP),
+                       "description": "in the future, within orders.max_ttl_s (none or null: "
+                                      "orders.default_ttl_s from now)"},
     }, optional={"instruction", "expires_at"}),
     "OrderChange": {**obj({
         "level": ref("Level"),
         "hazard": ref("Hazard"),
         "area": ref("Area"),
         "headline": _texts(orders.MAX_HEADLINE),
-        "instruction": _texts(orders.MAX_INSTRUCTION),
-        "expires_at": TIMESTAMP,
+        "instruction": {**nullable(_texts(orders.MAX_INSTRUCTION)),
+                        "description": "null: none"},
+        "expires_at": {**nullable(TIMESTAMP),
+                       "description": "null: orders.default_ttl_s from now"},
     }, optional={"level", "hazard", "area", "headline", "instruction", "expires_at"},
         description="The fields to change; the others stay. A change that leaves the order "
                     "as it is is a 422."), "minProperties": 1},
@@ -179,12 +184,6 @@ def _staff(operation_id: str, summary: str, role: str, tag: str = TAG_ORDERS,
     return operation(operation_id, summary, tag=tag, security="staff", role=role, **kwargs)
 
 
-_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
-                "schema": string(minLength=1, maxLength=idempotency.MAX_KEY,
-                                 pattern="^[\\x20-\\x7e]+$"),
-                "description": "A retry with the same key gets the first answer; the same key "
-                               "with another body is a 422."}
-
 PATHS: dict[str, Schema] = {
     "/v1/staff/orders:preview": {"post": _staff(
         "previewOrder", "How many devices an order would reach", "viewer", errors=(),
@@ -194,11 +193,12 @@ PATHS: dict[str, Schema] = {
     "/v1/staff/orders": {
         "post": _staff(
             "issueOrder", "Issue an evacuation order", "operator", errors=(),
-            parameters=[_IDEMPOTENCY], body=_body("OrderRequest", _ORDER_EXAMPLE),
+            parameters=[IDEMPOTENCY_KEY], body=_body("OrderRequest", _ORDER_EXAMPLE),
             answers={"201": answer("Issued: the order is stored and its pushes queued.",
                                    ref("OrderCreated"), headers={
                                        "Location": {"schema": string(), "required": True,
-                                                    "description": "the order's URL"}})}),
+                                                    "description": "the order's URL"},
+                                       "Idempotent-Replayed": REPLAYED})}),
         "get": _staff(
             "listOrders", "Orders, newest first, with their delivery counts", "viewer",
             errors=(), parameters=[query_param(

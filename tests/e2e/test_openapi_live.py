@@ -18,7 +18,6 @@ import pytest
 
 from alertd.api import openapi
 from alertd.sandbox.handle import clean_env
-from tests import described
 from tests.e2e.conftest import Daemon, Sandbox, daemon_env, free_port_base, staff_token
 from tests.waiting import DEADLINE
 
@@ -27,11 +26,13 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SHELTERS = ROOT / "tests" / "fixtures" / "shelters" / "standard_evacuation_sites.csv"
 SEED = 20260401
-EXAMPLES = 5  # per operation and phase
+EXAMPLES = 10  # per operation and phase
 RUN_LIMIT_S = 240  # the run takes under a minute on a busy 2-core machine
 
 # Every phase (examples, coverage, fuzzing, stateful), deterministic from the seed, nothing
-# kept between runs. The checks are tests/described.py's: the answers must be as described.
+# kept between runs. Every check but positive_data_acceptance: a request the description
+# allows may still be refused for what no schema states (an unknown area code, a stale
+# If-Match, a cursor of another device), and is then answered a described 4xx.
 CONFIG = """\
 seed = {seed}
 workers = 1
@@ -46,8 +47,8 @@ max-examples = {examples}
 deterministic = true
 
 [checks]
-enabled = false
-{checks}
+enabled = true
+positive_data_acceptance.enabled = false
 
 [auth.openapi.staffBearer]
 bearer = "${{ALERTD_ST_STAFF_TOKEN}}"
@@ -63,9 +64,8 @@ retry_on = [401]
 """
 
 
-def _config(examples: int, checks: list[str]) -> str:
-    enabled = "\n".join(f"{name}.enabled = true" for name in checks)
-    return CONFIG.format(seed=SEED, examples=examples, checks=enabled)
+def _config(examples: int) -> str:
+    return CONFIG.format(seed=SEED, examples=examples)
 
 
 def _operation_of(method: str, url: str, doc: dict[str, Any]) -> tuple[str, str] | None:
@@ -93,7 +93,7 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_unlike_the_descr
         subprocess.run, [sys.executable, "-m", "alertd.cli", "shelters", "import", str(SHELTERS)],
         env=clean_env(ALERTD_DATABASE_URL=db_url), check=True, capture_output=True)
     config = tmp_path / "schemathesis.toml"
-    config.write_text(_config(EXAMPLES, described.CHECK_NAMES.split(",")))
+    config.write_text(_config(EXAMPLES))
     report, har = tmp_path / "report.json", tmp_path / "run.har"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
@@ -118,7 +118,9 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_unlike_the_descr
     print(f"schemathesis: {summary['operations']['tested']} operations, "
           f"{sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}, "
           f"{summary['running_time']:.0f} s", file=sys.stderr)
-    assert summary["operations"]["tested"] == len(openapi.operations(doc))
+    # Loaded from the daemon, schemathesis leaves out the operation that serves the
+    # description (tests/integration/test_openapi.py checks that one).
+    assert summary["operations"]["tested"] == len(openapi.operations(doc)) - 1
     assert not [status for status in statuses if status >= 500], text
     secured = {(method.upper(), path) for path, item in doc["paths"].items()
                for method, op in item.items() if method in openapi.METHODS and op["security"]}
