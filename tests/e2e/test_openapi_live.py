@@ -80,8 +80,8 @@ def _operation_of(method: str, url: str, doc: dict[str, Any]) -> tuple[str, str]
 async def test_schemathesis_finds_no_server_error_and_no_answer_unlike_the_description(
         db_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession) -> None:
     """schemathesis (every phase, a fixed seed, a few examples an operation) against the real
-    daemon gets no 5xx and no answer the description does not allow, and gets past 401 on
-    every operation that needs credentials."""
+    daemon gets no 5xx and no answer the description does not allow, gets past 401 on every
+    operation that needs credentials, and the daemon logs no error meanwhile."""
     port = free_port_base(1)
     # Rate limits off: a 429 would end most of the run's requests before they reach a handler
     # (tests/integration/test_openapi.py checks the 429 answers against the description).
@@ -125,3 +125,17 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_unlike_the_descr
     secured = {(method.upper(), path) for path, item in doc["paths"].items()
                for method, op in item.items() if method in openapi.METHODS and op["security"]}
     assert sorted(secured - past_401) == [], "only ever answered 401"
+    assert _errors_logged(tmp_path / "daemon.log") == [], "the daemon logged errors"
+
+
+def _errors_logged(log: Path) -> list[str]:
+    """The lines of a daemon's JSON log at ERROR or above, and any traceback it printed."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            level = json.loads(line).get("level")
+        except ValueError:
+            level = "error" if "Traceback" in line else None
+        if level in ("error", "critical"):
+            found.append(line)
+    return found

@@ -13,7 +13,7 @@ import jsonschema_rs
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertd import devices, settings, staff
+from alertd import db, devices, settings, staff
 from alertd.api import openapi, openapi_common, routes
 from alertd.context import Context
 from tests import described
@@ -140,3 +140,53 @@ async def test_rate_limits_are_described_where_they_apply(strict: TestClient,  #
         (limited if statuses[1] == 429 else unlimited).append((method, path))
         assert ("429" in op["responses"]) == (statuses[1] == 429), (method, path, statuses)
     assert len(limited) >= 15 and len(unlimited) >= 5
+
+
+async def _client_of(context: Context) -> TestClient:  # type: ignore[type-arg]
+    client: TestClient = TestClient(TestServer(routes.build_app(context)))  # type: ignore[type-arg]
+    await client.start_server()
+    return client
+
+
+async def test_without_a_database_every_answer_is_as_described(context: Context,
+                                                               db_url: str) -> None:
+    """With the database gone, every operation answers as described: a 503 with Retry-After
+    where it needs the database (readiness says why), never a 500."""
+    gone = dataclasses.replace(context, pool=await db.connect(db_url, min_size=1, max_size=1))
+    await gone.pool.close()
+    client = await _client_of(gone)
+    statuses: dict[int, int] = {}
+    try:
+        for method, path, _ in _operations():
+            r = await client.request(method, _url(path), json={},
+                                     headers={"Authorization": "Bearer some-token"})
+            await described.answer_conforms(r, path, _params(path), overload=True)
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+            if r.status == 503 and path != "/readyz":
+                assert r.headers["Retry-After"] == "2", (method, path)
+    finally:
+        await client.close()
+    assert statuses[503] >= 30 and 500 not in statuses
+
+
+async def test_an_index_behind_answers_503_as_described(stalled_context: Context) -> None:
+    """When the location index cannot confirm the latest locations, the operations that wait
+    for it answer the described 503 with Retry-After."""
+    client = await _client_of(stalled_context)
+    operator = await staff.create(stalled_context.pool, "operator")
+    await stalled_context.pool.execute(
+        "INSERT INTO shelters (id, name, lat, lon, kind, source_format) VALUES"
+        " ('S-1', 'hall', 37.75, 140.45, 'shelter', 'gsi_shelter')")
+    order = {"level": 4, "hazard": "flood", "area": {"area_codes": ["072010"]},
+             "headline": {"ja": "避難指示"}}
+    try:
+        for method, path, body in [("POST", "/v1/staff/orders:preview", order),
+                                   ("POST", "/v1/staff/orders", order),
+                                   ("PUT", "/v1/staff/shelters/{shelter_id}/status",
+                                    {"status": "open"})]:
+            r = await client.request(method, _url(path), json=body,
+                                     headers={"Authorization": f"Bearer {operator}"})
+            assert r.status == 503 and r.headers["Retry-After"] == "2", (method, path)
+            await described.answer_conforms(r, path, _params(path), overload=True)
+    finally:
+        await client.close()
