@@ -18,7 +18,7 @@ import structlog
 from alertd import logs, metrics, settings
 from alertd.delivery import outbox, outcomes
 from alertd.delivery.outbox import Claimed, Result
-from alertd.delivery.presence import Presence
+from alertd.delivery.presence import LOCK_CHECK_S, Presence
 from alertd.delivery.push import Outcome, PushMessage, thread_id_for
 
 log = structlog.get_logger(__name__)
@@ -171,9 +171,13 @@ class Dispatcher:
             await self._flush()
             with contextlib.suppress(Exception):  # nothing of ours is left leased
                 await self.presence.unregister(self.pool)
-            self.presence.stopping = True
+            self.presence.stop()
             listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            # Bounded: the presence returns on its own once stopped, even when the
+            # cancellation was lost inside one of its waits.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(listener, return_exceptions=True),
+                                       LOCK_CHECK_S)
 
     def stop(self) -> None:
         """Stop claiming; run() then finishes in-flight sends within the grace period."""

@@ -46,15 +46,24 @@ class Presence:
         self.holding = asyncio.Event()  # set while the lock of self.worker is held
         self.dropped: list[int] = []  # claimed, never sent, when a lock was lost: to hand back
         self.stopping = False
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Let go: run() returns soon even if a cancellation of it was swallowed (3.11's
+        wait_for can lose one that arrives as its inner call finishes)."""
+        self.stopping = True
+        self._stop.set()
 
     async def run(self) -> None:
-        """Hold the lock until cancelled, connecting again whenever the connection is lost."""
-        while True:
+        """Hold the lock until stopped or cancelled, connecting again whenever the connection
+        is lost."""
+        while not self.stopping:
             try:
                 conn = await db.connect_one(self.url)
             except Exception as exc:
                 log.warning("outbox_listen_failed", error=logs.describe(exc))
-                await asyncio.sleep(1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
                 continue
             try:
                 await self._hold(conn)
@@ -68,7 +77,8 @@ class Presence:
                     await conn.close(timeout=1.0)
                 if not conn.is_closed():
                     conn.terminate()
-            await asyncio.sleep(min(1.0, self.reap_s))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), min(1.0, self.reap_s))
 
     async def unregister(self, conn: asyncpg.Pool | asyncpg.Connection) -> None:
         """Forget every identity of ours (a clean stop: nothing of ours is left leased)."""
@@ -83,16 +93,22 @@ class Presence:
         await self._hand_back(conn)
         await conn.add_listener(outbox.CHANNEL, lambda *_: self.wake())
         # Before the first claim: a previous run's rows (a restart) are made due first.
-        if not await self._reap(conn):
+        if not await self._reap(conn) or self.stopping:
             return
         self.holding.set()
         self.wake()
         log.info("dispatcher_holding", worker=self.worker)
-        while not conn.is_closed():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(closed.wait(), self.reap_s)
-            if conn.is_closed() or not await self._reap(conn):
-                return
+        ended = asyncio.ensure_future(closed.wait())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            while not conn.is_closed() and not self.stopping:
+                await asyncio.wait({ended, stopped}, timeout=self.reap_s,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if conn.is_closed() or self.stopping or not await self._reap(conn):
+                    return
+        finally:
+            ended.cancel()
+            stopped.cancel()
 
     async def _lock(self, conn: asyncpg.Connection) -> None:
         """Take the session lock of a fresh identity on `conn` and register it."""

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from alertd import db, devices, settings
 from alertd.delivery import outbox
 from alertd.delivery.dispatcher import Dispatcher, Sender
+from alertd.delivery.presence import Presence
 from alertd.delivery.push import Outcome, PushMessage
 from tests.waiting import wait_for
 
@@ -244,3 +245,19 @@ async def test_a_lost_lock_stops_the_rows_claimed_ahead(pool: asyncpg.Pool, db_u
     assert sender.sends == 6
     [lost] = [e for e in logged if e["event"] == "dispatcher_lock_lost"]
     assert (lost["worker"], lost["dropped"]) == (first, 2)
+
+
+async def test_a_stopped_presence_returns_without_being_cancelled(db_url: str) -> None:
+    """Presence.run returns once stop() is called, even when no cancellation reaches it (3.11's
+    wait_for can swallow one), and the lock is then released for peers."""
+    p = Presence(db_url, reap_s=30.0, wake=lambda: None, lost=list)
+    task = asyncio.create_task(p.run())
+    await asyncio.wait_for(p.holding.wait(), 30)
+    p.stop()
+    await asyncio.wait_for(task, 10)  # would wait a whole reap_s (30 s) without stop()
+    assert not p.holding.is_set()
+    conn = await asyncpg.connect(db_url)
+    try:
+        assert await outbox.register(conn, p.identities[-1])  # its lock is free again
+    finally:
+        await conn.close()
