@@ -16,6 +16,9 @@ from alertd import credentials, errors
 log = structlog.get_logger(__name__)
 
 MAX_PLACES = 3
+# device_points slots of watched places (0 is the location; sheet places follow, see
+# alertd.points).
+_PLACE_SLOTS = f"slot BETWEEN 1 AND {MAX_PLACES}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,7 @@ async def put_place(pool: asyncpg.Pool, device: Device, place: Place) -> bool:
         # Serialise place changes of one device so two requests cannot both take the last slot.
         await conn.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", device.id)
         rows = await conn.fetch(
-            "SELECT slot, place_id FROM device_points WHERE device_id = $1 AND slot > 0",
+            f"SELECT slot, place_id FROM device_points WHERE device_id = $1 AND {_PLACE_SLOTS}",
             device.id,
         )
         existing = {r["place_id"]: r["slot"] for r in rows}
@@ -211,7 +214,7 @@ async def put_place(pool: asyncpg.Pool, device: Device, place: Place) -> bool:
 async def delete_place(pool: asyncpg.Pool, device: Device, place_id: str) -> bool:
     """Remove a watched place; False when there was none."""
     status = await pool.execute(
-        "DELETE FROM device_points WHERE device_id = $1 AND place_id = $2 AND slot > 0",
+        f"DELETE FROM device_points WHERE device_id = $1 AND place_id = $2 AND {_PLACE_SLOTS}",
         device.id, place_id,
     )
     return str(status) != "DELETE 0"
@@ -221,14 +224,14 @@ async def places(pool: asyncpg.Pool, device: Device) -> list[Place]:
     """The device's watched places."""
     rows = await pool.fetch(
         "SELECT place_id, label, lat, lon, area_code FROM device_points"
-        " WHERE device_id = $1 AND slot > 0 ORDER BY slot",
+        f" WHERE device_id = $1 AND {_PLACE_SLOTS} ORDER BY slot",
         device.id,
     )
     return [Place(r["place_id"], r["label"], r["lat"], r["lon"], r["area_code"]) for r in rows]
 
 
 async def watched(pool: asyncpg.Pool, device: Device) -> list[Watched]:
-    """The device's location (when shared) and places."""
+    """The device's location (when shared), places and the places of its live sheets."""
     rows = await pool.fetch(
         "SELECT lon, lat, area_code FROM device_points WHERE device_id = $1", device.id)
     return [Watched(r["lon"], r["lat"], r["area_code"]) for r in rows]

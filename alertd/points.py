@@ -15,14 +15,23 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import db, errors, logs, settings
+from alertd import db, devices, errors, logs, settings
 from geo import index as geo_index
 from geo import municipalities
+from sheets import merge as sheet_merge
+from sheets import model as sheet_model
 
 log = structlog.get_logger(__name__)
 
 CHANNEL = "alertd_points"
-SLOTS = 4  # slot 0: current location; 1-3: watched places
+# A device's points are keyed seq * SLOTS + slot. Slot 0: its current location; 1-3: its
+# watched places; SHEET_SLOT..: the places of its live sheets, a block of sheet_model.MAX_PLACES
+# slots per sheet (written by migration 0014's trigger on sheets, in the sheet write's
+# transaction). 64 leaves room and keeps `// SLOTS` a shift.
+SLOTS = 64
+SHEET_SLOT = 1 + devices.MAX_PLACES
+SHEET_SLOTS = sheet_merge.MAX_SHEETS * sheet_model.MAX_PLACES
+assert SHEET_SLOT + SHEET_SLOTS <= SLOTS
 # How long a request waits for the follower to confirm the latest locations. Normally a round
 # trip of milliseconds; past this the follower is stalled and the request is refused (503).
 CATCH_UP_S = 5.0
@@ -33,6 +42,12 @@ def key(seq: int, slot: int) -> int:
     return seq * SLOTS + slot
 
 
+def sheet_slot(block: int, place: int) -> int:
+    """The slot of place `place` (0-based, in the sheet's order) of the sheet holding block
+    `block` (0-9) of its device's sheet slots."""
+    return SHEET_SLOT + block * sheet_model.MAX_PLACES + place
+
+
 def new_index(cfg: settings.Settings) -> geo_index.PointIndex:
     """An empty point index as configured: its grid, and accuracies capped at
     ``orders.accuracy_cap_m`` (a location matches an area within its accuracy of it)."""
@@ -41,9 +56,18 @@ def new_index(cfg: settings.Settings) -> geo_index.PointIndex:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """Devices an area reaches, as device sequence numbers."""
+    """Devices an area reaches, as device sequence numbers (each device once, however many of
+    its points the area holds), and the index keys that reached them."""
 
     seqs: np.ndarray  # int64, unique, sorted
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # int64, any order
+
+    def sheet_seqs(self) -> np.ndarray:
+        """The devices (of `seqs`) reached through a place of one of their live sheets, sorted,
+        each once: the ones whose sheets speak to this area. Computed on each call, in
+        microseconds for thousands of keys; a device reached only by its location or watched
+        places is not in it."""
+        return _unique_sorted(self.keys[self.keys % SLOTS >= SHEET_SLOT] // SLOTS)
 
 
 @dataclass(slots=True)
@@ -85,7 +109,8 @@ class Points:
             members = self.watchers.get(code)
             if members:
                 keys.append(np.fromiter(members, dtype=np.int64, count=len(members)))
-        return Match(seqs=_devices_of(keys))
+        found = np.concatenate(keys)
+        return Match(seqs=_unique_sorted(found // SLOTS), keys=found)
 
     def by_area(self, parts: Mapping[str, Any]) -> dict[str, int]:
         """Reached devices per municipality, from the area cut along municipal borders
@@ -95,13 +120,13 @@ class Points:
             keys = [self.index.match(part) if not part.is_empty else np.empty(0, np.int64)]
             members = self.watchers.get(code, set())
             keys.append(np.fromiter(members, dtype=np.int64, count=len(members)))
-            out[code] = len(_devices_of(keys))
+            out[code] = len(_unique_sorted(np.concatenate(keys) // SLOTS))
         return out
 
 
-def _devices_of(keys: list[np.ndarray]) -> np.ndarray:
-    """The device sequence numbers of index keys, sorted, each once."""
-    seqs = np.sort(np.concatenate(keys) // SLOTS)
+def _unique_sorted(values: np.ndarray) -> np.ndarray:
+    """The values sorted, each once (device sequence numbers of index keys)."""
+    seqs = np.sort(values)
     if len(seqs) > 1:  # drop repeats (np.unique's hashing took 180 ms for 550,000 keys)
         seqs = seqs[np.concatenate(([True], seqs[1:] != seqs[:-1]))]
     return seqs

@@ -4,6 +4,8 @@ the changes a device's sync has not seen, and who names a shelter.
 Writes for one device hold a transaction advisory lock on it (see migration 0010), so the
 10-sheet limit holds under concurrent creates and change_seq follows commit order per device.
 Bodies are stored as the validated sheet's JSON and read back through `sheets.validate`.
+Every write of a sheet's body also rewrites its places in ``device_points`` (a trigger of
+migration 0014, in the same transaction), where the point index watches them for orders.
 """
 
 from __future__ import annotations
