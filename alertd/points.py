@@ -109,8 +109,7 @@ class Points:
             members = self.watchers.get(code)
             if members:
                 keys.append(np.fromiter(members, dtype=np.int64, count=len(members)))
-        found = np.concatenate(keys)
-        return Match(seqs=_unique_sorted(found // SLOTS), keys=found)
+        return matched(np.concatenate(keys))
 
     def by_area(self, parts: Mapping[str, Any]) -> dict[str, int]:
         """Reached devices per municipality, from the area cut along municipal borders
@@ -122,6 +121,11 @@ class Points:
             keys.append(np.fromiter(members, dtype=np.int64, count=len(members)))
             out[code] = len(_unique_sorted(np.concatenate(keys) // SLOTS))
         return out
+
+
+def matched(keys: np.ndarray) -> Match:
+    """The match of these index keys: their devices, each once."""
+    return Match(seqs=_unique_sorted(keys // SLOTS), keys=keys)
 
 
 def _unique_sorted(values: np.ndarray) -> np.ndarray:

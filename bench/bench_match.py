@@ -8,7 +8,10 @@ several times, and the medians are compared.
 A second index holds the same points with an accuracy on every point (5 to 300 m, uniform;
 capped at 161 m as orders.accuracy_cap_m is by default), so it also matches the points outside
 within their accuracy of the area; it is timed against the same baseline (which ignores
-accuracy, as matching did before accuracy circles). Not part of the test suite:
+accuracy, as matching did before accuracy circles). Keys follow alertd.points (device
+seq * SLOTS + slot): every other point is a device's location, the next a place of its sheet;
+the step from keys to devices (each once) and to the devices reached through a sheet place
+(Match.sheet_seqs) is timed on the accuracy index's hits. Not part of the test suite:
 
     .venv/bin/python bench/bench_match.py [--sizes 1000000,10000000] [--shapes star,spiky]
 """
@@ -25,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from alertd import points
 from geo import reach
 from geo.index import PointIndex
 
@@ -109,7 +113,8 @@ def run(n: int, polygons: dict[str, shapely.Polygon], repeats: int) -> None:
     lon = rng.uniform(minx, maxx, n)
     lat = rng.uniform(miny, maxy, n)
     acc = rng.uniform(5.0, 300.0, n)
-    keys = (np.arange(n, dtype=np.int64) * 4) + 1
+    i = np.arange(n, dtype=np.int64)
+    keys = (i // 2) * points.SLOTS + np.where(i % 2 == 0, 0, points.SHEET_SLOT)
     index = PointIndex()
     start = time.perf_counter()
     index.build(keys, lon, lat)
@@ -133,6 +138,10 @@ def run(n: int, polygons: dict[str, shapely.Polygon], repeats: int) -> None:
         print(f"  [{name}] with accuracy   {acc_s * 1e3:9.2f} ms  (every point 5-300 m, "
               f"+{extra:,} hits by accuracy)")
         print(f"  [{name}] ratio           {base_s / acc_s:9.1f} x   (same baseline)")
+        dev_s, seqs = timed(lambda hits=acc_hits: points.matched(hits).seqs, repeats)
+        sheet_s, sheet_seqs = timed(points.matched(acc_hits).sheet_seqs, repeats)
+        print(f"  [{name}] to devices      {dev_s * 1e3:9.2f} ms  ({len(seqs):,} devices; "
+              f"sheet_seqs {sheet_s * 1e3:.2f} ms, {len(sheet_seqs):,} through a sheet)")
         assert same, f"engine and baseline disagree on {name}"
 
 
