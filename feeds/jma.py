@@ -26,6 +26,18 @@ MAX_BYTES: Final = 2_000_000
 CONTROL_STATUSES: Final = frozenset({"通常", "訓練", "試験"})
 INFO_TYPES: Final = frozenset({"発表", "訂正", "遅延", "取消"})
 _LEVEL: Final = re.compile(r"警戒レベル([1-5])(相当)?")
+# Kind names of the 2026 warning scheme start with their level (レベル３大雨警報).
+_NAMED_LEVEL: Final = re.compile(r"^レベル([1-5])")
+
+
+@dataclass(frozen=True, slots=True)
+class JmaLevel:
+    """A 警戒レベル equivalent a Kind states, and what it is about: the Significancy's or
+    Property's type (e.g. 大雨浸水危険度), or "" when the Kind states it untyped (in its text or
+    as the レベルN of its name)."""
+
+    source: str
+    level: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +48,7 @@ class JmaKind:
     code: str
     status: str
     level_equivalent: int | None
+    levels: tuple[JmaLevel, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +130,36 @@ def level_equivalent(kind: Element) -> int | None:
     return max(levels) if levels else None
 
 
+def typed_levels(kind: Element) -> tuple[JmaLevel, ...]:
+    """Every 警戒レベルN(相当) a Kind states, with the type of the Significancy or Property it
+    is stated in, and the レベルN its name starts with; its LastKind (what it was) is skipped."""
+    found: list[JmaLevel] = []
+
+    def walk(element: Element, source: str) -> None:
+        if element.tag == f"{{{NS_METEOROLOGY}}}Significancy":
+            source = element.get("type", "").strip() or source
+        elif element.tag == f"{{{NS_METEOROLOGY}}}Property":
+            source = _text(element, NS_METEOROLOGY, "Type") or source
+        for match in _LEVEL.finditer(unicodedata.normalize("NFKC", element.text or "")):
+            found.append(JmaLevel(source, int(match.group(1))))
+        for child in element:
+            if child.tag != f"{{{NS_METEOROLOGY}}}LastKind":
+                walk(child, source)
+
+    walk(kind, "")
+    named = _NAMED_LEVEL.match(unicodedata.normalize("NFKC", _text(kind, NS_METEOROLOGY, "Name")))
+    if named:
+        found.append(JmaLevel("", int(named.group(1))))
+    return tuple(dict.fromkeys(found))
+
+
 def _kind(element: Element) -> JmaKind:
     return JmaKind(
         name=_text(element, NS_METEOROLOGY, "Name"),
         code=_text(element, NS_METEOROLOGY, "Code"),
         status=_text(element, NS_METEOROLOGY, "Status"),
         level_equivalent=level_equivalent(element),
+        levels=typed_levels(element),
     )
 
 

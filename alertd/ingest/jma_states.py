@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,16 +23,40 @@ def ours(report: jma.JmaReport, prefecture: str) -> list[jma.JmaAreaWarning]:
             if len(w.area_code) == 7 and w.area_code.startswith(prefecture)]
 
 
+def is_in_force(kind: jma.JmaKind) -> bool:
+    """Whether a report has this warning kind in force (issued or continued) in its area."""
+    return kind.status not in _NOT_IN_FORCE and bool(kind.code)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying a report did: rows in force it wrote, the warning types whose state it
+    restated, and those whose state it retracted (取消 of the report in force)."""
+
+    in_force: int = 0
+    restated: tuple[str, ...] = field(default=())
+    retracted: tuple[str, ...] = field(default=())
+
+
 async def apply(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: str) -> int:
-    """Make the stored state what the report says for the prefecture; returns rows in force.
+    """Make the stored state what the report says for the prefecture; returns rows in force
+    (see `apply_report`)."""
+    return (await apply_report(conn, report, prefecture)).in_force
+
+
+async def apply_report(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: str
+                       ) -> Applied:
+    """Make the stored state what the report says for the prefecture; what it did.
 
     A report about other prefectures (e.g. 福島町 in Hokkaido, 0133200) changes nothing here,
     nor does a report older than the newest applied for its warning type. Drills and tests
     (Control/Status 訓練, 試験) are not state."""
     areas = ours(report, prefecture)
     if report.is_exercise or not areas:
-        return 0
+        return Applied()
     in_force = 0
+    restated: list[str] = []
+    retracted: list[str] = []
     async with conn.transaction():
         for wtype in sorted({w.warning_type for w in areas}):
             mark = await conn.fetchval(
@@ -44,6 +68,7 @@ async def apply(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: str
                         "DELETE FROM area_warnings WHERE warning_type = $1 AND area_code LIKE $2"
                         " AND report_datetime = $3", wtype, prefecture + "%",
                         report.report_datetime)
+                    retracted.append(wtype)
                 continue
             if mark is not None and report.report_datetime < mark:
                 log.info("jma_report_stale", warning_type=wtype,
@@ -56,7 +81,8 @@ async def apply(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: str
                 " VALUES ($1, $2, $3) ON CONFLICT (prefecture, warning_type)"
                 " DO UPDATE SET report_datetime = EXCLUDED.report_datetime",
                 prefecture, wtype, report.report_datetime)
-    return in_force
+            restated.append(wtype)
+    return Applied(in_force, tuple(restated), tuple(retracted))
 
 
 async def _replace(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: str,
@@ -67,7 +93,7 @@ async def _replace(conn: asyncpg.Connection, report: jma.JmaReport, prefecture: 
     rows = [
         (w.area_code, k.code, k.name, k.status, k.level_equivalent, w.area_name,
          w.warning_type, report.event_id, report.report_datetime)
-        for w in areas for k in w.kinds if k.status not in _NOT_IN_FORCE and k.code
+        for w in areas for k in w.kinds if is_in_force(k)
     ]
     unique = list({(r[0], r[1]): r for r in rows}.values())
     if unique:

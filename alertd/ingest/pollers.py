@@ -15,7 +15,7 @@ import structlog
 
 from alertd import backoff, db, errors, logs, metrics, openings, points, settings
 from alertd.context import Context
-from alertd.ingest import cap_intake, feedstate, jma_states, quarantine
+from alertd.ingest import cap_intake, feedstate, headsup, quarantine
 from feeds import atom, jma, shelter_status
 from feeds import errors as feed_errors
 
@@ -230,8 +230,10 @@ class Poller:
         except feed_errors.FeedError as exc:
             await quarantine.put(self.c.pool, self.spec.name, raw, exc.reason)
             return
+        # The state and the heads-ups it calls for commit together: a retry of the same report
+        # (a crash before the entry was marked seen) finds both done and adds nothing.
         async with self.c.pool.acquire() as conn:
-            await jma_states.apply(conn, report, self.c.cfg.feeds.prefecture_code)
+            await headsup.apply(conn, report, self.c.table, self.c.cfg)
 
     async def _shelter_status(self, body: bytes) -> int:
         try:

@@ -204,3 +204,33 @@ def test_size_limit() -> None:
     with pytest.raises(errors.TooLarge):
         jma.parse(data, max_bytes=len(data) - 1)
     assert jma.parse(data, max_bytes=len(data)).warnings
+
+
+def test_levels_keep_what_they_are_about() -> None:
+    """Each 警戒レベル a Kind states comes with the type of the Property it is stated in."""
+    items = """<Item><Kind><Name>大雨警報</Name><Code>03</Code><Status>発表</Status>
+    <Property><Type>土砂災害危険度</Type><Text>警戒レベル3相当</Text></Property>
+    <Property><Type>大雨浸水危険度</Type><Text>警戒レベル４相当</Text></Property></Kind>
+    <Area><Name>福島市</Name><Code>0720100</Code></Area></Item>"""
+    (kind,) = jma.parse(_minimal(body=_body(items))).warnings[0].kinds
+    assert kind.levels == (jma.JmaLevel("土砂災害危険度", 3), jma.JmaLevel("大雨浸水危険度", 4))
+
+
+def test_sample_levels_by_significancy_type_and_name() -> None:
+    """Sample 10's 松江市 states 警戒レベル３相当 as 大雨浸水危険度 and is named レベル３; its
+    LastKind (what it was before) adds nothing; a lifted 注意報 keeps only its name's level."""
+    report = jma.parse(HEAVY_RAIN.read_bytes())
+    (matsue,) = _area(report, "3220100").kinds
+    assert matsue.levels == (jma.JmaLevel("大雨浸水危険度", 3), jma.JmaLevel("", 3))
+    (okinoshima,) = _area(report, "3252800").kinds
+    assert okinoshima.levels == (jma.JmaLevel("", 2),)
+    (ama,) = _area(report, "3252500").kinds
+    assert ama.levels == ()
+
+
+def test_untyped_level_in_a_kind_name() -> None:
+    """A level written in the Kind's own text, outside any Property, has no type."""
+    items = """<Item><Kind><Name>土砂災害警戒情報（警戒レベル４相当）</Name><Code>3</Code>
+    <Status>発表</Status></Kind><Area><Name>福島市</Name><Code>0720100</Code></Area></Item>"""
+    (kind,) = jma.parse(_minimal(body=_body(items, "土砂災害警戒情報"))).warnings[0].kinds
+    assert kind.levels == (jma.JmaLevel("", 4),)
