@@ -96,7 +96,7 @@ async def _sync(conn: asyncpg.Connection, report: jma.JmaReport, applied: jma_st
     rows = await conn.fetch(
         "SELECT id, area_code, warning_type, kind_code, hazard, level FROM warning_episodes"
         " WHERE ended_at IS NULL AND exercise = $1 AND warning_type = ANY($2::text[])"
-        " AND left(area_code, 2) = $3 FOR UPDATE",
+        " AND area_code LIKE $3 || '%' FOR UPDATE",
         exercise, types, prefecture)
     current = [jma_hazards.OpenEpisode(
         r["id"], (r["area_code"], r["warning_type"], r["kind_code"], r["hazard"]), r["level"])
@@ -128,7 +128,7 @@ async def notify(conn: asyncpg.Connection, table: municipalities.Table, cfg: set
     episodes = await _open(conn, cfg.feeds.prefecture_code, exercise)
     if not episodes:
         return 0
-    candidates = await _candidates(conn, episodes, exercise)
+    candidates = await _candidates(conn, episodes, table, exercise)
     matches = [m for row in candidates for m in _matches(row, episodes, table)]
     covered = await _covered(conn, matches, table, cfg, exercise)
     matches = [m for m in matches if m.device_id not in covered]
@@ -164,19 +164,23 @@ def _area_name(table: municipalities.Table, episode: Episode) -> str:
 async def _open(conn: asyncpg.Connection, prefecture: str, exercise: bool) -> list[Episode]:
     rows = await conn.fetch(
         "SELECT id, area_code, area_name, kind_name, hazard, level FROM warning_episodes"
-        " WHERE ended_at IS NULL AND exercise = $1 AND level >= $2 AND left(area_code, 2) = $3"
+        " WHERE ended_at IS NULL AND exercise = $1 AND level >= $2 AND area_code LIKE $3 || '%'"
         " ORDER BY id", exercise, MIN_LEVEL, prefecture)
     return [Episode(r["id"], r["area_code"], r["area_name"], r["kind_name"], r["hazard"],
                     r["level"]) for r in rows]
 
 
 async def _candidates(conn: asyncpg.Connection, episodes: Sequence[Episode],
-                      exercise: bool) -> list[asyncpg.Record]:
+                      table: municipalities.Table, exercise: bool) -> list[asyncpg.Record]:
     """Live sheets of reachable devices that leave, for a hazard of an open episode, at or
-    below its level."""
+    below its level, with a place within the bounding box of a warned area."""
     top: dict[str, int] = {}
     for e in episodes:
         top[e.hazard] = max(top.get(e.hazard, 0), e.level)
+    boxes = sorted({tuple(shapely.bounds(table.get(e.area_code)).tolist())
+                    for e in episodes if table.is_known(e.area_code)})
+    if not boxes:
+        return []
     return list(await conn.fetch(
         "SELECT s.device_id, s.body, d.platform, d.locale FROM sheets s"
         " JOIN devices d ON d.id = s.device_id"
@@ -184,8 +188,14 @@ async def _candidates(conn: asyncpg.Connection, episodes: Sequence[Episode],
         " AND EXISTS (SELECT 1 FROM jsonb_each(s.body -> 'triggers') t(hazard, level)"
         "   JOIN unnest($1::text[], $2::int[]) w(hazard, level) ON w.hazard = t.hazard"
         "   WHERE jsonb_typeof(t.level) = 'number' AND t.level::numeric <= w.level)"
-        " ORDER BY s.device_id, s.change_seq",
-        list(top), list(top.values()), exercise))
+        " AND EXISTS (SELECT 1 FROM jsonb_array_elements(s.body -> 'places') p,"
+        "   unnest($4::float8[], $5::float8[], $6::float8[], $7::float8[])"
+        "     b(min_lon, min_lat, max_lon, max_lat)"
+        "   WHERE jsonb_typeof(p -> 'lat') = 'number' AND jsonb_typeof(p -> 'lon') = 'number'"
+        "   AND (p ->> 'lon')::float8 BETWEEN b.min_lon AND b.max_lon"
+        "   AND (p ->> 'lat')::float8 BETWEEN b.min_lat AND b.max_lat)"
+        " ORDER BY s.device_id, s.change_seq FOR KEY SHARE OF d",
+        list(top), list(top.values()), exercise, *(list(c) for c in zip(*boxes, strict=True))))
 
 
 def _matches(row: asyncpg.Record, episodes: Iterable[Episode], table: municipalities.Table
