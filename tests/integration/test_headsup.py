@@ -180,7 +180,7 @@ async def test_nothing_while_an_order_covers_the_household(context: Context) -> 
                              datetime.now(UTC))
     async with context.pool.acquire() as conn:
         accepted = await pipeline.accept(conn, context.points, spec)
-    assert accepted.devices == 1  # the located phone; sheet places are not indexed here
+    assert accepted.devices == 2  # the located phone, and the sheet's home in the square
     assert await apply(context, report()) == 0
     assert await warnings(context.pool) == []
     async with context.pool.acquire() as conn:
