@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from alertd import db, errors, logs, points, render, settings
+from alertd import db, errors, logs, points, render, settings, tips
 from alertd.api import connections, routes
 from alertd.compute import Compute
 from alertd.context import Context
@@ -101,6 +101,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         log.warning("migrations_pending", versions=pending, hint="run `alertd migrate`")
     table = municipalities.Table.load(areas_path(cfg))
     render.catalogue()  # broken push texts stop the start, not the first order
+    tips.catalogue(cfg)  # so does a broken tips catalogue, not the first weekly send
     pts = points.Points(index=points.new_index(cfg), table=table)
     # Requests and feeds run their CPU-heavy steps (area geometry, CAP parsing) in workers.
     heavy = "api" in roles or "feeds" in roles

@@ -1,4 +1,4 @@
-"""The `alertd` command line: migrate, run, sandbox, staff-token, shelters, localdb."""
+"""The `alertd` command line: migrate, run, sandbox, staff-token, shelters, tips, localdb."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     imp = sh_sub.add_parser("import", parents=common,
                             help="import a designated shelter/evacuation-site CSV")
     imp.add_argument("file")
+    tips = sub.add_parser("tips", help="the weekly tips catalogue")
+    tips_sub = tips.add_subparsers(dest="action", required=True)
+    check = tips_sub.add_parser("check", parents=common,
+                                help="validate the catalogue: exit 0, or 1 naming each problem")
+    check.add_argument("--dir", help="a catalogue directory (default: tips.catalogue_dir, "
+                                     "else the shipped one)")
     ldb = sub.add_parser("localdb", parents=common,
                          help="find or start a local PostgreSQL and print its URL")
     ldb.add_argument("--dir", default=".local/pg", help="where a private cluster lives")
@@ -175,6 +181,27 @@ async def _import_shelters(cfg: settings.Settings, path: str) -> int:
     return 0 if parsed.shelters or not parsed.errors else 1
 
 
+def _check_tips(cfg: settings.Settings, directory: str | None) -> int:
+    from pathlib import Path
+
+    from alertd import tip_catalogue
+
+    chosen = directory or cfg.tips.catalogue_dir
+    try:
+        files = tip_catalogue.read_dir(Path(chosen) if chosen else None)
+    except errors.ConfigError as exc:
+        print(f"alertd: {exc.reason}", file=sys.stderr)
+        return 1
+    catalogue, problems = tip_catalogue.check(files)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"alertd: the tips catalogue has {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"tips catalogue ok: {len(catalogue.tips)} tips")
+    return 0
+
+
 async def _run(cfg: settings.Settings, roles: str, migrate_first: bool) -> int:
     from alertd import app
 
@@ -217,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_revoke_staff_token(cfg, args.id))
         if args.command == "shelters":
             return asyncio.run(_import_shelters(cfg, args.file))
+        if args.command == "tips":
+            return _check_tips(cfg, args.dir)
         if args.command == "localdb":
             from alertd import localdb
 

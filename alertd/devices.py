@@ -33,6 +33,7 @@ class Device:
     quiet_start: time | None
     quiet_end: time | None
     drill: bool
+    time_zone: str | None = None  # IANA name the quiet hours are in (None: tips.time_zone)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Device:
@@ -41,7 +42,7 @@ class Device:
             id=row["id"], seq=row["seq"], platform=row["platform"],
             push_token=row["push_token"], token_state=row["token_state"],
             locale=row["locale"], tips=row["tips"], quiet_start=row["quiet_start"],
-            quiet_end=row["quiet_end"], drill=row["drill"],
+            quiet_end=row["quiet_end"], drill=row["drill"], time_zone=row["time_zone"],
         )
 
 
@@ -73,7 +74,8 @@ class Watched:
 
 
 _DEVICE_COLUMNS = (
-    "id, seq, platform, push_token, token_state, locale, tips, quiet_start, quiet_end, drill"
+    "id, seq, platform, push_token, token_state, locale, tips, quiet_start, quiet_end, drill,"
+    " time_zone"
 )
 
 
@@ -127,7 +129,8 @@ async def get(pool: asyncpg.Pool, device_id: uuid.UUID) -> Device | None:
 
 
 # The settings a device may change: update() names these columns, and no others, in its SQL.
-SETTINGS = frozenset({"push_token", "locale", "tips", "quiet_start", "quiet_end", "drill"})
+SETTINGS = frozenset({"push_token", "locale", "tips", "quiet_start", "quiet_end", "drill",
+                      "time_zone"})
 
 
 async def update(pool: asyncpg.Pool, device_id: uuid.UUID, changes: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ import os
 import tomllib
 import types
 import typing
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -164,6 +165,15 @@ class Shelters:
 
 
 @dataclass(frozen=True, slots=True)
+class Tips:
+    catalogue_dir: str
+    time_zone: str
+    rate_per_s: float
+    ttl_s: float
+    batch_size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     http: Http
     database: Database
@@ -178,6 +188,7 @@ class Settings:
     feeds: Feeds
     cap: Cap
     shelters: Shelters
+    tips: Tips
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -200,6 +211,7 @@ _POSITIVE = {
     "ratelimit.staff_per_s", "ratelimit.max_tracked", "compute.timeout_s", "compute.wait_s",
     "database.connect_timeout_s", "database.acquire_timeout_s", "database.statement_timeout_s",
     "database.bulk_timeout_s", "database.idle_in_transaction_s", "database.ready_timeout_s",
+    "tips.rate_per_s", "tips.ttl_s", "tips.batch_size",
 }
 _NOT_NEGATIVE = {
     "orders.max_self_intersections", "orders.preview_min_count", "orders.accuracy_cap_m",
@@ -375,6 +387,11 @@ def _validate(settings: Settings) -> None:
                 *((settings.feeds.jma_url,) if settings.feeds.jma_url else ())):
         if not url.startswith(("http://", "https://")):
             raise errors.ConfigError(f"config key feeds.*_url(s) must be http(s) URLs: {url!r}")
+    try:
+        zoneinfo.ZoneInfo(settings.tips.time_zone)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+        raise errors.ConfigError("config key tips.time_zone must be an IANA time zone such as "
+                                 f"Asia/Tokyo, got {settings.tips.time_zone!r}") from exc
     for level in settings.apns.critical_levels:
         if level not in (3, 4, 5):
             raise errors.ConfigError("config key apns.critical_levels may hold only 3, 4, 5")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,6 +80,18 @@ def clock(value: Any, key: str) -> str:
     if not isinstance(value, str) or not TIME_RE.fullmatch(value):
         raise InvalidInput(f"{key} must be a time HH:MM")
     return value
+
+
+def time_zone(value: Any, key: str = "time_zone") -> str:
+    """An IANA time zone name such as Asia/Tokyo or Europe/Berlin."""
+    if not isinstance(value, str) or value not in _time_zones():
+        raise InvalidInput(f"{key} must be an IANA time zone such as Asia/Tokyo")
+    return value
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def ident(value: str, what: str) -> str:

@@ -49,10 +49,10 @@ def _clock(value: str) -> time:
 
 @routes.patch("/v1/me")
 async def update_me(request: web.Request) -> web.Response:
-    """Change push token, locale, tips or quiet hours."""
+    """Change push token, locale, tips, quiet hours or the time zone they are in."""
     dev = await plumbing.device(request)
     body = validate.obj(await plumbing.json_body(request))
-    validate.only(body, {"push_token", "locale", "tips", "quiet_hours", "drill"})
+    validate.only(body, {"push_token", "locale", "tips", "quiet_hours", "drill", "time_zone"})
     changes: dict[str, Any] = {}
     if "push_token" in body:
         changes["push_token"] = _token(body["push_token"])
@@ -74,6 +74,9 @@ async def update_me(request: web.Request) -> web.Response:
             changes["quiet_end"] = _clock(validate.clock(quiet.get("end"), "quiet_hours.end"))
             if changes["quiet_start"] == changes["quiet_end"]:
                 raise errors.InvalidInput("quiet_hours.start and quiet_hours.end must differ")
+    if "time_zone" in body:  # null: the service's default (tips.time_zone)
+        zone = body["time_zone"]
+        changes["time_zone"] = None if zone is None else validate.time_zone(zone)
     await devices.update(plumbing.ctx(request).pool, dev.id, changes)
     fresh = await devices.get(plumbing.ctx(request).pool, dev.id)
     assert fresh is not None
@@ -86,7 +89,8 @@ def _me(dev: devices.Device) -> dict[str, Any]:
         quiet = {"start": dev.quiet_start.strftime("%H:%M"),
                  "end": dev.quiet_end.strftime("%H:%M")}
     return {"device_id": str(dev.id), "platform": dev.platform, "locale": dev.locale,
-            "tips": dev.tips, "quiet_hours": quiet, "drill": dev.drill,
+            "tips": dev.tips, "quiet_hours": quiet, "time_zone": dev.time_zone,
+            "drill": dev.drill,
             "push_enabled": dev.token_state == "active"}
 
 

@@ -35,12 +35,16 @@ _TOKEN = string("the APNs device token or FCM registration token: printable ASCI
                 minLength=1, maxLength=mobile.MAX_TOKEN, pattern=r"^[\x21-\x7e]+$")
 _CLOCK = string("a time of day, HH:MM", pattern=anchored(validate.TIME_RE.pattern))
 _QUIET = obj({"start": _CLOCK, "end": _CLOCK},
-             description="No push between start and end (end may be the next day); the two "
+             description="No tip is sent between start and end (read in the device's "
+                         "time_zone; end may be the next day): it waits until end. The two "
                          "differ. Evacuation orders are never held back.")
 _LABEL = string(minLength=1, maxLength=100)
 _AREA_CODE = string("a municipality (6 digits) or JMA sub-area (7 digits) code of the "
                     "prefecture served", pattern="^[0-9]{6,7}$")
 _PLACE_ID = string("chosen by the phone", pattern=anchored(validate.ID_RE.pattern))
+
+_TIME_ZONE = string("an IANA time zone, e.g. Asia/Tokyo: the one quiet hours are read in",
+                    minLength=1, maxLength=64)
 
 SCHEMAS: dict[str, Schema] = {
     "Registration": obj({
@@ -59,14 +63,18 @@ SCHEMAS: dict[str, Schema] = {
         "tips": {"type": "boolean", "description": "weekly disaster-knowledge tips"},
         "drill": {"type": "boolean", "description": "take part in drills (exercise orders)"},
         "quiet_hours": nullable(_QUIET),
-    }, optional={"push_token", "locale", "tips", "drill", "quiet_hours"},
-        description="Any of the settings; null quiet_hours removes them."),
+        "time_zone": nullable(_TIME_ZONE),
+    }, optional={"push_token", "locale", "tips", "drill", "quiet_hours", "time_zone"},
+        description="Any of the settings; null quiet_hours removes them, a null time_zone "
+                    "goes back to the service's (tips.time_zone, Asia/Tokyo by default). An "
+                    "unknown time zone is a 422."),
     "Device": obj({
         "device_id": UUID,
         "platform": string(enum=["ios", "android"]),
         "locale": ref("Locale"),
         "tips": {"type": "boolean"},
         "quiet_hours": nullable(_QUIET),
+        "time_zone": {**nullable(_TIME_ZONE), "description": "null: the service's"},
         "drill": {"type": "boolean"},
         "push_enabled": {"type": "boolean",
                          "description": "false once the push service refused the token"},

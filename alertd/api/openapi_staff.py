@@ -1,11 +1,13 @@
-"""The OpenAPI description of the staff API: orders (alertd/api/staff_orders.py) and feeds,
-CAP, warnings and shelter states (alertd/api/staff_feeds.py)."""
+"""The OpenAPI description of the staff API: orders (alertd/api/staff_orders.py), feeds,
+CAP, warnings and shelter states (alertd/api/staff_feeds.py) and tips
+(alertd/api/staff_tips.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from alertd import orders, progress, shelters
+from alertd import tip_catalogue as tc
 from alertd.api import openapi_mobile, staff_feeds, staff_orders
 from alertd.api.openapi_common import (
     COUNT,
@@ -33,6 +35,7 @@ from geo import areas
 
 TAG_ORDERS = "staff: orders"
 TAG_FEEDS = "staff: feeds and shelters"
+TAG_TIPS = "staff: tips"
 
 
 def _texts(max_len: int) -> Schema:
@@ -262,3 +265,58 @@ PATHS: dict[str, Schema] = {
                 "nearby in an order's area are told).",
                 ref("ShelterStatus"))})},
 }
+
+_TIP_ID = string("a tip's id in the catalogue", minLength=1, maxLength=tc.MAX_ID_LEN,
+                 pattern="^[a-z0-9-]+$")
+_LANGUAGE = string(enum=list(tc.LANGUAGES))
+SCHEMAS.update({
+    "Tip": obj({
+        "id": _TIP_ID,
+        "hazards": array(string(enum=list(tc.HAZARD_TAGS))),
+        "months": array(integer(minimum=1, maximum=12),
+                        description="the months it is sent in; empty: all year"),
+        "audience": array(string(enum=list(tc.AUDIENCES)),
+                          description="households it is meant for; empty: everyone"),
+        "link": nullable(string()),
+        "texts": {"type": "object", "required": list(tc.REQUIRED),
+                  "propertyNames": _LANGUAGE, "additionalProperties": string(),
+                  "description": "language -> text (other languages get ja)"},
+    }),
+    "TipPreview": obj({
+        "device_id": UUID,
+        "tip": {**nullable(ref("Tip")), "description": "null: none (see reason)"},
+        "language": nullable(_LANGUAGE),
+        "title": nullable(string()), "body": nullable(string()),
+        "rotation_restarts": {"type": "boolean",
+                              "description": "the device has seen every tip fitting it"},
+        "handled_this_week": {"type": "boolean",
+                              "description": "this week's send already passed the device"},
+        "reason": {**nullable(string()), "description": "why it would get none"},
+    }),
+    "TipSendRequest": obj({"device_id": UUID, "tip_id": _TIP_ID}, optional={"tip_id"},
+                          description="tip_id left out: the device's next tip"),
+    "TipSent": obj({"device_id": UUID, "tip_id": _TIP_ID, "language": _LANGUAGE,
+                    "due_at": {**TIMESTAMP,
+                               "description": "now, or the end of the device's quiet hours"}}),
+})
+PATHS.update({
+    "/v1/staff/tips": {"get": _staff(
+        "listTips", "The weekly tips catalogue", "viewer", tag=TAG_TIPS, errors=(),
+        answers={"200": answer("Every tip, in catalogue order.",
+                               obj({"tips": array(ref("Tip"))}))})},
+    "/v1/staff/tips/next": {"get": _staff(
+        "nextTip", "The tip a device would get next", "viewer", tag=TAG_TIPS, errors=PATH,
+        parameters=[{**query_param("device_id", UUID, "the device"), "required": True}],
+        answers={"200": answer("The tip (with its text in the device's language), or null "
+                               "with the reason; nothing is recorded.", ref("TipPreview"))},
+        description="404 when there is no such device.")},
+    "/v1/staff/tips/send": {"post": _staff(
+        "sendTip", "Send one tip to one device now", "admin", tag=TAG_TIPS,
+        errors=("404", "409"), body=_body("TipSendRequest", {
+            "device_id": "6f1c2a9e-0d4b-4c1e-9a57-3b2d8e4f7a10", "tip_id": "level-4"}),
+        answers={"202": answer("Queued: a `tip` push (priority 5, passive), due now or at "
+                               "the end of the device's quiet hours; it counts in the "
+                               "device's rotation.", ref("TipSent"))},
+        description="404 when there is no such device; 409 when it turned tips off, its "
+                    "push token was refused, or no tip fits it; 422 for an unknown tip.")},
+})

@@ -17,6 +17,7 @@ from alertd.api import (
     sheets,
     staff_feeds,
     staff_orders,
+    staff_tips,
     throttle,
 )
 from alertd.context import Context
@@ -84,5 +85,5 @@ def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.A
     app[plumbing.CONTEXT] = context
     app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
     plumbing.add_routes(app, health, mobile.routes, sheets.routes, staff_orders.routes,
-                        staff_feeds.routes, openapi.routes)
+                        staff_feeds.routes, staff_tips.routes, openapi.routes)
     return app

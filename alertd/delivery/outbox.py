@@ -44,6 +44,7 @@ class NewDelivery:
     alert_id: str | None = None  # what the phone is told it is about when there is no order
     ref: str | None = None  # unique per device when set: the event the push is about
     apns_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    due_at: datetime | None = None  # None: due at once (the transaction's time)
 
 
 _NEW_COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level",
@@ -55,14 +56,25 @@ async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDelivery]) -> int:
 
     The only writer of delivery rows. Rows are unique per (order, version, device, kind) and
     per (ref, device): a duplicate raises, so the caller's transaction cannot half-happen.
+    Rows with a due time wait until then (tips outside quiet hours, paced).
     """
     if not rows:
         return 0
-    await conn.copy_records_to_table("deliveries", columns=_NEW_COLUMNS, records=[
-        (r.apns_id, r.order_id, r.version, r.device_id, r.kind, r.service, r.level, r.title,
-         r.body, r.priority, r.expires_at, r.ref, r.alert_id) for r in rows])
+    now = [r for r in rows if r.due_at is None]
+    later = [r for r in rows if r.due_at is not None]
+    if now:
+        await conn.copy_records_to_table("deliveries", columns=_NEW_COLUMNS, records=[
+            _record(r) for r in now])
+    if later:
+        await conn.copy_records_to_table("deliveries", columns=(*_NEW_COLUMNS, "due_at"),
+                                         records=[(*_record(r), r.due_at) for r in later])
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
     return len(rows)
+
+
+def _record(r: NewDelivery) -> tuple[object, ...]:
+    return (r.apns_id, r.order_id, r.version, r.device_id, r.kind, r.service, r.level, r.title,
+            r.body, r.priority, r.expires_at, r.ref, r.alert_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +118,24 @@ class Result:
     refund: bool = False  # nothing was attempted: the claim does not count as an attempt
 
 
+# Priority-10 pushes (orders, liftings, openings, warnings) are claimed before priority-5 ones
+# (tips), each in due order: a backlog of tips never delays an order. Each half is one range
+# scan of the index deliveries_due (service, priority, due_at).
 _CLAIM = """
-WITH due AS (
+WITH urgent AS (
     SELECT id, order_id FROM deliveries
-    WHERE service = $1 AND state IN ('pending', 'sending') AND due_at <= now()
+    WHERE service = $1 AND priority = 10 AND state IN ('pending', 'sending') AND due_at <= now()
     ORDER BY due_at, id
     LIMIT $2
     FOR UPDATE OF deliveries SKIP LOCKED
+), routine AS (
+    SELECT id, order_id FROM deliveries
+    WHERE service = $1 AND priority = 5 AND state IN ('pending', 'sending') AND due_at <= now()
+    ORDER BY due_at, id
+    LIMIT greatest($2 - (SELECT count(*) FROM urgent), 0)
+    FOR UPDATE OF deliveries SKIP LOCKED
+), due AS (
+    SELECT id, order_id FROM urgent UNION ALL SELECT id, order_id FROM routine
 )
 UPDATE deliveries d
 SET state = 'sending', due_at = now() + make_interval(secs => $3),

@@ -107,7 +107,8 @@ def _apns_payload(msg: PushMessage, body: str) -> dict[str, Any]:
     aps: dict[str, Any] = {
         "alert": {"title": msg.title, "body": body},
         "sound": "default",
-        "interruption-level": "time-sensitive",
+        # A tip waits quietly in the notification list: no sound, no lit screen.
+        "interruption-level": "passive" if msg.kind == "tip" else "time-sensitive",
         "thread-id": msg.thread_id,
     }
     if msg.critical:

@@ -276,13 +276,16 @@ async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
     assert sorted(found) == [
         ("GET", "/v1/staff/feeds"), ("GET", "/v1/staff/orders"),
         ("GET", "/v1/staff/orders/{order_id}"), ("GET", "/v1/staff/quarantine"),
+        ("GET", "/v1/staff/tips"), ("GET", "/v1/staff/tips/next"),
         ("GET", "/v1/staff/warnings"),
         ("HEAD", "/v1/staff/feeds"), ("HEAD", "/v1/staff/orders"),
         ("HEAD", "/v1/staff/orders/{order_id}"), ("HEAD", "/v1/staff/quarantine"),
+        ("HEAD", "/v1/staff/tips"), ("HEAD", "/v1/staff/tips/next"),
         ("HEAD", "/v1/staff/warnings"),
         ("PATCH", "/v1/staff/orders/{order_id}"),
         ("POST", "/v1/staff/cap"), ("POST", "/v1/staff/orders"),
         ("POST", "/v1/staff/orders/{order_id}/lift"), ("POST", "/v1/staff/orders:preview"),
+        ("POST", "/v1/staff/tips/send"),
         ("PUT", "/v1/staff/shelters/{shelter_id}/status"),
     ], "a staff route was added or removed: list it here so its authorization is checked"
     for method, path in found:
