@@ -249,3 +249,23 @@ def test_the_week_starts_on_monday_in_the_schedules_time_zone() -> None:
     sunday_late = datetime(2026, 12, 6, 23, 30, tzinfo=UTC)
     assert tc.week_of(sunday_late, TOKYO).isoformat() == "2026-12-07"
     assert tc.week_of(sunday_late, ZoneInfo("UTC")).isoformat() == "2026-11-30"
+
+
+def test_cli_check_exits_0_for_the_shipped_catalogue_and_1_naming_problems(
+        tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """`alertd tips check` exits 0 on the shipped catalogue and 1 with one line per problem
+    on a broken one."""
+    from pathlib import Path
+
+    from alertd import cli
+
+    assert cli.main(["tips", "check"]) == 0
+    assert "tips catalogue ok" in capsys.readouterr().out
+    root = Path(str(tmp_path))
+    (root / "titles.toml").write_text(TITLES)
+    (root / "a.toml").write_text(tip_toml("x", extra="nope = 1\n") + tip_toml("x"))
+    assert cli.main(["tips", "check", "--dir", str(root)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["tips/a.toml: tip 'x': unknown field 'nope'",
+                   "alertd: the tips catalogue has 1 problem(s)"]
+    assert cli.main(["tips", "check", "--dir", str(root / "missing")]) == 1
