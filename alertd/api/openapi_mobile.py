@@ -94,7 +94,8 @@ SCHEMAS: dict[str, Schema] = {
     }, optional={"accuracy_m"}),
     "InboxEntry": obj({
         "alert_id": string("the order's id, or the alert's for other kinds"),
-        "version": integer(minimum=1),
+        "version": integer("the order's version (0: the alert is not an order, e.g. a tip)",
+                           minimum=0),
         "kind": string(enum=sorted(push.KINDS)),
         "level": nullable(ref("Level")),
         "title": string(),
