@@ -92,7 +92,7 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no type hi
     outlast it; the pool's shortcuts (`pool.fetch`, `pool.execute`, ...) go through `acquire`.
     """
 
-    __slots__ = ("_acquire_timeout_s",)
+    __slots__ = ("__weakref__", "_acquire_timeout_s")  # weakref: per-pool caches (sync)
 
     def __init__(self, *args: Any, acquire_timeout_s: float | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,4 +1,8 @@
-"""A device's alert inbox: what was sent to it, newest first (SQL)."""
+"""A device's alert inbox (SQL): what was sent to it, newest first; its read state; and the
+inbox's changes in sync order (see migration 0013 and alertd.positions).
+
+An entry is a deliveries row that was not cancelled. Its `id` is the row's, as a string.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,19 @@ from typing import Any
 
 import asyncpg
 
+from alertd import positions
+
 LIMIT = 200  # entries an inbox shows
+
+_ENTRY = ("d.id, d.order_id, d.alert_id, d.version, d.kind, d.level, d.title, d.body, d.state,"
+          " d.created_at, d.read_at, o.state AS order_state")
 
 
 @dataclass(frozen=True, slots=True)
 class InboxEntry:
     """One alert as the device's inbox shows it."""
 
+    id: int
     alert_id: str
     version: int
     kind: str
@@ -24,31 +34,91 @@ class InboxEntry:
     body: str
     order_state: str | None  # None for alerts that are not an order (a shelter opening)
     at: datetime
+    read: bool
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> InboxEntry:
         """Build from a deliveries row joined with its order's state."""
         # Order deliveries carry no alert_id of their own: the order is the alert.
-        return cls(alert_id=row["alert_id"] or str(row["order_id"]), version=row["version"],
-                   kind=row["kind"], level=row["level"], title=row["title"], body=row["body"],
-                   order_state=row["order_state"], at=row["created_at"])
+        return cls(id=row["id"], alert_id=row["alert_id"] or str(row["order_id"]),
+                   version=row["version"], kind=row["kind"], level=row["level"],
+                   title=row["title"], body=row["body"], order_state=row["order_state"],
+                   at=row["created_at"], read=row["read_at"] is not None)
 
     def as_json(self) -> dict[str, Any]:
         """The entry as the mobile API shows it."""
-        return {"alert_id": self.alert_id, "version": self.version, "kind": self.kind,
-                "level": self.level, "title": self.title, "body": self.body,
-                "order_state": self.order_state, "at": self.at.isoformat()}
+        return {"id": str(self.id), "alert_id": self.alert_id, "version": self.version,
+                "kind": self.kind, "level": self.level, "title": self.title, "body": self.body,
+                "order_state": self.order_state, "at": self.at.isoformat(), "read": self.read}
+
+
+@dataclass(frozen=True, slots=True)
+class InboxChange:
+    """An inbox entry as sync reports it: the entry, or (entry None) the id of one that was
+    cancelled and so left the inbox."""
+
+    mark: positions.Mark
+    id: int
+    entry: InboxEntry | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The change as sync shows it (`deleted` tells the two apart)."""
+        if self.entry is None:
+            return {"id": str(self.id), "deleted": True}
+        return {**self.entry.as_json(), "deleted": False}
 
 
 async def entries(conn: asyncpg.Connection | asyncpg.Pool, device_id: uuid.UUID,
                   limit: int = LIMIT) -> list[InboxEntry]:
     """The device's inbox: alerts sent (or being sent) to it, newest first."""
     rows = await conn.fetch(
-        "SELECT d.order_id, d.alert_id, d.version, d.kind, d.level, d.title, d.body, d.state,"
-        " d.created_at, o.state AS order_state"
-        " FROM deliveries d LEFT JOIN orders o ON o.id = d.order_id"
-        " WHERE d.device_id = $1 AND d.state NOT IN ('cancelled')"
+        f"SELECT {_ENTRY} FROM deliveries d LEFT JOIN orders o ON o.id = d.order_id"
+        " WHERE d.device_id = $1 AND d.state <> 'cancelled'"
         " ORDER BY d.created_at DESC, d.id DESC LIMIT $2",
         device_id, limit,
     )
     return [InboxEntry.from_row(r) for r in rows]
+
+
+# One statement, so that the horizon and the rows come from the same snapshot. A cancelled
+# row is a tombstone only for a cursor past its creation (xid, id): one that may have seen it.
+_CHANGES = f"""
+WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
+SELECT h.x AS horizon, c.*
+FROM h LEFT JOIN LATERAL (
+    SELECT {_ENTRY}, d.change_xid AS mark_xid
+    FROM deliveries d LEFT JOIN orders o ON o.id = d.order_id
+    WHERE d.device_id = $1 AND (d.change_xid, d.id) > ($2::xid8, $3::bigint)
+      AND d.change_xid < h.x
+      AND (d.state <> 'cancelled' OR (d.xid, d.id) <= ($2::xid8, $3::bigint))
+    ORDER BY d.change_xid, d.id
+    LIMIT $4
+) c ON true
+"""
+
+
+async def changes(conn: asyncpg.Connection | asyncpg.Pool, device_id: uuid.UUID,
+                  after: positions.Mark, limit: int) -> tuple[list[InboxChange], int]:
+    """The device's inbox changes after this position, in sync order, at most `limit`; and
+    the horizon they were read below."""
+    rows = await conn.fetch(_CHANGES, device_id, after[0], after[1], limit)
+    horizon = int(rows[0]["horizon"])
+    out = []
+    for row in rows:
+        if row["id"] is None:
+            continue
+        entry = None if row["state"] == "cancelled" else InboxEntry.from_row(row)
+        out.append(InboxChange((row["mark_xid"], row["id"]), row["id"], entry))
+    return out, horizon
+
+
+async def mark_read(conn: asyncpg.Connection | asyncpg.Pool, device_id: uuid.UUID,
+                    entry_id: int) -> bool:
+    """Mark the device's entry read (a change sync reports once); False when the device has
+    no such entry. Reading it again changes nothing."""
+    mine = "id = $2 AND device_id = $1 AND state <> 'cancelled'"
+    if await conn.fetchval(f"UPDATE deliveries SET read_at = now() WHERE {mine}"
+                           " AND read_at IS NULL RETURNING id", device_id, entry_id):
+        return True
+    return bool(await conn.fetchval(f"SELECT EXISTS (SELECT FROM deliveries WHERE {mine})",
+                                    device_id, entry_id))

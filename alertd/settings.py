@@ -174,6 +174,12 @@ class Tips:
 
 
 @dataclass(frozen=True, slots=True)
+class Sync:
+    shelter_radius_m: float
+    cursor_max_age_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     http: Http
     database: Database
@@ -189,6 +195,7 @@ class Settings:
     cap: Cap
     shelters: Shelters
     tips: Tips
+    sync: Sync
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -205,7 +212,8 @@ _POSITIVE = {
     "apns.timeout_s",
     "fcm.concurrency", "fcm.timeout_s", "feeds.cap_interval_s", "feeds.timeout_s",
     "feeds.shelter_status_interval_s", "feeds.max_backoff_s", "feeds.max_bytes",
-    "cap.max_bytes", "shelters.open_push_radius_m", "ratelimit.register_burst",
+    "cap.max_bytes", "shelters.open_push_radius_m", "sync.shelter_radius_m",
+    "sync.cursor_max_age_s", "ratelimit.register_burst",
     "ratelimit.register_per_s", "ratelimit.device_burst", "ratelimit.device_per_s",
     "ratelimit.location_burst", "ratelimit.location_per_s", "ratelimit.staff_burst",
     "ratelimit.staff_per_s", "ratelimit.max_tracked", "compute.timeout_s", "compute.wait_s",

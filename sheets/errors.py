@@ -67,3 +67,7 @@ class TooManySheets(SheetError):
 
 class CursorUnreadable(SheetError):
     """The sync cursor cannot be read here; sync again without one."""
+
+
+class CursorExpired(SheetError):
+    """The sync cursor is older than the server keeps changes for; sync again without one."""

@@ -175,6 +175,18 @@ async def alerts(request: web.Request) -> web.Response:
     return plumbing.json_response({"alerts": [e.as_json() for e in found]})
 
 
+@routes.put("/v1/me/alerts/{entry_id}/read")
+async def read_alert(request: web.Request) -> web.Response:
+    """Mark an inbox entry read (sync then reports it once more, read)."""
+    dev = await plumbing.device(request)
+    raw = request.match_info["entry_id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise errors.NotFound("no such inbox entry")
+    if not await inbox.mark_read(plumbing.ctx(request).pool, dev.id, int(raw)):
+        raise errors.NotFound("no such inbox entry")
+    return web.Response(status=204)
+
+
 @routes.get("/v1/me/warnings")
 async def my_warnings(request: web.Request) -> web.Response:
     """JMA warnings in force where the device is or watches ("警戒レベル3相当 in your area")."""

@@ -3,23 +3,25 @@ ETag/If-Match, tombstones) and sync of what changed since an opaque cursor.
 
 Sheet errors (sheets.errors) are answered here: invalid → 422 with the fields, a malformed
 If-Match → 400, none on an existing sheet → 428, a stale one → 412 with the server's copy, too
-many sheets → 409, no such sheet → 404, an unreadable cursor → 410.
+many sheets → 409, no such sheet → 404, an unreadable or too old cursor → 410.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from typing import Any, Final
 
 import asyncpg
 from aiohttp import web
 
-from alertd import errors, idempotency, shelters
+from alertd import errors, idempotency, shelters, sync
 from alertd.api import plumbing
-from sheets import advice, cursor, merge, schema, store, validate
+from sheets import advice, merge, schema, store, validate
 from sheets.errors import (
     BadIfMatch,
+    CursorExpired,
     CursorUnreadable,
     IfMatchRequired,
     SheetError,
@@ -43,7 +45,7 @@ def _answer(exc: SheetError) -> web.Response:
         current = exc.current.as_json() if exc.current is not None else None
         return plumbing.problem(412, exc.reason, current=current)
     status = {BadIfMatch: 400, IfMatchRequired: 428, TooManySheets: 409, SheetMissing: 404,
-              CursorUnreadable: 410}.get(type(exc), 400)
+              CursorUnreadable: 410, CursorExpired: 410}.get(type(exc), 400)
     return plumbing.problem(status, exc.reason)
 
 
@@ -153,22 +155,17 @@ async def delete_sheet(request: web.Request) -> web.Response:
 
 @routes.get("/v1/me/sync")
 @_sheet_errors
-async def sync(request: web.Request) -> web.Response:
-    """What changed for this device since the cursor (none: since the beginning), in server
-    order, a page at a time (`more`: ask again with the new cursor)."""
+async def sync_page(request: web.Request) -> web.Response:
+    """What changed for this device since the cursor (none: since the beginning) in its
+    sheets, inbox and shelters, in server order, a page at a time (`more`: ask again with the
+    new cursor). An unreadable or too old cursor is a 410."""
     dev = await plumbing.device(request)
     limit = plumbing.int_arg(request, "limit", SYNC_LIMIT, 1, MAX_SYNC_LIMIT)
-    pool = plumbing.ctx(request).pool
-    key = await store.cursor_key(pool)
-    given = request.query.get("cursor")
-    after = cursor.decode(given, key, dev.id.bytes)[0] if given else 0
-    found = await store.changes(pool, dev.id, after, limit + 1)
-    page = found[:limit]
-    position = page[-1].seq if page else after
-    return plumbing.json_response({
-        "cursor": cursor.encode((position,), key, dev.id.bytes),
-        "more": len(found) > limit,
-        "sheets": [c.sheet.as_json() for c in page],
-        "alerts": [],
-        "shelters": [],
-    })
+    context = plumbing.ctx(request)
+    cfg = context.cfg.sync
+    key = await sync.cursor_key(context.pool)
+    after = sync.read_cursor(request.query.get("cursor"), key, dev.id, time.time(),
+                             cfg.cursor_max_age_s)
+    async with context.pool.acquire() as conn:
+        found = await sync.page(conn, dev.id, after, limit, cfg.shelter_radius_m)
+    return plumbing.json_response(found.as_json(sync.write_cursor(found.position, key, dev.id)))
