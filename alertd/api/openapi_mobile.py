@@ -93,6 +93,8 @@ SCHEMAS: dict[str, Schema] = {
                                 "description": "the fix's accuracy radius, in metres"}),
     }, optional={"accuracy_m"}),
     "InboxEntry": obj({
+        "id": string("the entry's id (PUT /v1/me/alerts/{entry_id}/read)",
+                     pattern="^[1-9][0-9]*$"),
         "alert_id": string("the order's id, or the alert's for other kinds"),
         "version": integer("the order's version (0: the alert is not an order, e.g. a tip)",
                            minimum=0),
@@ -103,6 +105,7 @@ SCHEMAS: dict[str, Schema] = {
         "order_state": nullable(string("the order's state now (null: not an order)",
                                        enum=["active", "lifted"])),
         "at": TIMESTAMP,
+        "read": {"type": "boolean", "description": "marked read by the device"},
     }),
     "Warning": obj({
         "area_code": string(),
@@ -200,6 +203,11 @@ PATHS: dict[str, Schema] = {
         "listAlerts", "The device's inbox, newest first", tag=TAG, security="device",
         errors=(), answers={"200": answer("The inbox.", obj({"alerts": array(
             ref("InboxEntry"))}))})},
+    "/v1/me/alerts/{entry_id}/read": {"put": operation(
+        "readAlert", "Mark an inbox entry read", tag=TAG, security="device", errors=PATH,
+        parameters=[path_param("entry_id", string(), "an inbox entry's id (anything else, "
+                                                     "another device's or a cancelled one: 404)")],
+        answers={"204": answer("Marked read; the next sync reports the entry again, read.")})},
     "/v1/me/warnings": {"get": operation(
         "listMyWarnings", "JMA warnings where the device is or watches", tag=TAG,
         security="device", errors=(),

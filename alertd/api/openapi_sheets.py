@@ -3,7 +3,7 @@ device's My Evacuation Sheets with versions and ETag/If-Match, and sync."""
 
 from __future__ import annotations
 
-from alertd.api import sheets
+from alertd.api import openapi_mobile, sheets
 from alertd.api.openapi_common import (
     IDEMPOTENCY_KEY,
     PATH,
@@ -36,6 +36,7 @@ _IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
                             "with the server's copy; a malformed one a 400."}
 
 _WRITTEN = {"ETag": _ETAG, "Idempotent-Replayed": REPLAYED}
+_LIVE = openapi_mobile.SCHEMAS["InboxEntry"]
 
 SCHEMAS: dict[str, Schema] = {
     "SheetAnswer": obj({
@@ -56,9 +57,20 @@ SCHEMAS: dict[str, Schema] = {
         "cursor": string("opaque; give it back to get what changed after this page"),
         "more": {"type": "boolean", "description": "true: ask again with the new cursor"},
         "sheets": array(ref("StoredSheet")),
-        "alerts": array(ref("InboxEntry")),
-        "shelters": array(ref("Shelter")),
+        "alerts": array(ref("SyncAlert")),
+        "shelters": array(ref("Shelter"), description=(
+            "shelters near the device's location, watched places or sheet places (within "
+            "sync.shelter_radius_m), in a watched municipality, or named in its sheets: all of "
+            "them, with their state, on a first sync or when that set changes; then those "
+            "whose state changed")),
     }),
+    "SyncAlert": {"anyOf": [
+        {**_LIVE, "properties": {**_LIVE["properties"], "deleted": {"const": False}},
+         "required": [*_LIVE["required"], "deleted"]},
+        obj({"id": string(pattern="^[1-9][0-9]*$"), "deleted": {"const": True}},
+            description="An entry that left the inbox (its push was cancelled before it "
+                        "went out): drop it."),
+    ]},
 }
 
 _SHEET = path_param("sheet_id", UUID, "the sheet's id, a UUID the phone chose (anything "
@@ -113,5 +125,10 @@ PATHS: dict[str, Schema] = {
             query_param("limit", integer(minimum=1, maximum=sheets.MAX_SYNC_LIMIT,
                                          default=sheets.SYNC_LIMIT), "changes at most"),
         ],
-        answers={"200": answer("One page of changes, in server order.", ref("SyncPage"))})},
+        answers={"200": answer("One page of changes, in server order.", ref("SyncPage"))},
+        description="Each stream (sheets, alerts, shelters) pages on its own: a page holds at "
+                    "most `limit` changes of each. An inbox entry that changes (read, or "
+                    "cancelled) comes again. A cursor older than the server's "
+                    "sync.cursor_max_age_s, or from an older server, is a "
+                    "410.")},
 }
