@@ -364,20 +364,20 @@ async def test_inbox_lists_what_was_sent_newest_first(
         " expires_at, ref, alert_id) VALUES (gen_random_uuid(), $1, 'apns', 'T', 'B', 0,"
         " 'shelter_opened', now() + interval '1 hour', 'shelter:S-1:1', 'shelter-S-1')",
         device_id)
-    rows = await pool.fetch("SELECT kind, title, body, created_at FROM deliveries"
+    rows = await pool.fetch("SELECT id, kind, title, body, created_at FROM deliveries"
                             " WHERE state <> 'cancelled' ORDER BY id DESC")
     r = await client.get("/v1/me/alerts", headers=_auth(secret))
     assert r.status == 200
     assert await r.json() == {"alerts": [
-        {"alert_id": "shelter-S-1", "version": 0, "kind": "shelter_opened", "level": None,
-         "title": "T", "body": "B", "order_state": None,
-         "at": rows[0]["created_at"].isoformat()},
-        {"alert_id": kept, "version": 1, "kind": "order_lifted", "level": 4,
-         "title": rows[1]["title"], "body": rows[1]["body"], "order_state": "lifted",
-         "at": rows[1]["created_at"].isoformat()},
-        {"alert_id": kept, "version": 1, "kind": "order", "level": 4,
-         "title": rows[2]["title"], "body": rows[2]["body"], "order_state": "lifted",
-         "at": rows[2]["created_at"].isoformat()},
+        {"id": str(rows[0]["id"]), "alert_id": "shelter-S-1", "version": 0,
+         "kind": "shelter_opened", "level": None, "title": "T", "body": "B",
+         "order_state": None, "at": rows[0]["created_at"].isoformat(), "read": False},
+        {"id": str(rows[1]["id"]), "alert_id": kept, "version": 1, "kind": "order_lifted",
+         "level": 4, "title": rows[1]["title"], "body": rows[1]["body"],
+         "order_state": "lifted", "at": rows[1]["created_at"].isoformat(), "read": False},
+        {"id": str(rows[2]["id"]), "alert_id": kept, "version": 1, "kind": "order",
+         "level": 4, "title": rows[2]["title"], "body": rows[2]["body"],
+         "order_state": "lifted", "at": rows[2]["created_at"].isoformat(), "read": False},
     ]}
     assert [row["kind"] for row in rows] == ["shelter_opened", "order_lifted", "order"]
 
