@@ -113,9 +113,9 @@ async def register(pool: asyncpg.Pool, platform: str, push_token: str,
     return device_id, secret
 
 
-async def authenticate(pool: asyncpg.Pool, secret: str) -> Device | None:
+async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, secret: str) -> Device | None:
     """The device holding this secret, or None."""
-    row = await pool.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE secret_hash = $1",
         credentials.digest(secret),
     )

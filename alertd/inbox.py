@@ -1,5 +1,5 @@
-"""A device's alert inbox (SQL): what was sent to it, newest first; its read state; and the
-inbox's changes in sync order (see migration 0013 and alertd.positions).
+"""A device's alert inbox (SQL): what was sent to it, newest first, and its read state; an
+entry as sync reports it (alertd.sync reads the changes, see migration 0013).
 
 An entry is a deliveries row that was not cancelled. Its `id` is the row's, as a string.
 """
@@ -7,6 +7,7 @@ An entry is a deliveries row that was not cancelled. Its `id` is the row's, as a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,8 +38,8 @@ class InboxEntry:
     read: bool
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> InboxEntry:
-        """Build from a deliveries row joined with its order's state."""
+    def from_row(cls, row: Mapping[str, Any]) -> InboxEntry:
+        """Build from a deliveries row joined with its order's state (a record or a dict)."""
         # Order deliveries carry no alert_id of their own: the order is the alert.
         return cls(id=row["id"], alert_id=row["alert_id"] or str(row["order_id"]),
                    version=row["version"], kind=row["kind"], level=row["level"],
@@ -78,38 +79,6 @@ async def entries(conn: asyncpg.Connection | asyncpg.Pool, device_id: uuid.UUID,
         device_id, limit,
     )
     return [InboxEntry.from_row(r) for r in rows]
-
-
-# One statement, so that the horizon and the rows come from the same snapshot. A cancelled
-# row is a tombstone only for a cursor past its creation (xid, id): one that may have seen it.
-_CHANGES = f"""
-WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
-SELECT h.x AS horizon, c.*
-FROM h LEFT JOIN LATERAL (
-    SELECT {_ENTRY}, d.change_xid AS mark_xid
-    FROM deliveries d LEFT JOIN orders o ON o.id = d.order_id
-    WHERE d.device_id = $1 AND (d.change_xid, d.id) > ($2::xid8, $3::bigint)
-      AND d.change_xid < h.x
-      AND (d.state <> 'cancelled' OR (d.xid, d.id) <= ($2::xid8, $3::bigint))
-    ORDER BY d.change_xid, d.id
-    LIMIT $4
-) c ON true
-"""
-
-
-async def changes(conn: asyncpg.Connection | asyncpg.Pool, device_id: uuid.UUID,
-                  after: positions.Mark, limit: int) -> tuple[list[InboxChange], int]:
-    """The device's inbox changes after this position, in sync order, at most `limit`; and
-    the horizon they were read below."""
-    rows = await conn.fetch(_CHANGES, device_id, after[0], after[1], limit)
-    horizon = int(rows[0]["horizon"])
-    out = []
-    for row in rows:
-        if row["id"] is None:
-            continue
-        entry = None if row["state"] == "cancelled" else InboxEntry.from_row(row)
-        out.append(InboxChange((row["mark_xid"], row["id"]), row["id"], entry))
-    return out, horizon
 
 
 async def mark_read(conn: asyncpg.Connection | asyncpg.Pool, device_id: uuid.UUID,

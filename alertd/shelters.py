@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ STATUSES = ("not_open", "open", "full", "closed")
 CROWDING = ("low", "medium", "high", "full")
 _OPEN = ("open", "full")
 
-def _distance(lat: str, lon: str, row: str = "") -> str:
+def distance_sql(lat: str, lon: str, row: str = "") -> str:
     """SQL: the great-circle distance in metres from (lat, lon) to a shelters row (haversine,
     mean radius); `row` qualifies the row's columns."""
     return (f"2 * 6371008.8 * asin(sqrt(power(sin(radians({row}lat - {lat}) / 2), 2)"
@@ -24,7 +24,7 @@ def _distance(lat: str, lon: str, row: str = "") -> str:
             f" * power(sin(radians({row}lon - {lon}) / 2), 2)))")
 
 
-_DISTANCE = _distance("$1", "$2")  # from ($1 lat, $2 lon)
+_DISTANCE = distance_sql("$1", "$2")  # from ($1 lat, $2 lon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +46,8 @@ class StoredShelter:
     openings: int
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> StoredShelter:
-        """Build from a shelters row."""
+    def from_row(cls, row: Mapping[str, Any]) -> StoredShelter:
+        """Build from a shelters row (a record or a dict)."""
         return cls(id=row["id"], name=row["name"], address=row["address"], lat=row["lat"],
                    lon=row["lon"], hazards=tuple(row["hazards"]), capacity=row["capacity"],
                    status=row["status"], crowding=row["crowding"], evacuees=row["evacuees"],
@@ -170,55 +170,3 @@ async def names_and_hazards(conn: asyncpg.Connection | asyncpg.Pool, shelter_ids
                             ids)
     return {row["id"]: (row["name"], tuple(row["hazards"])) for row in rows}
 
-
-@dataclass(frozen=True, slots=True)
-class Watched:
-    """A shelter a device cares about, at its place in the shelter change order."""
-
-    mark: tuple[int, int]  # (change_xid, seq)
-    shelter: StoredShelter
-
-
-# The shelters a device cares about: within `$2` metres of its location, a watched point or a
-# place of a live sheet (a latitude/longitude box on shelters_lat, then the exact distance); in
-# a municipality it watches; or named as a destination of a live sheet. One statement, so the
-# horizon (see migration 0013) and the rows share a snapshot.
-_WATCHED = f"""
-WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x),
-live AS (SELECT body FROM sheets WHERE device_id = $1 AND NOT deleted),
-pts AS (
-    SELECT lat, lon FROM device_points WHERE device_id = $1 AND lat IS NOT NULL
-    UNION
-    SELECT (p->>'lat')::float8, (p->>'lon')::float8
-    FROM live, jsonb_array_elements(live.body->'places') p
-), ids AS (
-    SELECT s.id FROM pts JOIN LATERAL (
-        SELECT id, lat, lon FROM shelters
-        WHERE lat BETWEEN pts.lat - $2 / 110000.0 AND pts.lat + $2 / 110000.0
-          AND lon BETWEEN pts.lon - $2 / (111000.0 * greatest(cos(radians(pts.lat)), 0.01))
-                      AND pts.lon + $2 / (111000.0 * greatest(cos(radians(pts.lat)), 0.01))
-    ) s ON {_distance("pts.lat", "pts.lon", "s.")} <= $2
-    UNION
-    SELECT id FROM shelters WHERE municipality_code IN (
-        SELECT area_code FROM device_points
-        WHERE device_id = $1 AND lat IS NULL AND area_code IS NOT NULL)
-    UNION
-    SELECT d->>'shelter_id' FROM live, jsonb_array_elements(live.body->'destinations') d
-    WHERE d->>'kind' = 'shelter'
-)
-SELECT h.x AS horizon, c.*
-FROM h LEFT JOIN LATERAL (
-    SELECT s.*, s.change_xid AS mark_xid FROM shelters s
-    WHERE s.id IN (SELECT id FROM ids)
-) c ON true
-"""
-
-
-async def watched(conn: asyncpg.Connection | asyncpg.Pool, device_id: Any,
-                  radius_m: float) -> tuple[list[Watched], int]:
-    """The shelters this device cares about with their change marks, and the horizon they
-    were read below."""
-    rows = await conn.fetch(_WATCHED, device_id, radius_m)
-    found = [Watched((r["mark_xid"], r["seq"]), StoredShelter.from_row(r))
-             for r in rows if r["id"] is not None]
-    return found, int(rows[0]["horizon"])

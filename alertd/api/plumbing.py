@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import asyncpg
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -227,12 +228,14 @@ async def json_body(request: web.Request) -> Any:
     return value
 
 
-async def device(request: web.Request) -> devices.Device:
-    """The device authenticated by the bearer secret (401 otherwise)."""
+async def device(request: web.Request,
+                 conn: asyncpg.Connection | None = None) -> devices.Device:
+    """The device authenticated by the bearer secret (401 otherwise), looked up on `conn`
+    when the handler holds one already (a round trip to take one saved)."""
     secret = credentials.bearer(request.headers.get("Authorization"))
     if secret is None:
         raise errors.Unauthenticated("Authorization: Bearer <device_secret> is required")
-    found = await devices.authenticate(ctx(request).pool, secret)
+    found = await devices.authenticate(conn if conn is not None else ctx(request).pool, secret)
     if found is None:
         raise errors.Unauthenticated("unknown device credentials")
     structlog.contextvars.bind_contextvars(device_id=str(found.id))

@@ -159,13 +159,13 @@ async def sync_page(request: web.Request) -> web.Response:
     """What changed for this device since the cursor (none: since the beginning) in its
     sheets, inbox and shelters, in server order, a page at a time (`more`: ask again with the
     new cursor). An unreadable or too old cursor is a 410."""
-    dev = await plumbing.device(request)
-    limit = plumbing.int_arg(request, "limit", SYNC_LIMIT, 1, MAX_SYNC_LIMIT)
     context = plumbing.ctx(request)
     cfg = context.cfg.sync
     key = await sync.cursor_key(context.pool)
-    after = sync.read_cursor(request.query.get("cursor"), key, dev.id, time.time(),
-                             cfg.cursor_max_age_s)
     async with context.pool.acquire() as conn:
+        dev = await plumbing.device(request, conn)
+        limit = plumbing.int_arg(request, "limit", SYNC_LIMIT, 1, MAX_SYNC_LIMIT)
+        after = sync.read_cursor(request.query.get("cursor"), key, dev.id, time.time(),
+                                 cfg.cursor_max_age_s)
         found = await sync.page(conn, dev.id, after, limit, cfg.shelter_radius_m)
     return plumbing.json_response(found.as_json(sync.write_cursor(found.position, key, dev.id)))
