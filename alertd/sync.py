@@ -77,11 +77,8 @@ _SHELTER = ("id", "name", "address", "lat", "lon", "hazards", "capacity", "statu
 _PAGE = f"""
 WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x),
 live AS (SELECT body FROM sheets WHERE device_id = $1 AND NOT deleted),
-pts AS (
-    SELECT lat, lon FROM device_points WHERE device_id = $1 AND lat IS NOT NULL
-    UNION
-    SELECT (p->>'lat')::float8, (p->>'lon')::float8
-    FROM live, jsonb_array_elements(live.body->'places') p
+pts AS (  -- the location, watched points and sheet places (migration 0014)
+    SELECT DISTINCT lat, lon FROM device_points WHERE device_id = $1 AND lat IS NOT NULL
 ), near AS (
     SELECT s.id FROM pts JOIN LATERAL (
         SELECT id, lat, lon FROM shelters
