@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -126,10 +127,17 @@ def serve_baseline(port: int, db_url: str) -> None:
     web.run_app(app(), host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def load(url: str, secret: str, seconds: float, concurrency: int,
-               expect: int) -> tuple[float, float, float]:
+               expect: int, pid: int | None = None) -> tuple[float, float, float, float]:
     """Requests per second, p50 and p99 latency (ms) over `seconds` with `concurrency`
-    requests in flight."""
+    requests in flight, and the server's CPU milliseconds per request (when its pid is
+    known)."""
     latencies: list[float] = []
     end = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -143,12 +151,13 @@ async def load(url: str, secret: str, seconds: float, concurrency: int,
                     if r.status != 200 or abs(len(body) - expect) > 64:
                         raise SystemExit(f"bad answer {r.status}: {body[:200]!r}")
                 latencies.append(time.perf_counter() - start)
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), cpu_s(pid) if pid else 0.0
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         took = time.perf_counter() - began
+        cpu = cpu_s(pid) - cpu if pid else float("nan")
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3  # noqa: E731
-    return len(latencies) / took, p(0.50), p(0.99)
+    return len(latencies) / took, p(0.50), p(0.99), cpu / len(latencies) * 1e3
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -162,7 +171,7 @@ async def main(args: argparse.Namespace) -> None:
                             ALERTD_LOG_FORMAT="json", ALERTD_LOG_LEVEL="warning",
                             ALERTD_RATELIMIT_ENABLED="false")
             daemon = DaemonProcess(port=port, env=env, config=sb.config,
-                                   log=Path(tmp) / "daemon.log", extra=["--role", "api"])
+                                   log=Path(tmp) / "daemon.log", roles="api")
             daemon.start()
             base_port = free_port_base(1)
             baseline = await asyncio.create_subprocess_exec(
@@ -187,28 +196,31 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"GET /v1/me/sync: 3 sheets, 50 alerts, 20 shelters, {len(body)} bytes; "
                       f"{args.concurrency} in flight, {args.seconds:.0f} s per run, "
                       f"{args.rounds} rounds")
-                runs: dict[str, list[tuple[float, float, float]]] = {"daemon": [],
-                                                                     "baseline": []}
+                runs: dict[str, list[tuple[float, float, float, float]]] = {
+                    "daemon": [], "baseline": []}
+                pids = {"daemon": daemon.proc.pid if daemon.proc else None,
+                        "baseline": baseline.pid}
                 await load(daemon.url, secret, 1.0, args.concurrency, len(body))  # warm-up
                 await load(base_url, secret, 1.0, args.concurrency, len(body))
                 for _ in range(args.rounds):
                     for name, url in (("daemon", daemon.url), ("baseline", base_url)):
                         result = await load(url, secret, args.seconds, args.concurrency,
-                                            len(body))
+                                            len(body), pids[name])
                         runs[name].append(result)
                         print(f"  {name:<8} {result[0]:>8,.0f} req/s  p50 {result[1]:6.1f} ms"
-                              f"  p99 {result[2]:6.1f} ms")
+                              f"  p99 {result[2]:6.1f} ms  server CPU {result[3]:.2f} ms/req")
             finally:
                 baseline.terminate()
                 await baseline.wait()
                 daemon.stop()
     d = [statistics.median(x) for x in zip(*runs["daemon"], strict=True)]
     b = [statistics.median(x) for x in zip(*runs["baseline"], strict=True)]
-    print(f"{'':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    print(f"{'daemon':<10} {d[0]:>8,.0f} {d[1]:>8.1f} {d[2]:>8.1f}")
-    print(f"{'baseline':<10} {b[0]:>8,.0f} {b[1]:>8.1f} {b[2]:>8.1f}")
+    print(f"{'':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
+    print(f"{'daemon':<10} {d[0]:>8,.0f} {d[1]:>8.1f} {d[2]:>8.1f} {d[3]:>11.2f}")
+    print(f"{'baseline':<10} {b[0]:>8,.0f} {b[1]:>8.1f} {b[2]:>8.1f} {b[3]:>11.2f}")
     print(f"ratio (daemon/baseline req/s): {d[0] / b[0]:.2f} (target >= {TARGET}); "
-          f"p99 {d[2] / b[2]:.1f}x the baseline's")
+          f"p99 {d[2] / b[2]:.1f}x the baseline's; server CPU per request "
+          f"{d[3] / b[3]:.1f}x the baseline's")
 
 
 if __name__ == "__main__":
