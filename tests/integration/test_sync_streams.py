@@ -18,6 +18,7 @@ from alertd import db, positions, shelters, sync
 from alertd.api import routes
 from alertd.context import Context
 from alertd.delivery import outbox
+from tests import described
 from tests.waiting import wait_for
 
 HOME = {"kind": "home", "lat": 37.75, "lon": 140.47}
@@ -61,6 +62,7 @@ async def sync_all(api: TestClient, me: dict[str, str], cursor: str | None = Non
         params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
         r = await api.get("/v1/me/sync", params=params, headers=me)
         assert r.status == 200, await r.text()
+        await described.answer_conforms(r, "/v1/me/sync")  # the description holds for it
         page = await r.json()
         pages.append(page)
         cursor = page["cursor"]
@@ -122,6 +124,8 @@ async def test_small_pages_return_each_entry_once_and_reads_come_again(
     for entry in (first[4], first[1]):
         r = await api.put(f"/v1/me/alerts/{entry['id']}/read", headers=me)
         assert r.status == 204
+        await described.answer_conforms(r, "/v1/me/alerts/{entry_id}/read",
+                                        {"entry_id": entry["id"]})
     await settled(pool)
     pages, cursor = await sync_all(api, me, cursor, limit=2)
     again = [a for p in pages for a in p["alerts"]]
@@ -148,6 +152,8 @@ async def test_a_device_reads_only_its_own_entries(api: TestClient, pool: asyncp
                         (me, "9" * 30)):
         r = await api.put(f"/v1/me/alerts/{target}/read", headers=who)
         assert r.status == 404, target
+        await described.answer_conforms(r, "/v1/me/alerts/{entry_id}/read",
+                                        {"entry_id": target})
     assert await pool.fetchval("SELECT read_at FROM deliveries WHERE id = $1",
                                int(entry_id)) is None
 
