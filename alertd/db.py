@@ -173,6 +173,16 @@ def migration_files() -> list[tuple[str, str]]:
     return [(name.removesuffix(".sql"), root.joinpath(name).read_text("utf-8")) for name in found]
 
 
+def iso_sql(column: str) -> str:
+    """SQL: a timestamptz column as text exactly as Python's isoformat() writes the datetime
+    asyncpg reads from it (UTC, microseconds only when there are any), or NULL."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (f"CASE WHEN {column} IS NULL THEN NULL"
+            f" WHEN extract(microseconds FROM {utc})::bigint % 1000000 = 0"
+            f" THEN to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
+            f" ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') END")
+
+
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply the migrations not yet recorded; safe to run twice and concurrently."""
     applied: list[str] = []

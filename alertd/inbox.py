@@ -1,5 +1,5 @@
 """A device's alert inbox (SQL): what was sent to it, newest first, and its read state; an
-entry as sync reports it (alertd.sync reads the changes, see migration 0013).
+entry as JSON built in SQL, for sync (alertd.sync reads the changes, see migration 0013).
 
 An entry is a deliveries row that was not cancelled. Its `id` is the row's, as a string.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from alertd import positions
+from alertd import db
 
 LIMIT = 200  # entries an inbox shows
 
@@ -53,20 +53,14 @@ class InboxEntry:
                 "order_state": self.order_state, "at": self.at.isoformat(), "read": self.read}
 
 
-@dataclass(frozen=True, slots=True)
-class InboxChange:
-    """An inbox entry as sync reports it: the entry, or (entry None) the id of one that was
-    cancelled and so left the inbox."""
-
-    mark: positions.Mark
-    id: int
-    entry: InboxEntry | None
-
-    def as_json(self) -> dict[str, Any]:
-        """The change as sync shows it (`deleted` tells the two apart)."""
-        if self.entry is None:
-            return {"id": str(self.id), "deleted": True}
-        return {**self.entry.as_json(), "deleted": False}
+def entry_json(d: str, o: str, extra: str = "") -> str:
+    """SQL: the entry of deliveries row `d` (joined with its order `o`) as JSON, the same
+    object as InboxEntry.as_json (plus `extra` pairs): sync builds its pages from it."""
+    return (f"json_build_object('id', {d}.id::text,"
+            f" 'alert_id', coalesce({d}.alert_id, {d}.order_id::text), 'version', {d}.version,"
+            f" 'kind', {d}.kind, 'level', {d}.level, 'title', {d}.title, 'body', {d}.body,"
+            f" 'order_state', {o}.state, 'at', {db.iso_sql(d + '.created_at')},"
+            f" 'read', {d}.read_at IS NOT NULL" + (f", {extra})" if extra else ")"))
 
 
 async def entries(conn: asyncpg.Connection | asyncpg.Pool, device_id: uuid.UUID,

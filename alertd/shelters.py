@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from alertd import errors
+from alertd import db, errors
 from feeds.shelters import ShelterRow
 
 STATUSES = ("not_open", "open", "full", "closed")
@@ -59,6 +59,15 @@ class StoredShelter:
                 "lon": self.lon, "hazards": list(self.hazards), "capacity": self.capacity,
                 "status": self.status, "crowding": self.crowding, "evacuees": self.evacuees,
                 "status_at": self.status_at.isoformat() if self.status_at else None}
+
+
+def json_sql(s: str) -> str:
+    """SQL: shelters row `s` as JSON, the same object as StoredShelter.as_json (sync builds
+    its pages from it)."""
+    return (f"json_build_object('id', {s}.id, 'name', {s}.name, 'address', {s}.address,"
+            f" 'lat', {s}.lat, 'lon', {s}.lon, 'hazards', {s}.hazards,"
+            f" 'capacity', {s}.capacity, 'status', {s}.status, 'crowding', {s}.crowding,"
+            f" 'evacuees', {s}.evacuees, 'status_at', {db.iso_sql(s + '.status_at')})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,11 @@ def json_response(value: Any, *, status: int = 200,
     return web.json_response(value, status=status, headers=headers, dumps=dumps)
 
 
+def json_text(text: str) -> web.Response:
+    """A JSON answer the handler has serialised already (a sync page built in SQL)."""
+    return web.Response(text=text, content_type="application/json", charset="utf-8")
+
+
 def problem(status: int, reason: str, **extra: Any) -> web.Response:
     """A JSON error answer."""
     return json_response({"error": reason, **extra}, status=status)

@@ -168,4 +168,4 @@ async def sync_page(request: web.Request) -> web.Response:
         after = sync.read_cursor(request.query.get("cursor"), key, dev.id, time.time(),
                                  cfg.cursor_max_age_s)
         found = await sync.page(conn, dev.id, after, limit, cfg.shelter_radius_m)
-    return plumbing.json_response(found.as_json(sync.write_cursor(found.position, key, dev.id)))
+    return plumbing.json_text(found.as_text(sync.write_cursor(found.position, key, dev.id)))

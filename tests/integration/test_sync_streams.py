@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -139,6 +139,9 @@ async def test_small_pages_return_each_entry_once_and_reads_come_again(
     assert {a["id"] for a in inbox if a["read"]} == {first[4]["id"], first[1]["id"]}
     assert set(first[0]) == {"id", "alert_id", "version", "kind", "level", "title", "body",
                              "order_state", "at", "read", "deleted"}
+    listed = {a["id"]: {**a, "deleted": False} for a in inbox}
+    latest = {a["id"]: a for a in first + again}  # the same entries as the list shows
+    assert listed == latest
 
 
 async def test_a_device_reads_only_its_own_entries(api: TestClient, pool: asyncpg.Pool) -> None:
@@ -215,6 +218,8 @@ async def test_shelters_near_and_named_come_once_then_their_changes(
     got = [s for p in pages for s in p["shelters"]]
     assert sorted(s["id"] for s in got) == ["by-work", "in-town", "named", "near-1", "near-2"]
     assert {s["id"]: (s["status"], s["crowding"]) for s in got}["near-2"] == ("open", "low")
+    for one in got:  # the same objects as every other shelter answer
+        assert one == (await shelters.get(pool, one["id"])).as_json()
     async with pool.acquire() as conn:
         await shelters.set_status(conn, "near-1", "open", "medium", 5, "staff:x", None)
         await shelters.set_status(conn, "far", "open", "low", 5, "staff:x", None)
@@ -337,3 +342,18 @@ async def test_many_writers_committing_in_shuffled_order_lose_and_repeat_nothing
     seen += titles(pages)
     expected = {f"t{n}.{r}.{k}" for n in range(6) for r in range(3) for k in range(2)}
     assert len(seen) == len(expected) and set(seen) == expected
+
+
+async def test_timestamps_built_in_sql_read_as_python_writes_them(pool: asyncpg.Pool) -> None:
+    """db.iso_sql writes a timestamptz as datetime.isoformat() does: UTC, microseconds only
+    when there are any, NULL for NULL, whatever the session's time zone."""
+    await pool.execute("SET timezone = 'Asia/Tokyo'")
+    for value in (datetime(2026, 12, 2, 15, 4, 5, 120, tzinfo=UTC),
+                  datetime(2026, 12, 2, 15, 4, 5, tzinfo=UTC),
+                  datetime(2026, 1, 1, 0, 0, 0, 999999, tzinfo=timezone(timedelta(hours=9))),
+                  None):
+        async with pool.acquire() as conn:
+            await conn.execute("SET timezone = 'Asia/Tokyo'")
+            text = await conn.fetchval(f"SELECT {db.iso_sql('$1::timestamptz')}", value)
+            back = await conn.fetchval("SELECT $1::timestamptz", value)
+        assert text == (back.isoformat() if back is not None else None)
