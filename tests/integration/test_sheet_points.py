@@ -13,7 +13,7 @@ import pytest
 import shapely
 from aiohttp.test_utils import TestClient
 
-from alertd import db, devices, openings, orders, pipeline, points, settings, staff
+from alertd import db, devices, errors, openings, orders, pipeline, points, settings, staff
 from alertd.shelters import StoredShelter
 from geo import index as geo_index
 from geo import municipalities
@@ -160,6 +160,14 @@ async def test_ten_sheets_of_five_places_are_all_indexed(
     at = [[(37.2 + 0.01 * s, 140.1 + 0.01 * p) for p in range(5)] for s in range(10)]
     sids = [await put_sheet(pool, dev, *places) for places in at]
     assert await sheet_slots(pool, dev) == list(range(4, 54))
+    # Sheet places are neither listed as watched places nor count against the 3 of them.
+    assert [p.place_id for p in await devices.places(pool, dev)] == ["p"]
+    assert await devices.put_place(pool, dev, devices.Place("q", "q", 37.0, 140.0, None))
+    assert await devices.put_place(pool, dev, devices.Place("r", "r", 37.0, 140.1, None))
+    with pytest.raises(errors.Conflict):
+        await devices.put_place(pool, dev, devices.Place("s", "s", 37.0, 140.2, None))
+    assert await devices.delete_place(pool, dev, "q") and await devices.delete_place(pool, dev, "r")
+    assert len(await devices.watched(pool, dev)) == 52  # location, place, 50 sheet places
     async with pool.acquire() as conn:
         with pytest.raises(TooManySheets):
             await store.put(conn, dev.id, uuid.uuid4(), validate.parse(sheet_doc(INSIDE)), None)
