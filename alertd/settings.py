@@ -155,8 +155,11 @@ class Cap:
     max_bytes: int
     default_level: int
     level_names: tuple[str, ...]
+    level_codes: tuple[tuple[str, int], ...]
     hazard_names: tuple[str, ...]
     max_future_skew_s: float
+    geocode_systems: tuple[str, ...]
+    sender_aliases: tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,16 +339,27 @@ def _convert(name: str, hint: Any, raw: Any) -> Any:
         if hint is str:
             return str(raw) if from_env or isinstance(raw, str) else _bad()
         if typing.get_origin(hint) is tuple:
-            items = json.loads(raw) if from_env else raw
-            if not isinstance(items, list):
-                raise ValueError
-            (inner, _) = typing.get_args(hint)
-            return tuple(_convert(name, inner, item) for item in items)
+            return _tuple(name, hint, json.loads(raw) if from_env else raw)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise errors.ConfigError(
             f"config key {name} must be {_type_name(hint)}, got {raw!r}"
         ) from exc
     raise errors.ConfigError(f"config key {name} has an unsupported type")
+
+
+def _tuple(name: str, hint: Any, items: Any) -> tuple[Any, ...]:
+    """A list (``tuple[X, ...]``), a fixed-size list (``tuple[X, Y]``), or a table of
+    ``name = value`` pairs for ``tuple[tuple[str, X], ...]``."""
+    args = typing.get_args(hint)
+    if len(args) == 2 and args[1] is Ellipsis:
+        if isinstance(items, Mapping) and typing.get_origin(args[0]) is tuple:
+            items = [[key, value] for key, value in items.items()]
+        if not isinstance(items, list):
+            raise ValueError
+        return tuple(_convert(name, args[0], item) for item in items)
+    if not isinstance(items, list) or len(items) != len(args):
+        raise ValueError
+    return tuple(_convert(name, arg, item) for arg, item in zip(args, items, strict=True))
 
 
 def _bad() -> Any:
@@ -391,6 +405,11 @@ def _validate(settings: Settings) -> None:
                                  "(JMA asks clients to poll at most once a minute)")
     if settings.cap.default_level not in (3, 4, 5):
         raise errors.ConfigError("config key cap.default_level must be 3, 4 or 5")
+    if any(not 1 <= level <= 5 for _, level in settings.cap.level_codes):
+        raise errors.ConfigError("config key cap.level_codes must map codes to levels 1 to 5")
+    if any(len(group) < 2 for group in settings.cap.sender_aliases):
+        raise errors.ConfigError("config key cap.sender_aliases must hold groups of at least "
+                                 "two senders")
     for url in (*settings.feeds.cap_urls, *settings.feeds.shelter_status_urls,
                 *((settings.feeds.jma_url,) if settings.feeds.jma_url else ())):
         if not url.startswith(("http://", "https://")):

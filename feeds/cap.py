@@ -12,11 +12,13 @@ would misdirect an evacuation order and lenient where feeds are known to be slop
   unknown ``urgency``/``severity``/``certainty`` is None, unknown categories and response
   types are left out; ``language`` defaults to ``en-US``; key/value pairs without a value
   are left out.
-- Shapes are repaired or dropped one by one, never failing the message: ``+`` signs, stray
-  commas and any whitespace between pairs are tolerated, an open ring is closed, a shape that
-  is empty is ignored, and one that is unreadable, out of range or too small (fewer than 4
-  positions once closed) is dropped. Every repair or drop is described in
-  :attr:`CapAlert.warnings`.
+- Shapes are repaired or dropped one by one: ``+`` signs, stray commas and any whitespace
+  between pairs are tolerated, an open ring is closed, longitudes a little past ±180 are read
+  across the antimeridian, a shape that is empty is ignored, and one that is out of range or
+  too small (fewer than 4 positions once closed) is dropped; a circle that is unreadable is
+  dropped. Every repair or drop is described in :attr:`CapAlert.warnings`. A polygon with
+  stray characters (not a list of ``lat,lon`` pairs) fails the message: a part of an
+  evacuation area is never silently left out.
 
 Shape parsing and area geometry live in :mod:`feeds.cap_area`; :class:`CapArea`,
 :class:`Circle`, :func:`parse_polygon`, :func:`parse_circle` and :func:`area_geometry` are

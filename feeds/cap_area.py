@@ -1,9 +1,12 @@
 """CAP ``area`` shapes: polygon and circle text to frozen values, and their geometry.
 
-Shapes are repaired or dropped one by one, never failing the message; every repair or drop is
-appended to the caller's ``warnings``. The one exception is a polygon that crosses itself too
-often to repair at a bearable cost (:func:`geo.areas.check_crossings`): :func:`area_geometry`
-refuses it (:class:`~geo.errors.InvalidArea`) rather than drop part of an evacuation area.
+Shapes are repaired or dropped one by one; every repair or drop is appended to the caller's
+``warnings``. Longitudes a little past ±180 (up to :data:`LON_SLACK_DEG`, seen in global
+feeds) are moved to the other side, not dropped. Two kinds of polygon fail the message rather
+than drop part of an evacuation area: one with stray characters, which is not a list of
+``lat,lon`` pairs (:class:`~feeds.errors.InvalidMessage` from :func:`parse_polygon`), and one
+that crosses itself too often to repair at a bearable cost (:func:`geo.areas.check_crossings`;
+:func:`area_geometry` raises :class:`~geo.errors.InvalidArea`).
 CAP polygons are ``lat,lon`` pairs; :class:`CapArea` keeps them as ``(lon, lat)`` like GeoJSON
 and shapely. Geometry is built on the sphere for circles and cut at the antimeridian for
 everything.
@@ -19,6 +22,7 @@ import numpy as np
 import shapely
 from shapely import affinity
 
+from feeds.errors import InvalidMessage
 from geo import areas as geoareas
 from geo.municipalities import polygonal
 
@@ -28,6 +32,9 @@ MAX_VERTICES = 20_000
 MAX_RADIUS_KM = 2_000.0
 CIRCLE_SEGMENTS = 64
 SHOWN = 60
+# How far past ±180 a polygon's longitude may stray and still be read, as the same meridian
+# seen from the other side (180.4 is -179.6); further is out of range and the polygon dropped.
+LON_SLACK_DEG = 1.0
 
 _NUMBER_TEXT = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _NUMBER = re.compile(_NUMBER_TEXT)
@@ -71,28 +78,48 @@ def _position(token: str) -> tuple[float, float] | None:
 
 
 def _positions(tokens: list[str]) -> list[tuple[float, float]] | None:
-    """Every ``lat,lon`` token as (lon, lat), or None if any is unreadable or out of range."""
+    """Every ``lat,lon`` token as (lon, lat), unchecked for range, or None if any is unreadable."""
     joined = " ".join(t.strip(",") for t in tokens)
     if not _PAIRS.fullmatch(joined):
         return None
     values = list(map(float, joined.replace(" ", ",").split(",")))
-    lats, lons = values[0::2], values[1::2]
-    if min(lats) < -90.0 or max(lats) > 90.0 or min(lons) < -180.0 or max(lons) > 180.0:
+    return list(zip(values[1::2], values[0::2], strict=True))
+
+
+def _in_range(ring: list[tuple[float, float]], where: str, warnings: list[str]
+              ) -> list[tuple[float, float]] | None:
+    """The positions with longitudes a little past ±180 moved to the other side, or None if
+    any lies out of range."""
+    lats = [lat for _, lat in ring]
+    lons = [lon for lon, _ in ring]
+    if min(lats) < -90.0 or max(lats) > 90.0 or max(map(abs, lons)) > 180.0 + LON_SLACK_DEG:
         return None
-    return list(zip(lons, lats, strict=True))
+    if max(map(abs, lons)) <= 180.0:
+        return ring
+    warnings.append(f"{where}: longitudes past ±180 were read as across the antimeridian")
+    return [(lon - math.copysign(360.0, lon) if abs(lon) > 180.0 else lon, lat)
+            for lon, lat in ring]
 
 
 def parse_polygon(text: str, where: str, warnings: list[str]) -> Ring | None:
-    """A closed (lon, lat) ring from CAP ``lat,lon`` pairs, or None (with a warning) if unusable."""
+    """A closed (lon, lat) ring from CAP ``lat,lon`` pairs, or None (with a warning) if unusable;
+    InvalidMessage if the text is not a list of such pairs (stray characters)."""
     tokens = text.split()
     if not tokens:
         return None
     if len(tokens) > MAX_VERTICES:
         warnings.append(f"{where}: dropped, more than {MAX_VERTICES} positions")
         return None
-    ring = _positions(tokens)
+    read = _positions(tokens)
+    if read is None:
+        bad = next((t for t in tokens if _positions([t]) is None), text.strip())
+        raise InvalidMessage(
+            f"{where}: {show(bad)} is not a lat,lon pair; a polygon with stray characters is "
+            "refused rather than read as part of the area")
+    ring = _in_range(read, where, warnings)
     if ring is None:
-        bad = next((t for t in tokens if _position(t) is None), "")
+        bad = next(t for t, (lon, lat) in zip(tokens, read, strict=True)
+                   if abs(lat) > 90.0 or abs(lon) > 180.0 + LON_SLACK_DEG)
         warnings.append(f"{where}: dropped, {show(bad)} is not a lat,lon pair within ±90,±180")
         return None
     if ring[0] != ring[-1]:

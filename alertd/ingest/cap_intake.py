@@ -92,11 +92,14 @@ async def _decide(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Pr
     if alert.msg_type in ("Ack", "Error"):
         return Intake("recorded", None, f"msgType {alert.msg_type}")
     now = datetime.now(UTC)
-    if alert.msg_type == "Alert":
+    all_clear = cap_mapping.is_all_clear(alert)
+    if alert.msg_type == "Alert" and not (all_clear and alert.references):
         return await _new_order(c, conn, prepared, now)
-    target = await _referenced_order(conn, alert)
+    # An Update, a Cancel, or an Alert declaring the all-clear for the orders it names.
+    refs = cap_mapping.references(alert, c.cfg.cap)
+    target = await _referenced_order(conn, refs)
     if target is None:
-        return await _wait_for_reference(c, conn, prepared, raw, source, now)
+        return await _wait_for_reference(c, conn, prepared, refs, raw, source, now)
     order = await pipeline.load(conn, target, c.table, c.cfg.orders)
     if (alert.status == "Exercise") != order.exercise:
         return Intake("ignored", order.id, "an exercise cannot change a real order, "
@@ -106,7 +109,7 @@ async def _decide(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Pr
         " AND outcome IN ('order', 'updated', 'lifted')", order.id)
     if newest is not None and alert.sent < newest:
         return Intake("ignored", order.id, "older than the last message applied to the order")
-    if alert.msg_type == "Cancel" or cap_mapping.is_all_clear(alert):
+    if alert.msg_type == "Cancel" or all_clear:
         if order.state != "active":
             return Intake("ignored", order.id, "the order was already lifted")
         devices = await pipeline.lift(conn, order)
@@ -127,6 +130,8 @@ async def _decide(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Pr
 async def _new_order(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Prepared,
                      now: datetime) -> Intake:
     alert = prepared.alert
+    if cap_mapping.is_all_clear(alert):
+        return Intake("ignored", None, "an all-clear that names no order: nothing to lift")
     spec = cap_mapping.to_spec(alert, c.table, c.cfg, now, prepared=prepared)
     if spec is None:
         return Intake("ignored", None, "not an evacuation order (no Evacuate, no level)")
@@ -138,16 +143,9 @@ async def _new_order(c: Context, conn: asyncpg.Connection, prepared: cap_mapping
     return Intake("order", accepted.order_id, f"{accepted.devices} devices")
 
 
-def _references(alert: cap.CapAlert) -> list[cap.CapReference]:
-    # Newest first. Only the sender's own messages count: another feed must not be able to
-    # lift or rewrite this sender's orders. A message referring to itself refers to nothing.
-    refs = [r for r in alert.references
-            if r.sender == alert.sender and r.identifier != alert.identifier]
-    return list(reversed(refs))
-
-
-async def _referenced_order(conn: asyncpg.Connection, alert: cap.CapAlert) -> uuid.UUID | None:
-    for ref in _references(alert):
+async def _referenced_order(conn: asyncpg.Connection,
+                            refs: list[cap.CapReference]) -> uuid.UUID | None:
+    for ref in refs:
         order_id = await conn.fetchval(
             "SELECT order_id FROM cap_messages WHERE sender = $1 AND identifier = $2"
             " AND order_id IS NOT NULL", ref.sender, ref.identifier,
@@ -158,10 +156,9 @@ async def _referenced_order(conn: asyncpg.Connection, alert: cap.CapAlert) -> uu
 
 
 async def _wait_for_reference(c: Context, conn: asyncpg.Connection,
-                              prepared: cap_mapping.Prepared, raw: bytes, source: str,
-                              now: datetime) -> Intake:
+                              prepared: cap_mapping.Prepared, refs: list[cap.CapReference],
+                              raw: bytes, source: str, now: datetime) -> Intake:
     alert = prepared.alert
-    refs = _references(alert)
     known = await conn.fetch(
         "SELECT sender, identifier FROM cap_messages WHERE (sender, identifier) IN"
         " (SELECT * FROM unnest($1::text[], $2::text[]))",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,8 +9,9 @@ from datetime import datetime, timedelta
 import shapely
 
 from alertd import errors, settings
+from alertd.ingest import cap_levels
 from alertd.orders import HAZARDS, OrderSpec
-from feeds import cap
+from feeds import cap, cap_area
 from geo import areas, geocodes, municipalities
 from geo import errors as geo_errors
 
@@ -37,23 +37,40 @@ def _named(pairs: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> list[s
     return [value for name, value in pairs if _norm(name) in wanted]
 
 
-def level_of(info: cap.CapInfo, cfg: settings.Cap) -> int | None:
-    """The 警戒レベル carried by a parameter or eventCode, if any (3, 4 or 5)."""
-    for value in _named(info.parameters + info.event_codes, cfg.level_names):
-        digits = re.findall(r"[345]", _norm(value))
-        if digits:
-            return int(digits[0])
-    return None
-
-
 def is_evacuation(info: cap.CapInfo, cfg: settings.Cap) -> bool:
-    """Whether an info block asks people to evacuate (responseType or a level)."""
-    return "Evacuate" in info.response_types or level_of(info, cfg) is not None
+    """Whether an info block asks people to evacuate (responseType Evacuate or an order level)."""
+    return "Evacuate" in info.response_types or cap_levels.order_level(info, cfg) is not None
 
 
 def is_all_clear(alert: cap.CapAlert) -> bool:
     """Whether the message declares the end of the danger (responseType AllClear)."""
     return any("AllClear" in info.response_types for info in alert.infos)
+
+
+def speaks_for(sender: str, cfg: settings.Cap) -> frozenset[str]:
+    """The senders whose messages ``sender`` may refer to: itself and its aliases."""
+    group = {sender}
+    for aliases in cfg.sender_aliases:
+        if sender in aliases:
+            group.update(aliases)
+    return frozenset(group)
+
+
+def references(alert: cap.CapAlert, cfg: settings.Cap) -> list[cap.CapReference]:
+    """The references that count, newest first: messages of the sender or of its aliases
+    (another feed must not lift or rewrite this sender's orders; a message naming itself
+    names nothing). A message whose every reference names another sender is refused: it
+    is neither applied to their orders nor taken for a new alert."""
+    own = speaks_for(alert.sender, cfg)
+    refs = [r for r in alert.references if r.key != alert.key]
+    counted = [r for r in refs if r.sender in own]
+    if refs and not counted:
+        others = ", ".join(sorted({r.sender for r in refs}))
+        raise errors.InvalidInput(
+            f"{alert.msg_type} from {alert.sender} refers only to messages of other senders "
+            f"({others}), which cap.sender_aliases does not let it speak for: not applied, "
+            "and not taken for a new alert")
+    return list(reversed(counted))
 
 
 def hazard_of(info: cap.CapInfo, cfg: settings.Cap, default: str = "flood") -> str:
@@ -76,24 +93,41 @@ def language(tag: str) -> str:
     return (tag or "en-US").split("-")[0].lower() or "en"
 
 
+def scheme(cfg: settings.Settings) -> geocodes.Scheme:
+    """Which geocodes are ours, as configured."""
+    return geocodes.Scheme(systems=cfg.cap.geocode_systems, prefecture=cfg.feeds.prefecture_code)
+
+
+def _geocoded(area: cap.CapArea, table: municipalities.Table,
+              cfg: settings.Settings) -> shapely.Geometry:
+    """The union of an area's geocodes of ours; an area naming none of ours is refused."""
+    found = geocodes.resolve_all(area.geocodes, table, scheme(cfg))
+    if found.geometry is not None:
+        return found.geometry
+    if found.not_ours:
+        raise errors.InvalidInput(
+            f"area {area.desc!r}: its geocodes name no area of the prefecture served "
+            f"({', '.join(found.not_ours)}): another prefecture's or unknown codes")
+    what = ", ".join(found.unread) if found.unread else "no geocode"
+    raise errors.InvalidInput(
+        f"area {area.desc!r}: no usable polygon or circle and no geocode of the systems read "
+        f"(cap.geocode_systems): {what}")
+
+
 def area_geometry(infos: list[cap.CapInfo], table: municipalities.Table,
-                  max_self_intersections: int = areas.MAX_SELF_INTERSECTIONS) -> shapely.Geometry:
-    """The union of every area of the info blocks; an area nothing can resolve is an error."""
+                  cfg: settings.Settings) -> shapely.Geometry:
+    """The union of every area of the info blocks; an area nothing can resolve is an error.
+
+    An area's polygons and circles are its shape when it has any; else its geocodes of ours
+    (a neighbouring prefecture's codes among them are left out: nobody there is ours to tell)."""
     parts = []
     for info in infos:
         for area in info.areas:
             try:
-                shape = cap.area_geometry(area, max_self_intersections)
+                shape = cap.area_geometry(area, cfg.orders.max_self_intersections)
             except geo_errors.GeoError as exc:
                 raise errors.InvalidInput(f"area {area.desc!r}: {exc.reason}") from exc
-            if shape is None:
-                shape, unknown = geocodes.resolve_all(area.geocodes, table)
-                if shape is None:
-                    what = ", ".join(unknown) if unknown else "no geocode"
-                    raise errors.InvalidInput(
-                        f"area {area.desc!r}: no usable polygon or circle and no known geocode"
-                        f" ({what})")
-            parts.append(shape)
+            parts.append(shape if shape is not None else _geocoded(area, table, cfg))
     if not parts:
         raise errors.InvalidInput("the message names no area")
     return shapely.union_all(parts)
@@ -134,7 +168,7 @@ def prepare(table: municipalities.Table, arg: tuple[bytes, settings.Settings, da
         return Prepared(alert)
     try:
         geometry = _checked(
-            area_geometry(infos, table, cfg.orders.max_self_intersections), table, cfg)
+            area_geometry(infos, table, cfg), table, cfg)
     except errors.InvalidInput as exc:
         return Prepared(alert, resolved=True, area_error=exc.reason)
     return Prepared(alert, resolved=True, area=geometry)
@@ -144,11 +178,31 @@ def _area(infos: list[cap.CapInfo], table: municipalities.Table, cfg: settings.S
           prepared: Prepared | None) -> shapely.Geometry:
     """The checked area of the info blocks: resolved already by :func:`prepare`, or now."""
     if prepared is None or not prepared.resolved:
-        return _checked(area_geometry(infos, table, cfg.orders.max_self_intersections), table,
+        return _checked(area_geometry(infos, table, cfg), table,
                         cfg)
     if prepared.area is None:
         raise errors.InvalidInput(prepared.area_error)
     return prepared.area
+
+
+def _level(infos: list[cap.CapInfo], cfg: settings.Cap, default: int) -> int:
+    """The order level of the evacuation blocks: the first read, else ``default`` when no block
+    names one; a level named but unreadable, or below 3 on an Evacuate block, is refused."""
+    readings = [cap_levels.read(info, cfg) for info in infos]
+    found = [r.order_level for r in readings if r.order_level is not None]
+    if found:
+        return found[0]
+    for reading in readings:
+        if reading.unreadable:
+            raise errors.InvalidInput(
+                f"the level {cap_area.show(reading.unreadable[0])} cannot be read: give 3, 4 or "
+                "5, 警戒レベル4 or Level 4 (or a value of cap.level_codes); the level of an "
+                "evacuation is never guessed")
+        if reading.levels:
+            raise errors.InvalidInput(
+                f"level {reading.levels[0]} with responseType Evacuate: evacuation orders are "
+                "levels 3, 4 and 5")
+    return default
 
 
 def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Settings,
@@ -162,8 +216,7 @@ def to_spec(alert: cap.CapAlert, table: municipalities.Table, cfg: settings.Sett
     infos = [i for i in alert.infos if is_evacuation(i, cfg.cap)]
     if not infos:
         return None
-    levels = [lv for i in infos if (lv := level_of(i, cfg.cap)) is not None]
-    level = levels[0] if levels else (current.level if current else cfg.cap.default_level)
+    level = _level(infos, cfg.cap, current.level if current else cfg.cap.default_level)
     headline: dict[str, str] = {}
     instruction: dict[str, str] = {}
     for info in infos:

@@ -134,13 +134,14 @@ async def test_geocode_only_area_resolves(context: Context) -> None:
 
 
 async def test_unknown_geocode_is_quarantined(context: Context) -> None:
-    """An area with an unknown geocode and no geometry is quarantined, not guessed."""
+    """An area with a geocode of another prefecture (千代田区) and no geometry is quarantined,
+    not guessed."""
     with pytest.raises(cap_intake.Rejected, match="geocode"):
         await cap_intake.ingest(context, capgen.message(
             "g2", polygon=None, geocode=("LGCode", "131016")), "test")
     reason = await context.pool.fetchval("SELECT reason FROM quarantine")
-    assert reason == ("area '福島市中心部': no usable polygon or circle and no known geocode"
-                      " (LGCode=131016)")
+    assert reason == ("area '福島市中心部': its geocodes name no area of the prefecture served"
+                      " (LGCode=131016): another prefecture's or unknown codes")
 
 
 async def test_xxe_sample_is_quarantined(context: Context) -> None:
@@ -267,14 +268,13 @@ async def test_exercise_cannot_touch_a_real_order(context: Context) -> None:
 
 
 async def test_other_senders_cannot_cancel(context: Context) -> None:
-    """A Cancel from another sender does not lift this sender's order."""
+    """A Cancel from another sender does not lift this sender's order: it is quarantined."""
     await _device(context, "d", 37.75, 140.45)
     real = await cap_intake.ingest(context, capgen.message("s1"), "test")
     foreign = capgen.message("s2", msg_type="Cancel", references=("s1",),
-                             sender="mallory@example.com")
-    foreign = foreign.replace(b"mallory@example.com,s1", capgen.SENDER.encode() + b",s1")
-    result = await cap_intake.ingest(context, foreign, "test")
-    assert result.outcome == "ignored"
+                             sender="mallory@example.com", ref_sender=capgen.SENDER)
+    with pytest.raises(cap_intake.Rejected, match="refers only to messages of other senders"):
+        await cap_intake.ingest(context, foreign, "test")
     assert await context.pool.fetchval(
         "SELECT state FROM orders WHERE id = $1", real.order_id) == "active"
 

@@ -201,6 +201,53 @@ def test_polygon_crossing_the_antimeridian_is_split() -> None:
     assert math.isclose(shapely.area(geometry), 1.0, rel_tol=1e-9)
 
 
+def test_longitudes_a_little_past_180_are_normalised_not_dropped() -> None:
+    """A Chukotka-like ring drawn to 180.3°E (as global feeds do) is read as reaching
+    179.7°W: kept with a warning, its strip covering both sides of the antimeridian."""
+    ring = "66.0,179.2 66.0,180.3 67.0,180.3 67.0,179.2 66.0,179.2"
+    alert = cap.parse(area_message(f"<polygon>{ring}</polygon>"))
+    (area,) = alert.infos[0].areas
+    assert area.polygons[0][1] == (-179.7, 66.0)
+    assert alert.warnings == ("info 1 area 1 polygon 1: longitudes past ±180 were read as "
+                              "across the antimeridian",)
+    geometry = cap.area_geometry(area)
+    assert geometry is not None and shapely.is_valid(geometry)
+    assert shapely.intersects_xy(geometry, [179.5, -179.8], [66.5, 66.5]).all()
+    assert not shapely.intersects_xy(geometry, [0.0, -179.6], [66.5, 66.5]).any()
+    assert math.isclose(shapely.area(geometry), 1.1, rel_tol=1e-9)
+
+
+def test_west_of_minus_180_is_normalised_too() -> None:
+    """-180.4 is read as 179.6, and a ring lying wholly past -180 lands east of +179.5."""
+    ring = "-16.5,-180.4 -16.5,-180.1 -16.0,-180.1 -16.0,-180.4 -16.5,-180.4"
+    alert = cap.parse(area_message(f"<polygon>{ring}</polygon>"))
+    geometry = cap.area_geometry(alert.infos[0].areas[0])
+    assert geometry is not None
+    assert shapely.intersects_xy(geometry, 179.75, -16.25)
+    assert math.isclose(shapely.area(geometry), 0.15, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("polygon", "bad"),
+    [
+        ("37,140 38;141 38,140 37,140", "'38;141'"),
+        ("37,140 38,nan 38,140 37,140", "'38,nan'"),
+        ("37.70,140.40 37.70,140.55 37.80,140.55° 37.70,140.40", "'37.80,140.55°'"),
+        ("37.70,140.40 37.70,140.55 37.80,140.55 37.80,140.40 37.70,140.40 x", "'x'"),
+        ("37.7,140.4,0 37.7,140.5,0 37.8,140.5,0 37.7,140.4,0", "'37.7,140.4,0'"),
+    ],
+)
+def test_polygon_with_stray_characters_is_refused_with_the_reason(polygon: str, bad: str) -> None:
+    """A polygon that is not a list of lat,lon pairs fails the message, naming the bad text,
+    even beside a good polygon: part of an evacuation area is never silently left out."""
+    good = "<polygon>37,140 37,141 38,141 37,140</polygon>"
+    with pytest.raises(InvalidMessage) as caught:
+        cap.parse(area_message(good, f"<polygon>{polygon}</polygon>"))
+    assert caught.value.reason == (
+        f"info 1 area 1 polygon 2: {bad} is not a lat,lon pair; a polygon with stray "
+        "characters is refused rather than read as part of the area")
+
+
 def test_circle_is_built_on_the_sphere() -> None:
     """A 25 km circle at 60°N covers all points 25 km away, and is about π·25² km²."""
     alert = cap.parse(area_message("<circle>60.0,140.0 25</circle>"))
@@ -246,8 +293,7 @@ def test_open_ring_is_closed_with_a_warning() -> None:
     [
         ("<polygon>37,140 38,141 37,140</polygon>", "4 are needed"),
         ("<polygon>37,140 38,141 138,141 37,140</polygon>", "not a lat,lon pair"),
-        ("<polygon>37,140 38;141 38,140 37,140</polygon>", "not a lat,lon pair"),
-        ("<polygon>37,140 38,nan 38,140 37,140</polygon>", "not a lat,lon pair"),
+        ("<polygon>37,140 38,182 38,140 37,140</polygon>", "not a lat,lon pair"),
         ("<circle>37,140</circle>", "is not 'lat,lon radius_km'"),
         ("<circle>37,140 0</circle>", "radius 0 km"),
         ("<circle>89.9,140 50</circle>", "reaches a pole"),

@@ -114,3 +114,22 @@ def test_a_key_missing_from_the_defaults_is_named(tmp_path: Path,
         settings.load(environ={})
     assert str(info.value) == ("config keys without a value: database.pool_min, dispatch.poll_s"
                                f" (the defaults in {lacking} must name them)")
+
+
+def test_cap_level_codes_and_sender_aliases(tmp_path: Path) -> None:
+    """cap.level_codes is a table of code = level and cap.sender_aliases a list of sender
+    groups, from a file or as JSON in the environment; a level out of 1-5 or a group of one
+    is refused, naming the key."""
+    f = tmp_path / "a.toml"
+    f.write_text('[cap]\nlevel_codes = { "避難指示" = 4, "EVAC" = 5 }\n'
+                 'sender_aliases = [["a@example.jp", "urn:oid:2.49.0.1.392"]]\n')
+    cfg = settings.load([f], environ={})
+    assert cfg.cap.level_codes == (("避難指示", 4), ("EVAC", 5))
+    assert cfg.cap.sender_aliases == (("a@example.jp", "urn:oid:2.49.0.1.392"),)
+    cfg = settings.load(environ={"ALERTD_CAP_LEVEL_CODES": '{"X": 3}',
+                                 "ALERTD_CAP_SENDER_ALIASES": '[["a", "b", "c"]]'})
+    assert (cfg.cap.level_codes, cfg.cap.sender_aliases) == ((("X", 3),), (("a", "b", "c"),))
+    for env in ({"ALERTD_CAP_LEVEL_CODES": '{"X": 7}'}, {"ALERTD_CAP_LEVEL_CODES": '{"X": "4"}'},
+                {"ALERTD_CAP_SENDER_ALIASES": '[["a"]]'}):
+        with pytest.raises(errors.ConfigError, match=f"cap.{next(iter(env))[11:].lower()}"):
+            settings.load(environ=env)
