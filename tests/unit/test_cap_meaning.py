@@ -203,3 +203,22 @@ def test_area_partly_in_the_prefecture_is_kept_as_it_is(table: Table) -> None:
                            geocodes=(("LGCode", "041009"), ("LGCode", "072010")))
     spec = cap_mapping.to_spec(cap.parse(mixed), table, CFG, NOW)
     assert spec is not None and spec.area.geometry.equals(table.get("072010"))
+
+
+@given(lat=st.floats(-80, 80), lon=st.floats(-181.0, 180.98), width=st.floats(0.01, 0.9),
+       height=st.floats(0.01, 0.9))
+@settings(max_examples=300, deadline=None)
+def test_rings_straying_past_180_keep_their_area(
+        lat: float, lon: float, width: float, height: float) -> None:
+    """A box whose longitudes stray up to 1° past ±180 is kept, lies within ±180 and covers
+    the same area in degrees as drawn (the overhang moved to the other side, not dropped)."""
+    lat, lon = round(lat, 4), round(lon, 4)
+    east, top = round(min(lon + width, 181.0), 4), round(lat + height, 4)
+    ring = [(lat, lon), (lat, east), (top, east), (top, lon), (lat, lon)]
+    text = " ".join(f"{a:.4f},{b:.4f}" for a, b in ring)
+    alert = cap.parse(capgen.message("box", polygon=text))
+    geometry = cap.area_geometry(alert.infos[0].areas[0])
+    assert geometry is not None
+    minx, _, maxx, _ = geometry.bounds
+    assert -180.0 <= minx and maxx <= 180.0
+    assert abs(geometry.area - (east - lon) * (top - lat)) < 1e-9
