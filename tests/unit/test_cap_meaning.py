@@ -19,7 +19,7 @@ from geo.municipalities import Table
 from tests import capgen
 
 CFG = alertd_settings.load(environ={})
-NOW = datetime.now(UTC)
+
 TOKYO = "35.60,139.69 35.60,139.80 35.70,139.80 35.70,139.69 35.60,139.69"
 # Across the border with 宮城県: half in 伊達市, half in 丸森町 (Miyagi).
 ACROSS = "37.90,140.55 37.90,140.75 38.10,140.75 38.10,140.55 37.90,140.55"
@@ -69,7 +69,7 @@ def test_level_codes_come_from_configuration() -> None:
 
 
 def _spec(table: Table, message: bytes) -> int:
-    spec = cap_mapping.to_spec(cap.parse(message), table, CFG, NOW)
+    spec = cap_mapping.to_spec(cap.parse(message), table, CFG, datetime.now(UTC))
     assert spec is not None
     return spec.level
 
@@ -100,7 +100,7 @@ def test_readable_levels_and_the_default(table: Table) -> None:
 def test_unreadable_level_without_evacuate_is_no_order(table: Table) -> None:
     """A message naming no Evacuate and only an unreadable level is not an evacuation."""
     alert = cap.parse(capgen.message("n", level="Level 1 of 5", response="Monitor"))
-    assert cap_mapping.to_spec(alert, table, CFG, NOW) is None
+    assert cap_mapping.to_spec(alert, table, CFG, datetime.now(UTC)) is None
 
 
 _LEVEL_WORDS = st.sampled_from(["", "警戒レベル", "レベル", "Level ", "level", "警戒レベル "])
@@ -186,22 +186,23 @@ def test_area_outside_the_prefecture_is_refused(
     """A polygon, circle or geocodes touching none of the prefecture is refused with the
     reason, as staff areas are."""
     raw = capgen.message("far", **kwargs)  # type: ignore[arg-type]
-    prepared = cap_mapping.prepare(table, (raw, CFG, NOW))
+    prepared = cap_mapping.prepare(table, (raw, CFG, datetime.now(UTC)))
     alert = cap.parse(raw)
     assert prepared.area is None and reason in prepared.area_error
     with pytest.raises(errors.InvalidInput, match=re.escape(reason)):
-        cap_mapping.to_spec(alert, table, CFG, NOW)
+        cap_mapping.to_spec(alert, table, CFG, datetime.now(UTC))
 
 
 def test_area_partly_in_the_prefecture_is_kept_as_it_is(table: Table) -> None:
     """A polygon across the border is kept whole (not cut at the border); geocodes of a
     neighbour beside ours leave only ours."""
-    spec = cap_mapping.to_spec(cap.parse(capgen.message("p", polygon=ACROSS)), table, CFG, NOW)
+    alert = cap.parse(capgen.message("p", polygon=ACROSS))
+    spec = cap_mapping.to_spec(alert, table, CFG, datetime.now(UTC))
     assert spec is not None
     assert spec.area.geometry.bounds == pytest.approx((140.55, 37.90, 140.75, 38.10))
     mixed = capgen.message("g", polygon=None,
                            geocodes=(("LGCode", "041009"), ("LGCode", "072010")))
-    spec = cap_mapping.to_spec(cap.parse(mixed), table, CFG, NOW)
+    spec = cap_mapping.to_spec(cap.parse(mixed), table, CFG, datetime.now(UTC))
     assert spec is not None and spec.area.geometry.equals(table.get("072010"))
 
 
