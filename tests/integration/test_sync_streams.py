@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertd import db, positions, shelters, sync
+from alertd import db, positions, shelters, staff, sync
 from alertd.api import routes
 from alertd.context import Context
 from alertd.delivery import outbox
@@ -183,6 +183,30 @@ async def test_cancelled_entries_leave_the_inbox(api: TestClient, pool: asyncpg.
     fresh, _ = await sync_all(api, me)
     assert titles(fresh) == []
 
+
+
+async def test_an_order_lifted_before_its_push_went_out_leaves_as_a_tombstone(
+        api: TestClient, pool: asyncpg.Pool) -> None:
+    """A phone that synced an order whose push had not gone out yet learns, once staff lift the
+    order (the push is cancelled, and no 解除 follows a push never sent), that the entry is
+    gone: its next sync holds the tombstone and nothing else."""
+    operator = {"Authorization": f"Bearer {await staff.create(pool, 'operator')}"}
+    me, _ = await register(api)
+    assert (await api.put("/v1/me/location", json={"lat": 37.75, "lon": 140.47},
+                          headers=me)).status == 204
+    r = await api.post("/v1/staff/orders", headers=operator, json={
+        "level": 4, "hazard": "flood", "headline": {"ja": "避難"},
+        "area": {"circle": {"lat": 37.75, "lon": 140.47, "radius_m": 500}}})
+    assert r.status == 201, await r.text()
+    order_id = (await r.json())["id"]
+    await settled(pool)
+    pages, cursor = await sync_all(api, me)
+    seen = [a for p in pages for a in p["alerts"]]
+    assert [(a["alert_id"], a["kind"]) for a in seen] == [(order_id, "order")]
+    assert (await api.post(f"/v1/staff/orders/{order_id}/lift", headers=operator)).status == 200
+    await settled(pool)
+    pages, _ = await sync_all(api, me, cursor)
+    assert [a for p in pages for a in p["alerts"]] == [{"id": seen[0]["id"], "deleted": True}]
 
 def shelter(sid: str, lat: float, lon: float, code: str = "072010") -> Any:
     return SimpleNamespace(id=sid, name=f"避難所{sid}", address="福島県", lat=lat, lon=lon,
