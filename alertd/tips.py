@@ -128,9 +128,15 @@ async def _plan(conn: asyncpg.Connection, cat: tc.Catalogue, devices: Sequence[C
 
 
 def _delivery(cfg: settings.Settings, cat: tc.Catalogue, dev: Candidate, choice: tc.Choice,
-              due: datetime, ref: str) -> outbox.NewDelivery:
+              start: datetime, offset: timedelta, ref: str) -> outbox.NewDelivery:
+    """The push of a chosen tip, due `offset` after `start` (the pacing), or as long after
+    the end of the device's quiet hours when that time falls in them: the devices whose quiet
+    hours end at 07:00 are paced too, not all due at 07:00 sharp."""
     zone = tc.zone(dev.time_zone or cfg.tips.time_zone)
-    due = tc.after_quiet(due, dev.quiet_start, dev.quiet_end, zone)
+    paced = start + offset
+    due = tc.after_quiet(paced, dev.quiet_start, dev.quiet_end, zone)
+    if due != paced:
+        due += offset
     return outbox.NewDelivery(
         device_id=dev.id, service=outbox.service_for(dev.platform), kind="tip",
         title=cat.title(choice.language), body=choice.tip.body(choice.language),
@@ -170,8 +176,8 @@ async def _weekly_batch(conn: asyncpg.Connection, cfg: settings.Settings, cat: t
             if plan.choice is None:
                 continue
             # Paced: the n-th tip of the run is due n / rate seconds after its start.
-            paced = now + timedelta(seconds=(queued + len(pushes)) / cfg.tips.rate_per_s)
-            pushes.append(_delivery(cfg, cat, plan.device, plan.choice, paced,
+            offset = timedelta(seconds=(queued + len(pushes)) / cfg.tips.rate_per_s)
+            pushes.append(_delivery(cfg, cat, plan.device, plan.choice, now, offset,
                                     f"tip:{week.isoformat()}"))
         await outbox.enqueue(conn, pushes)
         await _record(conn, plans, week, now)
@@ -287,7 +293,7 @@ async def send_one(pool: asyncpg.Pool, cfg: settings.Settings, device_id: uuid.U
         else:
             lang = tip.language(render.language(dev.locale))
             choice = tc.Choice(tip, lang, False, dev.seen | {tip.id})
-        push = _delivery(cfg, cat, dev, choice, now, f"tip:staff:{uuid.uuid4()}")
+        push = _delivery(cfg, cat, dev, choice, now, timedelta(0), f"tip:staff:{uuid.uuid4()}")
         await outbox.enqueue(conn, [push])
         await _record(conn, [Planned(dev, choice, None)], None, now)
     assert push.due_at is not None

@@ -118,24 +118,15 @@ class Result:
     refund: bool = False  # nothing was attempted: the claim does not count as an attempt
 
 
-# Priority-10 pushes (orders, liftings, openings, warnings) are claimed before priority-5 ones
-# (tips), each in due order: a backlog of tips never delays an order. Each half is one range
-# scan of the index deliveries_due (service, priority, due_at).
+# One priority at a time, in due order: one range scan of the index deliveries_due (service,
+# priority, due_at), with a constant LIMIT so that the planner joins just the rows it takes.
 _CLAIM = """
-WITH urgent AS (
+WITH due AS (
     SELECT id, order_id FROM deliveries
-    WHERE service = $1 AND priority = 10 AND state IN ('pending', 'sending') AND due_at <= now()
+    WHERE service = $1 AND priority = $5 AND state IN ('pending', 'sending') AND due_at <= now()
     ORDER BY due_at, id
     LIMIT $2
     FOR UPDATE OF deliveries SKIP LOCKED
-), routine AS (
-    SELECT id, order_id FROM deliveries
-    WHERE service = $1 AND priority = 5 AND state IN ('pending', 'sending') AND due_at <= now()
-    ORDER BY due_at, id
-    LIMIT greatest($2 - (SELECT count(*) FROM urgent), 0)
-    FOR UPDATE OF deliveries SKIP LOCKED
-), due AS (
-    SELECT id, order_id FROM urgent UNION ALL SELECT id, order_id FROM routine
 )
 UPDATE deliveries d
 SET state = 'sending', due_at = now() + make_interval(secs => $3),
@@ -148,13 +139,23 @@ RETURNING d.id, d.apns_id, d.order_id, coalesce(d.alert_id, d.order_id::text) AS
           o.state AS order_state,
           d.due_at AS lease_until
 """
+# Claimed first to last: priority 10 (orders, liftings, openings, warnings), then 5 (tips), so
+# a backlog of tips never delays an order.
+CLAIM_ORDER = (10, 5)
 
 
 async def claim(conn: asyncpg.Connection | asyncpg.Pool, service: str, limit: int,
                 lease_s: float, worker: str) -> list[Claimed]:
-    """Take up to `limit` due deliveries of one service (expired leases included)."""
-    rows = await conn.fetch(_CLAIM, service, limit, lease_s, worker)
-    return [Claimed.from_row(r) for r in rows]
+    """Take up to `limit` due deliveries of one service (expired leases included), pushes of
+    priority 10 before tips."""
+    claimed: list[Claimed] = []
+    for priority in CLAIM_ORDER:
+        if len(claimed) >= limit:
+            break
+        rows = await conn.fetch(_CLAIM, service, limit - len(claimed), lease_s, worker,
+                                priority)
+        claimed += [Claimed.from_row(r) for r in rows]
+    return claimed
 
 
 async def record(conn: asyncpg.Connection | asyncpg.Pool, results: list[Result],

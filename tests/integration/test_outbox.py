@@ -136,7 +136,7 @@ async def test_refunded_claim_does_not_count_as_an_attempt(pool: asyncpg.Pool) -
 async def test_claim_columns_match_the_claimed_fields(pool: asyncpg.Pool) -> None:
     """The claim query returns its columns in the order of Claimed's fields (built positionally)."""
     await _seed(pool, 1)
-    rows = await pool.fetch(outbox._CLAIM, "apns", 1, 30.0, "w")
+    rows = await pool.fetch(outbox._CLAIM, "apns", 1, 30.0, "w", 10)
     assert list(rows[0].keys()) == list(outbox.Claimed.__slots__)
 
 

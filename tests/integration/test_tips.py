@@ -157,6 +157,19 @@ async def test_a_large_send_is_paced(pool: asyncpg.Pool) -> None:
     assert offsets == [i / 4 for i in range(10)]
 
 
+async def test_tips_held_by_quiet_hours_are_paced_after_them(pool: asyncpg.Pool) -> None:
+    """At 2 tips a second, three devices quiet until 07:00 get theirs at 07:00, 07:00:00.5
+    and 07:00:01, not all at once."""
+    late = datetime(2026, 11, 2, 23, 30, tzinfo=TOKYO)
+    for i in range(3):
+        await register(pool, f"d{i}", quiet_start=time(22), quiet_end=time(7))
+    cfg = dataclasses.replace(CFG, tips=dataclasses.replace(CFG.tips, rate_per_s=2.0))
+    await tips.send_weekly(pool, cfg, late)
+    seven = datetime(2026, 11, 3, 7, 0, tzinfo=TOKYO)
+    assert [(r["due_at"] - seven).total_seconds() for r in await tip_rows(pool)] == [
+        0.0, 0.5, 1.0]
+
+
 async def test_an_active_order_suppresses_tips_that_week(pool: asyncpg.Pool,
                                                          live: points.Points) -> None:
     """A device holding an active order gets no tip that week, even after the order is
