@@ -74,7 +74,7 @@ class Tip:
                 "audience": list(self.audience), "link": self.link, "texts": dict(self.texts)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared (and cached) by identity
 class Catalogue:
     """Every tip, in catalogue order, and the push title per language."""
 
@@ -301,15 +301,23 @@ def choose(catalogue: Catalogue, month: int, audience: Collection[str], lang: st
     first it has not seen in this rotation (those written in its language, then those meant
     for its household, before the others; then catalogue order). When it has seen all of
     them the rotation restarts. None when no tip fits."""
-    fitting = [t for t in catalogue.tips if t.fits(month, audience)]
-    if not fitting:
+    ranked = ranking(catalogue, month, frozenset(audience), lang)
+    if not ranked:
         return None
-    unseen = [t for t in fitting if t.id not in seen]
-    restarted = not unseen
-    pick = min(unseen or fitting, key=lambda t: (
-        lang not in t.texts, not any(a in audience for a in t.audience), t.position))
-    before = frozenset() if restarted else frozenset(seen)
-    return Choice(pick, pick.language(lang), restarted, before | {pick.id})
+    pick = next((t for t in ranked if t.id not in seen), None)
+    if pick is None:  # every fitting tip was seen: the rotation restarts
+        pick = ranked[0]
+        return Choice(pick, pick.language(lang), True, frozenset({pick.id}))
+    return Choice(pick, pick.language(lang), False, frozenset(seen) | {pick.id})
+
+
+@lru_cache(maxsize=4096)
+def ranking(catalogue: Catalogue, month: int, audience: frozenset[str],
+            lang: str) -> tuple[Tip, ...]:
+    """The tips fitting a month and household, in the order a device of `lang` gets them."""
+    fitting = [t for t in catalogue.tips if t.fits(month, audience)]
+    return tuple(sorted(fitting, key=lambda t: (
+        lang not in t.texts, not any(a in audience for a in t.audience), t.position)))
 
 
 # -- when a tip may go out ---------------------------------------------------------------

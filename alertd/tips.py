@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -101,6 +102,11 @@ class Planned:
     reason: str | None  # why nothing is sent
 
 
+@lru_cache(maxsize=1024)
+def _language(locale: str) -> str:
+    return render.language(locale)
+
+
 async def _lock(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1::int, 0)", _LOCK_CLASS)
 
@@ -122,7 +128,7 @@ async def _plan(conn: asyncpg.Connection, cat: tc.Catalogue, devices: Sequence[C
             planned.append(Planned(dev, None, "an active order covers one of its places"))
             continue
         audience = tc.audiences(s.sheet for s in sheets.get(dev.id, ()) if s.sheet)
-        choice = tc.choose(cat, month, audience, render.language(dev.locale), dev.seen)
+        choice = tc.choose(cat, month, audience, _language(dev.locale), dev.seen)
         planned.append(Planned(dev, choice, None if choice else "no tip fits the device"))
     return planned
 
