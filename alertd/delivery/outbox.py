@@ -142,16 +142,38 @@ RETURNING d.id, d.apns_id, d.order_id, coalesce(d.alert_id, d.order_id::text) AS
 # Claimed first to last: priority 10 (orders, liftings, openings, warnings), then 5 (tips), so
 # a backlog of tips never delays an order.
 CLAIM_ORDER = (10, 5)
+TIP_PRIORITY = 5
+# A tip is never sent to a device holding an active order (one queued before the order came,
+# or held back by quiet hours): the due tips about to be claimed are cancelled first when so.
+_WITHHOLD = """
+UPDATE deliveries t SET state = 'cancelled', done_at = now(),
+    reason = 'withheld: an active order covers the device'
+WHERE t.id IN (
+    SELECT id FROM deliveries
+    WHERE service = $1 AND priority = 5 AND state IN ('pending', 'sending') AND due_at <= now()
+    ORDER BY due_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+  AND EXISTS (
+    SELECT FROM deliveries x
+    JOIN orders o ON o.id = x.order_id
+    JOIN order_versions v ON v.order_id = o.id AND v.version = o.version
+    WHERE x.device_id = t.device_id AND x.kind IN ('order', 'order_update')
+      AND x.state <> 'cancelled' AND o.state = 'active' AND NOT o.exercise
+      AND v.expires_at > now())
+"""
 
 
 async def claim(conn: asyncpg.Connection | asyncpg.Pool, service: str, limit: int,
                 lease_s: float, worker: str) -> list[Claimed]:
     """Take up to `limit` due deliveries of one service (expired leases included), pushes of
-    priority 10 before tips."""
+    priority 10 before tips; due tips to devices an active order covers are cancelled."""
     claimed: list[Claimed] = []
     for priority in CLAIM_ORDER:
         if len(claimed) >= limit:
             break
+        if priority == TIP_PRIORITY:
+            await conn.execute(_WITHHOLD, service, limit - len(claimed))
         rows = await conn.fetch(_CLAIM, service, limit - len(claimed), lease_s, worker,
                                 priority)
         claimed += [Claimed.from_row(r) for r in rows]

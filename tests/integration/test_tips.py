@@ -197,6 +197,34 @@ async def test_an_active_order_suppresses_tips_that_week(pool: asyncpg.Pool,
     assert [r["push_token"] for r in await tip_rows(pool)] == ["inside", "outside", "outside"]
 
 
+async def test_a_queued_tip_is_withheld_once_an_order_covers_the_device(
+        pool: asyncpg.Pool, live: points.Points) -> None:
+    """A tip queued before an order reached its device (held by quiet hours) is cancelled
+    when it falls due, with the reason; another device's tip is claimed."""
+    inside = await register(pool, "inside")
+    await register(pool, "outside")
+    await tips.send_weekly(pool, CFG, datetime.now(UTC) + timedelta(hours=1))
+    dev = await devices.get(pool, inside)
+    assert dev is not None
+    await devices.set_location(pool, dev, 37.75, 140.45, None)
+    await points.catch_up(live)
+    spec = orders.parse_spec({"level": 4, "hazard": "flood", "area": SQUARE,
+                              "headline": {"ja": "避難"}}, live.table, CFG.orders,
+                             datetime.now(UTC))
+    async with pool.acquire() as conn:
+        await pipeline.accept(conn, live, spec)
+    await pool.execute("UPDATE deliveries SET state = 'sent' WHERE kind = 'order'")
+    await pool.execute("UPDATE deliveries SET due_at = now() - interval '1 second'"
+                       " WHERE kind = 'tip'")
+    claimed = await outbox.claim(pool, "apns", 10, 30.0, "w")
+    assert [c.push_token for c in claimed] == ["outside"]
+    withheld = await pool.fetchrow("SELECT state, reason FROM deliveries WHERE kind = 'tip'"
+                                   " AND device_id = $1", inside)
+    assert (withheld["state"], withheld["reason"]) == (
+        "cancelled", "withheld: an active order covers the device")
+    assert [e.kind for e in await inbox.entries(pool, inside)] == ["order"]
+
+
 async def test_a_tip_is_in_the_inbox(pool: asyncpg.Pool) -> None:
     """The tip a device was sent is an inbox entry of kind tip with its whole text."""
     device_id = await register(pool, "a", locale="en-GB")
