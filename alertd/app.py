@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from alertd import db, errors, logs, points, render, settings, tips
+from alertd import db, errors, housekeeping, logs, points, render, scheduler, settings, tips
 from alertd.api import connections, routes
 from alertd.compute import Compute
 from alertd.context import Context
@@ -49,6 +49,31 @@ def _sender(cfg: settings.Settings, service: str) -> tuple[Sender, int]:
     from alertd.delivery.fcm import FcmSender
 
     return FcmSender(cfg.fcm), cfg.fcm.concurrency
+
+
+def scheduled_jobs(cfg: settings.Settings) -> list[scheduler.Job]:
+    """The jobs of the scheduler role (and of `alertd jobs`), with their configured schedules."""
+    from alertd.ingest import cap_intake
+
+    hk = cfg.housekeeping
+    every = scheduler.Every
+    return [
+        scheduler.Job("expire_orders", every(hk.expire_orders_every_s),
+                      "orders past their expiry become expired; their unsent pushes are "
+                      "cancelled", housekeeping.expire_orders),
+        scheduler.Job("expire_cap_waiting", every(hk.cap_waiting_every_s),
+                      "CAP messages kept waiting too long for their reference are quarantined",
+                      cap_intake.expire_waiting_job),
+        scheduler.Job("drop_stale_locations", every(hk.locations_every_s),
+                      "current locations not refreshed in time are dropped",
+                      housekeeping.drop_stale_locations),
+        scheduler.Job("erase_idle_devices", every(hk.devices_every_s),
+                      "devices unseen for too long are erased with all they own",
+                      housekeeping.erase_idle_devices),
+        scheduler.Job("purge", every(hk.purge_every_s),
+                      "finished deliveries, idempotency keys and quarantined items past their "
+                      "retention are deleted", housekeeping.purge),
+    ]
 
 
 async def start_senders(cfg: settings.Settings) -> dict[str, tuple[Sender, int]]:
@@ -128,7 +153,8 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
             dispatcher = Dispatcher(pool, cfg, senders)
             tasks.append(asyncio.create_task(dispatcher.run()))
         if "scheduler" in roles:
-            log.warning("scheduler_role_idle", reason="no scheduled jobs exist yet")
+            sched = scheduler.Scheduler(pool, cfg, scheduled_jobs(cfg))
+            tasks.append(asyncio.create_task(sched.run(stop)))
         log.info("alertd_started", roles=list(roles), port=cfg.http.port if runner else None)
         await stop.wait()
         log.info("alertd_stopping")

@@ -1,4 +1,5 @@
-"""The `alertd` command line: migrate, run, sandbox, staff-token, shelters, tips, localdb."""
+"""The `alertd` command line: migrate, run, sandbox, staff-token, shelters, tips, jobs,
+localdb."""
 
 from __future__ import annotations
 
@@ -67,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
                                 help="validate the catalogue: exit 0, or 1 naming each problem")
     check.add_argument("--dir", help="a catalogue directory (default: tips.catalogue_dir, "
                                      "else the shipped one)")
+    jobs = sub.add_parser("jobs", help="the scheduled jobs")
+    jobs_sub = jobs.add_subparsers(dest="action", required=True)
+    jobs_sub.add_parser("list", parents=common,
+                        help="name every scheduled job with its schedule and what it does")
+    run_job = jobs_sub.add_parser("run", parents=common,
+                                  help="run one job now, as the scheduler would (waits while "
+                                       "it runs elsewhere)")
+    run_job.add_argument("name", help="the job's name, as `jobs list` shows it")
     ldb = sub.add_parser("localdb", parents=common,
                          help="find or start a local PostgreSQL and print its URL")
     ldb.add_argument("--dir", default=".local/pg", help="where a private cluster lives")
@@ -202,6 +211,33 @@ def _check_tips(cfg: settings.Settings, directory: str | None) -> int:
     return 0
 
 
+def _list_jobs(cfg: settings.Settings) -> int:
+    from alertd import app, scheduler
+
+    for line in scheduler.describe(app.scheduled_jobs(cfg)):
+        print(line)
+    return 0
+
+
+async def _run_job(cfg: settings.Settings, name: str) -> int:
+    from alertd import app, db, scheduler
+
+    jobs = {j.name: j for j in app.scheduled_jobs(cfg)}
+    if name not in jobs:
+        print(f"alertd: no job named {name!r}; the jobs are: {', '.join(jobs)}", file=sys.stderr)
+        return 1
+    pool = await db.connect(cfg.database.url, min_size=1, max_size=4)
+    try:
+        ran = await scheduler.run(pool, cfg, jobs[name], node=f"cli:{scheduler.node_name()}",
+                                  force=True)
+    finally:
+        await pool.close()
+    assert ran is not None  # forced: it always runs
+    done = ", ".join(f"{k} {v}" for k, v in ran.counts.items()) or "nothing to report"
+    print(f"{name}: ran in {ran.seconds:.2f} s: {done}")
+    return 0
+
+
 async def _run(cfg: settings.Settings, roles: str, migrate_first: bool) -> int:
     from alertd import app
 
@@ -246,6 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_import_shelters(cfg, args.file))
         if args.command == "tips":
             return _check_tips(cfg, args.dir)
+        if args.command == "jobs" and args.action == "list":
+            return _list_jobs(cfg)
+        if args.command == "jobs" and args.action == "run":
+            return asyncio.run(_run_job(cfg, args.name))
         if args.command == "localdb":
             from alertd import localdb
 

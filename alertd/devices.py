@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -113,11 +113,22 @@ async def register(pool: asyncpg.Pool, platform: str, push_token: str,
     return device_id, secret
 
 
+# devices.last_seen_at is written at most this often per device (by authenticate): a device
+# unseen for housekeeping.device_max_idle_s is erased, so a day's precision is plenty, and
+# authentication stays a read almost always.
+LAST_SEEN_EVERY = timedelta(days=1)
+
+
 async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, secret: str) -> Device | None:
-    """The device holding this secret, or None."""
+    """The device holding this secret, or None; notes that it was seen (at most once per
+    LAST_SEEN_EVERY, in the same statement)."""
     row = await conn.fetchrow(
-        f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE secret_hash = $1",
-        credentials.digest(secret),
+        f"WITH found AS (SELECT {_DEVICE_COLUMNS}, last_seen_at FROM devices"
+        "   WHERE secret_hash = $1),"
+        " seen AS (UPDATE devices d SET last_seen_at = now() FROM found"
+        "   WHERE d.id = found.id AND found.last_seen_at <= now() - $2::interval)"
+        f" SELECT {_DEVICE_COLUMNS} FROM found",
+        credentials.digest(secret), LAST_SEEN_EVERY,
     )
     return Device.from_row(row) if row else None
 
@@ -165,6 +176,18 @@ async def delete(pool: asyncpg.Pool, device_id: uuid.UUID) -> None:
     await pool.execute("DELETE FROM devices WHERE id = $1", device_id)
 
 
+async def erase_idle(pool: asyncpg.Pool, unseen_since: datetime, limit: int) -> int:
+    """Erase up to `limit` devices not seen since `unseen_since` as :func:`delete` erases one
+    (everything they own cascades); devices an order's fan-out is reading are left for the
+    next pass. Returns how many were erased."""
+    status = await pool.execute(
+        "DELETE FROM devices WHERE id = ANY(ARRAY(SELECT id FROM devices"
+        " WHERE last_seen_at < $1 ORDER BY last_seen_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        unseen_since, limit,
+    )
+    return int(str(status).rsplit(" ", 1)[-1])
+
+
 async def set_location(pool: asyncpg.Pool, device: Device, lat: float, lon: float,
                        accuracy_m: float | None) -> None:
     """Store the device's current location (slot 0)."""
@@ -180,6 +203,18 @@ async def set_location(pool: asyncpg.Pool, device: Device, lat: float, lon: floa
 async def clear_location(pool: asyncpg.Pool, device: Device) -> None:
     """Stop sharing the current location: it is erased."""
     await pool.execute("DELETE FROM device_points WHERE device_id = $1 AND slot = 0", device.id)
+
+
+async def drop_stale_locations(pool: asyncpg.Pool, older_than: datetime, limit: int) -> int:
+    """Stop sharing, as :func:`clear_location` does, up to `limit` current locations not
+    refreshed since `older_than` (each deletion is heard by every point index). Returns how
+    many were dropped."""
+    status = await pool.execute(
+        "DELETE FROM device_points WHERE ctid = ANY(ARRAY(SELECT ctid FROM device_points"
+        " WHERE slot = 0 AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        older_than, limit,
+    )
+    return int(str(status).rsplit(" ", 1)[-1])
 
 
 async def put_place(pool: asyncpg.Pool, device: Device, place: Place) -> bool:

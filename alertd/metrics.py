@@ -31,6 +31,17 @@ INDEX_POINTS = Gauge("alertd_index_points", "Points in this node's geofence inde
 RATE_LIMITED = Counter("alertd_rate_limited_total", "Requests refused 429 by a rate limit.",
                        ["limit"], registry=REGISTRY)
 
+JOB_RUNS = Counter("alertd_job_runs_total", "Runs of scheduled jobs, by job and outcome (ok, "
+                   "error).", ["job", "outcome"], registry=REGISTRY)
+JOB_LAST_SUCCESS = Gauge("alertd_job_last_success_timestamp_seconds",
+                         "When a scheduled job last ran to its end on this node.", ["job"],
+                         registry=REGISTRY)
+JOB_ITEMS = Counter("alertd_job_items_total", "What scheduled jobs did, by job and what (orders "
+                    "expired, pushes cancelled, locations dropped, devices erased, rows purged "
+                    "per table, tips sent, ...).", ["job", "what"], registry=REGISTRY)
+SCHEDULER_LEADER = Gauge("alertd_scheduler_leader", "1 while this node runs the scheduled jobs "
+                         "(holds the scheduler's lock), else 0.", registry=REGISTRY)
+
 
 def render() -> bytes:
     """The exposition text of every metric."""

@@ -17,6 +17,8 @@ HAZARDS = (
     "flood", "landslide", "storm_surge", "earthquake", "tsunami", "fire", "inland_flood", "volcano",
 )
 LEVELS = (3, 4, 5)
+# An order is active until lifted (解除) or, past its expires_at, expired (housekeeping).
+STATES = ("active", "lifted", "expired")
 MAX_HEADLINE = 200
 MAX_INSTRUCTION = 2000
 _FIELDS = {"level", "hazard", "area", "headline", "instruction", "expires_at"}

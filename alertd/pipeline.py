@@ -181,7 +181,8 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
     """Store a new version: newly covered devices get the order, covered ones an update
     when the level rises, devices no longer covered get the lifting."""
     if order.state != "active":
-        raise errors.Conflict("the order has been lifted; issue a new one")
+        ended = "expired" if order.state == "expired" else "been lifted"
+        raise errors.Conflict(f"the order has {ended}; issue a new one")
     matched = points.match(spec.area.geometry, spec.area.area_codes)
     version = order.version + 1
     async with conn.transaction(), db.bulk(conn):
@@ -221,7 +222,9 @@ async def lift(conn: asyncpg.Connection, order: Order) -> int:
             " AND state = 'active' RETURNING state", order.id,
         )
         if state is None:
-            raise errors.Conflict("the order has already been lifted")
+            now = await conn.fetchval("SELECT state FROM orders WHERE id = $1", order.id)
+            raise errors.Conflict("the order has expired" if now == "expired"
+                                  else "the order has already been lifted")
         await _cancel_unsent(conn, order.id, "order lifted")
         holders = await _current_recipients(conn, order.id)
         devices = await conn.fetch("SELECT id, platform, locale FROM devices"
@@ -234,7 +237,7 @@ async def lift(conn: asyncpg.Connection, order: Order) -> int:
 
 async def summaries(conn: asyncpg.Connection | asyncpg.Pool, *, state: str | None,
                     limit: int = 200) -> list[OrderSummary]:
-    """Orders newest first: those in `state` (`active` or `lifted`), or every one (None)."""
+    """Orders newest first: those in `state` (`active`, `lifted`, `expired`), or all (None)."""
     rows = await conn.fetch(
         "SELECT o.id, o.version, o.state, o.source, o.created_at, v.level, v.hazard,"
         " v.headline, v.expires_at FROM orders o JOIN order_versions v"

@@ -10,6 +10,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -183,6 +184,30 @@ class Sync:
 
 
 @dataclass(frozen=True, slots=True)
+class Scheduler:
+    timezone: str
+    tips_day: str
+    tips_time: str
+    standby_retry_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Housekeeping:
+    batch_size: int
+    expire_orders_every_s: float
+    cap_waiting_every_s: float
+    cap_waiting_max_s: float
+    locations_every_s: float
+    location_max_age_s: float
+    devices_every_s: float
+    device_max_idle_s: float
+    purge_every_s: float
+    deliveries_retention_s: float
+    idempotency_retention_s: float
+    quarantine_retention_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     http: Http
     database: Database
@@ -199,11 +224,14 @@ class Settings:
     shelters: Shelters
     tips: Tips
     sync: Sync
+    scheduler: Scheduler
+    housekeeping: Housekeeping
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log.format": ("auto", "json", "console"),
     "log.level": ("debug", "info", "warning", "error"),
+    "scheduler.tips_day": ("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
 }
 _POSITIVE = {
     "http.max_body_bytes", "http.header_timeout_s", "http.body_timeout_s", "http.keepalive_s",
@@ -223,6 +251,12 @@ _POSITIVE = {
     "database.connect_timeout_s", "database.acquire_timeout_s", "database.statement_timeout_s",
     "database.bulk_timeout_s", "database.idle_in_transaction_s", "database.ready_timeout_s",
     "tips.rate_per_s", "tips.ttl_s", "tips.batch_size",
+    "scheduler.standby_retry_s", "housekeeping.batch_size", "housekeeping.expire_orders_every_s",
+    "housekeeping.cap_waiting_every_s", "housekeeping.cap_waiting_max_s",
+    "housekeeping.locations_every_s", "housekeeping.location_max_age_s",
+    "housekeeping.devices_every_s", "housekeeping.device_max_idle_s",
+    "housekeeping.purge_every_s", "housekeeping.deliveries_retention_s",
+    "housekeeping.idempotency_retention_s", "housekeeping.quarantine_retention_s",
 }
 _NOT_NEGATIVE = {
     "orders.max_self_intersections", "orders.preview_min_count", "orders.accuracy_cap_m",
@@ -419,6 +453,18 @@ def _validate(settings: Settings) -> None:
     except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
         raise errors.ConfigError("config key tips.time_zone must be an IANA time zone such as "
                                  f"Asia/Tokyo, got {settings.tips.time_zone!r}") from exc
+    _validate_schedule(settings)
     for level in settings.apns.critical_levels:
         if level not in (3, 4, 5):
             raise errors.ConfigError("config key apns.critical_levels may hold only 3, 4, 5")
+
+
+def _validate_schedule(settings: Settings) -> None:
+    try:
+        zoneinfo.ZoneInfo(settings.scheduler.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise errors.ConfigError("config key scheduler.timezone must name an IANA time zone, "
+                                 f"got {settings.scheduler.timezone!r}") from exc
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", settings.scheduler.tips_time):
+        raise errors.ConfigError("config key scheduler.tips_time must be HH:MM (00:00-23:59), "
+                                 f"got {settings.scheduler.tips_time!r}")

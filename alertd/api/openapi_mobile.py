@@ -3,7 +3,7 @@ device's settings, location, places, inbox and warnings, and shelters nearby."""
 
 from __future__ import annotations
 
-from alertd import devices, shelters, validate
+from alertd import devices, orders, shelters, validate
 from alertd.api import mobile
 from alertd.api.openapi_common import (
     COUNT,
@@ -103,7 +103,7 @@ SCHEMAS: dict[str, Schema] = {
         "title": string(),
         "body": string(),
         "order_state": nullable(string("the order's state now (null: not an order)",
-                                       enum=["active", "lifted"])),
+                                       enum=list(orders.STATES))),
         "at": TIMESTAMP,
         "read": {"type": "boolean", "description": "marked read by the device"},
     }),

@@ -115,7 +115,7 @@ SCHEMAS: dict[str, Schema] = {
                         "notified": _NOTIFIED}),
     "OrderSummary": obj({
         "id": UUID, "version": integer(minimum=1),
-        "state": string(enum=["active", "lifted"]),
+        "state": string(enum=list(orders.STATES)),
         "source": string("staff, cap, ..."),
         "level": ref("Level"), "hazard": ref("Hazard"),
         "headline": {"type": "object", "additionalProperties": string()},
@@ -124,7 +124,7 @@ SCHEMAS: dict[str, Schema] = {
     }),
     "Order": obj({
         "id": UUID, "version": integer(minimum=1),
-        "state": string(enum=["active", "lifted"]),
+        "state": string(enum=list(orders.STATES)),
         "source": string(), "exercise": {"type": "boolean"},
         "level": ref("Level"), "hazard": ref("Hazard"),
         "area": {"oneOf": [_GEOJSON_POLYGON, _GEOJSON_MULTI, _CIRCLE, _CODES],

@@ -67,13 +67,13 @@ def _location(order_id: str) -> str:
     return f"/v1/staff/orders/{order_id}"
 
 
-LIST_STATES = ("active", "lifted", "all")
+LIST_STATES = ("active", "lifted", "expired", "all")
 
 
 @routes.get("/v1/staff/orders")
 async def list_orders(request: web.Request) -> web.Response:
     """Orders, newest first, each with its delivery counts as a whole (matched, sent, pending,
-    failed, invalid_token). `?state=active` (the default), `lifted` or `all`."""
+    failed, invalid_token). `?state=active` (the default), `lifted`, `expired` or `all`."""
     await plumbing.staff_member(request, "viewer")
     c = plumbing.ctx(request)
     state = request.query.get("state", "active")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
 
-from alertd import errors, pipeline, points
+from alertd import errors, pipeline, points, scheduler
 from alertd.context import Context
 from alertd.ingest import cap_mapping, quarantine
 from feeds import cap
@@ -111,7 +111,7 @@ async def _decide(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Pr
         return Intake("ignored", order.id, "older than the last message applied to the order")
     if alert.msg_type == "Cancel" or all_clear:
         if order.state != "active":
-            return Intake("ignored", order.id, "the order was already lifted")
+            return Intake("ignored", order.id, f"the order was already {order.state}")
         devices = await pipeline.lift(conn, order)
         return Intake("lifted", order.id, f"{devices} devices")
     spec = cap_mapping.to_spec(alert, c.table, c.cfg, now, current=order.spec,
@@ -119,7 +119,7 @@ async def _decide(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Pr
     if spec is None:
         return Intake("ignored", order.id, "update without Evacuate or level: order unchanged")
     if order.state != "active":
-        return Intake("ignored", order.id, "the order was already lifted")
+        return Intake("ignored", order.id, f"the order was already {order.state}")
     if spec == order.spec:
         return Intake("recorded", order.id, "no change")
     await points.catch_up(c.points)
@@ -209,3 +209,50 @@ async def _release_waiting(c: Context) -> None:
             await c.pool.execute(
                 "DELETE FROM cap_waiting WHERE sender = $1 AND identifier = $2",
                 row["sender"], row["identifier"])
+
+
+async def expire_waiting(pool: asyncpg.Pool, received_before: datetime, limit: int) -> int:
+    """Quarantine up to `limit` kept messages that have waited since before `received_before`
+    for a reference that never came, each with the reason; returns how many.
+
+    Only messages whose awaited references are all still missing go: one whose reference came
+    is being applied by the release that follows that reference."""
+    rows = await pool.fetch(
+        "SELECT w.sender, w.identifier FROM cap_waiting w GROUP BY w.sender, w.identifier"
+        " HAVING min(w.received_at) < $1 AND NOT bool_or(EXISTS (SELECT 1 FROM cap_messages m"
+        "   WHERE m.sender = w.ref_sender AND m.identifier = w.ref_identifier))"
+        " ORDER BY min(w.received_at) LIMIT $2", received_before, limit)
+    expired = 0
+    for row in rows:
+        sender, identifier = row["sender"], row["identifier"]
+        async with pool.acquire() as conn, conn.transaction():
+            # The intake's lock of the message's key: never while it is being applied.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                               f"cap|{sender}|{identifier}")
+            kept = await conn.fetch(
+                "DELETE FROM cap_waiting WHERE sender = $1 AND identifier = $2"
+                " RETURNING ref_sender, ref_identifier, source, raw, received_at",
+                sender, identifier)
+            if not kept:
+                continue
+            refs = ", ".join(sorted({f"{k['ref_sender']},{k['ref_identifier']}" for k in kept}))
+            since = min(k["received_at"] for k in kept)
+            await quarantine.put(
+                conn, kept[0]["source"], bytes(kept[0]["raw"]),
+                f"referenced message never received (waited since {since.isoformat()}"
+                f" for {refs}); {sender},{identifier} was not applied")
+            expired += 1
+    return expired
+
+
+async def expire_waiting_job(ctx: scheduler.JobContext) -> dict[str, int]:
+    """The expire_cap_waiting job: every kept message older than housekeeping.cap_waiting_max_s
+    goes to the quarantine, a batch at a time."""
+    hk = ctx.cfg.housekeeping
+    before = ctx.now - timedelta(seconds=hk.cap_waiting_max_s)
+    total = 0
+    while True:
+        n = await expire_waiting(ctx.pool, before, hk.batch_size)
+        total += n
+        if n < hk.batch_size:
+            return {"cap_messages_expired": total}
