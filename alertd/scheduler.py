@@ -257,14 +257,22 @@ class Scheduler:
         self.leading.set()
         metrics.SCHEDULER_LEADER.set(1)
         log.info("scheduler_leading", node=self.node, jobs=list(self.jobs))
+        catching_up = asyncio.create_task(self._catch_up())
         try:
-            for name in self.jobs:  # catch up: whatever is due since the last runs
-                self._start(name)
             while not stop.is_set() and not conn.is_closed():
                 await _sleep(stop, self.cfg.scheduler.standby_retry_s)
                 await asyncio.wait_for(conn.fetchval("SELECT 1"), LOCK_CHECK_S)
         finally:
             aps.shutdown(wait=False)
+            catching_up.cancel()
+
+    async def _catch_up(self) -> None:
+        """On taking over: run once each job whose latest scheduled time has not run (missed
+        while no node led, or cut short by a crash), however many times it was missed."""
+        for name in self.jobs:
+            self._start(name)
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        log.info("scheduler_caught_up", node=self.node)
 
     async def _step_down(self) -> None:
         """Stop leading: jobs under way are cancelled (unrecorded, they run again)."""
