@@ -196,7 +196,8 @@ async def test_devices_are_counted_by_their_latest_push(
 
 
 async def test_list_filters_by_state(api: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
-    """?state=active (the default), lifted or all choose the orders listed; others are 422."""
+    """?state=active (the default), lifted, expired or all choose the orders listed; others
+    are 422."""
     op = await operator(api, pool)
     gone = await op.issue(SQUARE)
     await op.call("POST", f"/v1/staff/orders/{gone}/lift")
@@ -208,5 +209,6 @@ async def test_list_filters_by_state(api: TestClient, pool: asyncpg.Pool) -> Non
     assert await ids("?state=active") == [live]
     assert await ids("?state=lifted") == [gone]
     assert await ids("?state=all") == [live, gone]
+    assert await ids("?state=expired") == []
     refused = await op.call("GET", "/v1/staff/orders?state=old", status=422)
-    assert refused == {"error": "state must be one of active, lifted, all"}
+    assert refused == {"error": "state must be one of active, lifted, expired, all"}
