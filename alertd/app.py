@@ -51,6 +51,10 @@ def _sender(cfg: settings.Settings, service: str) -> tuple[Sender, int]:
     return FcmSender(cfg.fcm), cfg.fcm.concurrency
 
 
+async def _weekly_tips(ctx: scheduler.JobContext) -> dict[str, int]:
+    return {"tips_queued": await tips.send_weekly(ctx.pool, ctx.cfg, ctx.now)}
+
+
 def scheduled_jobs(cfg: settings.Settings) -> list[scheduler.Job]:
     """The jobs of the scheduler role (and of `alertd jobs`), with their configured schedules."""
     from alertd.ingest import cap_intake
@@ -58,6 +62,11 @@ def scheduled_jobs(cfg: settings.Settings) -> list[scheduler.Job]:
     hk = cfg.housekeeping
     every = scheduler.Every
     return [
+        scheduler.Job("weekly_tips",
+                      scheduler.weekly(cfg.scheduler, cfg.scheduler.tips_day,
+                                       cfg.scheduler.tips_time),
+                      "each device with tips on gets this week's tip (once a week, whoever "
+                      "runs it)", _weekly_tips),
         scheduler.Job("expire_orders", every(hk.expire_orders_every_s),
                       "orders past their expiry become expired; their unsent pushes are "
                       "cancelled", housekeeping.expire_orders),

@@ -3,6 +3,7 @@ standby takes over when the leader is killed, a downtime is caught up once; `ale
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -12,12 +13,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import Daemon, daemon_env, free_port_base, wait_for
+from tests.e2e.conftest import Client, Daemon, Sandbox, daemon_env, free_port_base, wait_for
 
 pytestmark = pytest.mark.e2e
 
-JOBS = ("expire_orders", "expire_cap_waiting", "drop_stale_locations", "erase_idle_devices",
-        "purge")
+JOBS = ("weekly_tips", "expire_orders", "expire_cap_waiting", "drop_stale_locations",
+        "erase_idle_devices", "purge")
 WEEK_S = "604800"
 ALERTD = Path(sys.executable).parent / "alertd"
 
@@ -92,6 +93,50 @@ async def _async(value: bool) -> bool:
     return value
 
 
+async def test_two_schedulers_send_the_weekly_tip_once(
+        db_url: str, sandbox: Sandbox, daemon: Daemon, tmp_path: Path,
+        http: aiohttp.ClientSession) -> None:
+    """With two scheduler nodes each phone with tips on gets this week's tip once, one with
+    tips off none; the leader SIGKILLed, the standby runs the week again (rewound, as if
+    missed) and nobody gets a second tip."""
+    api = Client(http, daemon.url)
+    phones = {f"weekly-{i}": await api.device("ios" if i % 2 else "android", f"weekly-{i}")
+              for i in range(4)}
+    status, _ = await api.call("PATCH", "/v1/me", phones["weekly-3"][1], {"tips": False})
+    assert status == 200
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    a, b = (Daemon(port=0, env=_env(db_url), config=config, log=tmp_path / f"{n}.log",
+                   roles="scheduler") for n in "ab")
+    a.start()
+    b.start()
+
+    async def tipped() -> dict[str, int] | None:
+        got = [d["token"] for d in await sandbox.deliveries(http) if d["status"] == 200]
+        counts = {t: got.count(t) for t in set(got)}
+        return counts if len(counts) >= 3 else None
+
+    assert await wait_for(tipped, "three tips") == {f"weekly-{i}": 1 for i in range(3)}
+    first = a if _count(a, "scheduler_caught_up") else b
+    other = b if first is a else a
+    assert first.proc is not None and other.proc is not None
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("UPDATE scheduled_jobs SET slot = slot - interval '7 days'"
+                           " WHERE name = 'weekly_tips'")
+        first.kill(signal.SIGKILL)
+        await wait_for(lambda: _async(_count(other, "scheduler_caught_up") == 1),
+                       "the standby to take over and catch up")
+        row = await conn.fetchrow("SELECT runs, node, result FROM scheduled_jobs"
+                                  " WHERE name = 'weekly_tips'")
+        assert (row["runs"], row["node"].rsplit(":", 1)[-1], json.loads(row["result"])) == (
+            2, str(other.proc.pid), {"tips_queued": 0})
+        assert await conn.fetchval("SELECT count(*) FROM deliveries WHERE kind = 'tip'") == 3
+    finally:
+        await conn.close()
+    assert await tipped() == {f"weekly-{i}": 1 for i in range(3)}
+
+
 def _jobs(*args: str, db_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(ALERTD), "jobs", *args], env=_env(db_url), capture_output=True,
                           text=True, timeout=120)
@@ -104,7 +149,8 @@ async def test_jobs_list_and_run(db_url: str) -> None:
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert [line.split()[0] for line in lines] == list(JOBS)
-    assert all("every 7 d" in line for line in lines)
+    assert "weekly on Monday at 10:00 Asia/Tokyo" in lines[0]
+    assert all("every 7 d" in line for line in lines[1:])
     ran = _jobs("run", "purge", db_url=db_url)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.startswith("purge: ran in ") and "deliveries_purged 0" in ran.stdout

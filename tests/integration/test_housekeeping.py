@@ -58,7 +58,7 @@ async def test_expire_orders(context: Context, api: TestClient) -> None:
     assert states == {old: "expired", fresh: "active", lifted: "lifted"}
     per_device = await pool.fetch(
         "SELECT v.push_token, d.kind, d.state, d.reason FROM deliveries d JOIN devices v"
-        " ON v.id = d.device_id WHERE d.order_id = $1 ORDER BY d.id", old)
+        " ON v.id = d.device_id WHERE d.order_id = $1 ORDER BY v.push_token", old)
     assert [tuple(r) for r in per_device] == [
         ("got-it", "order", "sent", None), ("late", "order", "cancelled", "order expired")]
     assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE order_id = $1"
@@ -235,9 +235,9 @@ async def test_purge_walks_in_batches(context: Context) -> None:
 
 
 def test_every_job_is_listed() -> None:
-    """The scheduler's jobs are the five housekeeping jobs, by name."""
+    """The scheduler's jobs are the weekly tips and the five housekeeping jobs, by name."""
     from tests.conftest import DEFAULTS
 
     assert [j.name for j in app.scheduled_jobs(DEFAULTS)] == [
-        "expire_orders", "expire_cap_waiting", "drop_stale_locations", "erase_idle_devices",
-        "purge"]
+        "weekly_tips", "expire_orders", "expire_cap_waiting", "drop_stale_locations",
+        "erase_idle_devices", "purge"]
