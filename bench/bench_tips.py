@@ -1,7 +1,7 @@
 """Weekly tips benchmark: `tips.send_weekly` choosing and queuing this week's tip for N devices
 (default 1,000,000), against a plain `COPY` of the same delivery rows into a copy of the outbox
 table (same columns, same indexes), measured in the same run; then how long a dispatcher's
-claim takes to find an order queued behind all those tips.
+claim takes to find an order queued behind all those tips (the send ran an hour ago: all due).
 
 Devices are seeded with COPY: half iOS, half Android, 10 % with quiet hours 22:00-07:00, 5 %
 with tips off, 5 % with a sheet (a household with a member over 75 and a dog, in a flood
@@ -47,10 +47,12 @@ async def seed(url: str, n: int) -> None:
                                 "quiet_start", "quiet_end"),
             records=[(d, "ios" if i % 2 else "android", f"tok-{i}", d.bytes, i % 20 != 7,
                       _quiet(i), _quiet(i, end=True)) for i, d in enumerate(ids)])
-        await conn.execute(
-            "INSERT INTO sheets (device_id, id, version, body)"
-            " SELECT d, gen_random_uuid(), 1, $1::text::jsonb FROM unnest($2::uuid[]) AS d",
-            SHEET, [d for i, d in enumerate(ids) if i % 20 == 3])
+        with_sheet = [d for i, d in enumerate(ids) if i % 20 == 3]
+        for at in range(0, len(with_sheet), 2000):  # a transaction each: the sheet-point
+            await conn.execute(                     # trigger takes locks per row
+                "INSERT INTO sheets (device_id, id, version, body)"
+                " SELECT d, gen_random_uuid(), 1, $1::text::jsonb FROM unnest($2::uuid[]) d",
+                SHEET, with_sheet[at:at + 2000])
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
@@ -91,12 +93,12 @@ async def baseline(url: str) -> float:
         await conn.close()
 
 
-async def order_claim(url: str) -> tuple[float, str]:
-    """Seconds one claim takes to find an order queued behind every tip (all made due)."""
+async def order_claim(url: str) -> tuple[float, float, str]:
+    """Seconds a dispatcher's claim takes to find an order queued behind every tip (all due:
+    the send ran an hour ago), and a claim of the next 500 tips."""
     conn = await db.connect_one(url)
     try:
-        await conn.execute("UPDATE deliveries SET due_at = now() - interval '1 minute'"
-                           " WHERE kind = 'tip'")
+        await conn.execute("VACUUM ANALYZE deliveries")
         order_id = uuid.uuid4()
         await conn.execute("INSERT INTO orders (id) VALUES ($1)", order_id)
         device = await conn.fetchval("SELECT id FROM devices WHERE platform = 'ios' LIMIT 1")
@@ -106,8 +108,11 @@ async def order_claim(url: str) -> tuple[float, str]:
                 expires_at=datetime.now(UTC) + timedelta(hours=1), level=4,
                 order_id=order_id, version=1)])
         started = time.perf_counter()
-        claimed = await outbox.claim(conn, "apns", 500, 30.0, "bench")
-        return time.perf_counter() - started, claimed[0].kind if claimed else "nothing"
+        claimed = await outbox.claim(conn, "apns", 1, 30.0, "bench")
+        order_s = time.perf_counter() - started
+        started = time.perf_counter()
+        await outbox.claim(conn, "apns", 500, 30.0, "bench")
+        return order_s, time.perf_counter() - started, claimed[0].kind if claimed else "none"
     finally:
         await conn.close()
 
@@ -119,7 +124,7 @@ async def main() -> int:
     args = parser.parse_args()
     cfg = settings.load([])
     cfg = dataclasses.replace(cfg, tips=dataclasses.replace(cfg.tips, batch_size=5000))
-    now = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 10:00 in Tokyo
+    now = datetime.now(UTC) - timedelta(hours=1)  # every tip is due when the claim is timed
     async with harness.database("alertd_bench_tips") as url:
         started = time.perf_counter()
         await seed(url, args.devices)
@@ -130,8 +135,9 @@ async def main() -> int:
         print(f"baseline COPY of the same rows: {raw:.1f} s ({queued / raw:,.0f} rows/s)")
         ratio = raw / took
         print(f"ratio (COPY time / send_weekly time): {ratio:.2f} (target >= {TARGET_RATIO})")
-        claim_s, first = await order_claim(url)
-        print(f"claim with {queued:,} tips due: {claim_s * 1000:.1f} ms, first claimed: {first}")
+        order_s, tips_s, first = await order_claim(url)
+        print(f"with {queued:,} tips due, an order queued last: claimed in {order_s * 1000:.1f}"
+              f" ms (first claimed: {first}); the next 500 tips in {tips_s * 1000:.1f} ms")
     return 0 if ratio >= TARGET_RATIO and first == "order" else 1
 
 
