@@ -131,7 +131,9 @@ async def engine_run(http: aiohttp.ClientSession, conn: asyncpg.Connection,
     seconds the daemon, the sandbox and PostgreSQL used meanwhile)."""
     await sb.clear(http)
     before = cpu.snapshot()
+    posted = time.perf_counter()
     answer = await harness.post_order(http, d.url, token, ORDER)
+    accept_s = time.perf_counter() - posted
     accepted_at = time.time()
     accepted_cpu = cpu.snapshot()
     xacts = await _commits(conn)
@@ -170,6 +172,8 @@ async def engine_run(http: aiohttp.ClientSession, conn: asyncpg.Connection,
     print(f"  engine {devices / elapsed:8,.0f} msgs/s  {elapsed:6.2f} s from the 201"
           f" ({last - created.timestamp():.2f} s from the order's created_at);"
           f" {retried:,} deliveries needed more than one attempt")
+    print(f"         the order answered 201 after {accept_s:.2f} s (matching, rendering and"
+          f" writing {devices:,} deliveries)")
     print(f"         cpu s while accepting: {Cpu.spent(before, accepted_cpu)};"
           f" while sending: {Cpu.spent(accepted_cpu, done_cpu)}; {xacts:,} transactions",
           flush=True)
