@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import db, errors, orders, progress, render, settings
+from alertd import db, errors, households, orders, plans, progress, render, settings
 from alertd.delivery import outbox
 from alertd.orders import Order, OrderSpec
 from alertd.points import Points
@@ -78,17 +79,28 @@ async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
     return rows
 
 
+async def _plans(conn: asyncpg.Connection, spec: OrderSpec, devices: list[asyncpg.Record]
+                 ) -> dict[uuid.UUID, render.Plan]:
+    """The households' plans of the devices with live sheets (the others are left out)."""
+    alert = plans.Alert(spec.area.geometry, spec.level, spec.hazard)
+    return await households.plans_for(conn, [d["id"] for d in devices], alert)
+
+
 def _rows(order_id: uuid.UUID, version: int, spec: OrderSpec, kind: str,
-          devices: list[asyncpg.Record], expires_at: datetime) -> list[outbox.NewDelivery]:
-    texts: dict[str, render.Text] = {}
+          devices: list[asyncpg.Record], expires_at: datetime,
+          plan_of: Mapping[uuid.UUID, render.Plan] | None = None) -> list[outbox.NewDelivery]:
+    # One text per language, and one per language and plan for households with sheets (many
+    # share a plan: the same shelter, the same trigger).
+    texts: dict[tuple[str, render.Plan | None], render.Text] = {}
     out = []
     for dev in devices:
         locale = dev["locale"]
-        text = texts.get(locale)
+        plan = plan_of.get(dev["id"]) if plan_of else None
+        text = texts.get((locale, plan))
         if text is None:
             text = render.order_text(kind, locale, spec.level, spec.hazard, spec.headline,
-                                     spec.instruction)
-            texts[locale] = text
+                                     spec.instruction, plan)
+            texts[locale, plan] = text
         out.append(outbox.NewDelivery(
             device_id=dev["id"], service=outbox.service_for(dev["platform"]), kind=kind,
             title=text.title, body=text.body, expires_at=expires_at, level=spec.level,
@@ -129,7 +141,9 @@ async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
         # An exercise reaches only the devices enrolled in drills.
         devices = await _devices(conn, matched.seqs, drill_only=exercise)
         await _insert_version(conn, order_id, 1, spec, len(devices))
-        await outbox.enqueue(conn, _rows(order_id, 1, spec, "order", devices, spec.expires_at))
+        plan_of = await _plans(conn, spec, devices)
+        await outbox.enqueue(conn, _rows(order_id, 1, spec, "order", devices, spec.expires_at,
+                                         plan_of))
     log.info("order_accepted", order_id=str(order_id), version=1, devices=len(devices),
              level=spec.level)
     return Accepted(order_id, 1, len(devices), created=True)
@@ -197,10 +211,11 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
         await _cancel_unsent(conn, order.id, f"superseded by version {version}")
         holders = await _current_recipients(conn, order.id)
         new = [d for d in devices if d["id"] not in holders]
-        rows = _rows(order.id, version, spec, "order", new, spec.expires_at)
-        if spec.level > order.spec.level:
-            raised = [d for d in devices if d["id"] in holders]
-            rows += _rows(order.id, version, spec, "order_update", raised, spec.expires_at)
+        raised = [d for d in devices if d["id"] in holders] if spec.level > order.spec.level \
+            else []
+        plan_of = await _plans(conn, spec, new + raised)
+        rows = _rows(order.id, version, spec, "order", new, spec.expires_at, plan_of)
+        rows += _rows(order.id, version, spec, "order_update", raised, spec.expires_at, plan_of)
         dropped = holders - covered
         if dropped:
             gone = await conn.fetch("SELECT id, platform, locale FROM devices"

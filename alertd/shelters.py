@@ -179,3 +179,12 @@ async def names_and_hazards(conn: asyncpg.Connection | asyncpg.Pool, shelter_ids
                             ids)
     return {row["id"]: (row["name"], tuple(row["hazards"])) for row in rows}
 
+
+async def for_plans(conn: asyncpg.Connection | asyncpg.Pool, shelter_ids: Iterable[str]
+                    ) -> list[StoredShelter]:
+    """The shelters households' plans speak of, in one query: these (the ones their sheets
+    name) and every open one (for the nearest open shelter)."""
+    ids = sorted({s for s in shelter_ids if "\x00" not in s})
+    rows = await conn.fetch("SELECT * FROM shelters WHERE status = 'open' OR id = ANY($1::text[])",
+                            ids)
+    return [StoredShelter.from_row(r) for r in rows]

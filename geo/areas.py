@@ -66,6 +66,16 @@ def destination(
     return np.degrees(l2), np.degrees(p2)
 
 
+def distances_m(lon: float, lat: float, lons: Floats, lats: Floats) -> Floats:
+    """Great-circle distances in metres from one point to many (haversine; the same sphere
+    as the shelter search in SQL)."""
+    p1, p2 = math.radians(lat), np.radians(lats)
+    h = (np.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * np.cos(p2) * np.sin(np.radians(lons - lon) / 2) ** 2)
+    out: Floats = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return out
+
+
 def circle_polygon(lon: float, lat: float, radius_m: float, segments: int) -> shapely.Polygon:
     """A polygon of ``segments`` vertices circumscribing the spherical circle.
 

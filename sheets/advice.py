@@ -14,7 +14,7 @@ layer looks them up and this stays free of I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -110,6 +110,22 @@ def stay(sheet: model.Sheet, hazard: str) -> StayVerdict:
     return StayVerdict(True, "stay_possible_if_supplies")
 
 
+def trigger(sheet: model.Sheet, hazard: str) -> int | None:
+    """The level at which the household should leave for this hazard: the one it planned,
+    brought forward to 3 (高齢者等避難) when a member needs time, planned or not; None when it
+    planned none and needs no head start."""
+    planned = sheet.trigger(hazard)
+    if sheet.needs_time:
+        return 3 if planned is None else min(planned, 3)
+    return planned
+
+
+def designated(flags: Collection[str], hazard: str) -> bool:
+    """Whether a shelter with these hazard flags is designated for this hazard (a shelter
+    listed without flags, a 指定避難所, is taken to serve any hazard, as for openings)."""
+    return not flags or hazard in flags
+
+
 def stay_floor(sheet: model.Sheet) -> int | None:
     """The floor the household would stay on: its first stay destination's, else its home's."""
     for dest in sheet.destinations or ():
@@ -183,7 +199,7 @@ def _plan(sheet: model.Sheet, shelters: Mapping[str, ShelterFacts]) -> list[Advi
             out.append(_advice("shelter_unknown", shelter_id=shelter_id))
             continue
         missing = tuple(h for h in model.HAZARDS
-                        if h in relevant and facts.hazards and h not in facts.hazards)
+                        if h in relevant and not designated(facts.hazards, h))
         if missing:
             out.append(_advice("shelter_not_designated", missing, shelter=facts.name))
     untriggered = tuple(h for h in exposed if sheet.trigger(h) is None)

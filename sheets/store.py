@@ -122,7 +122,7 @@ async def live(conn: asyncpg.Connection | asyncpg.Pool,
 
 
 async def holders(conn: asyncpg.Connection | asyncpg.Pool, shelter_id: str) -> list[uuid.UUID]:
-    """The devices whose live sheets name this shelter as a destination (openings.SheetHolders)."""
+    """The devices whose live sheets name this shelter as a destination (told of its opening)."""
     if "\x00" in shelter_id:  # never a shelter id; PostgreSQL text cannot hold it
         return []
     rows = await conn.fetch(
