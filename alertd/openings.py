@@ -33,10 +33,15 @@ async def active_orders(conn: asyncpg.Connection, points: Points, cfg: settings.
     return [orders.spec_from_row(row, points.table, cfg.orders) for row in rows]
 
 
-def nearby_in_orders(points: Points, shelter: StoredShelter, specs: list[orders.OrderSpec],
-                     cfg: settings.Settings) -> np.ndarray:
+async def nearby_in_orders(conn: asyncpg.Connection, points: Points, shelter: StoredShelter,
+                           cfg: settings.Settings) -> np.ndarray:
     """Devices inside an active order's area, within reach of the shelter, when it suits the
     order's hazard."""
+    return _nearby(points, shelter, await active_orders(conn, points, cfg), cfg)
+
+
+def _nearby(points: Points, shelter: StoredShelter, specs: list[orders.OrderSpec],
+            cfg: settings.Settings) -> np.ndarray:
     reach = areas.circle_polygon(shelter.lon, shelter.lat, cfg.shelters.open_push_radius_m,
                                  cfg.orders.circle_segments)
     found = [np.empty(0, np.int64)]
@@ -89,7 +94,7 @@ async def notify(conn: asyncpg.Connection, points: Points, shelter: StoredShelte
     active order's area, and households whose sheet names it that an order covers (told with
     their plan); returns devices queued."""
     specs = await active_orders(conn, points, cfg)
-    seqs = nearby_in_orders(points, shelter, specs, cfg)
+    seqs = _nearby(points, shelter, specs, cfg)
     plan_of = await covered_holders(conn, points, shelter, specs)
     devices = await conn.fetch(
         "SELECT id, platform, locale FROM devices WHERE (seq = ANY($1::bigint[])"
