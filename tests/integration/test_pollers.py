@@ -162,6 +162,29 @@ async def test_garbage_entry_is_quarantined_not_fatal(context: Context, server: 
         p.spec.name, "not a CAP 1.1/1.2 alert: the root element is <html> without a namespace")
 
 
+async def test_polled_alerts_outside_the_prefecture_are_quarantined(
+        context: Context, server: Server, http: aiohttp.ClientSession) -> None:
+    """A feed carrying a neighbouring prefecture's evacuations (仙台市 by polygon, by code)
+    beside ours: theirs are quarantined with the reason and the feed's name, ours is an order,
+    and the feed stays healthy."""
+    sendai = "38.22,140.82 38.22,140.92 38.30,140.92 38.30,140.82 38.22,140.82"
+    server.docs["/m1.xml"] = (capgen.message("miyagi-1", polygon=sendai), "application/cap+xml")
+    server.docs["/m2.xml"] = (capgen.message("miyagi-2", polygon=None,
+                                             geocode=("LGCode", "041009")), "application/cap+xml")
+    server.docs["/f1.xml"] = (capgen.message("fukushima-1"), "application/cap+xml")
+    server.index("/index.atom", ("m1", 0), ("m2", 1), ("f1", 2))
+    p = _poller(context, http, "cap", server.url("/index.atom"))
+    await _register(p)
+    assert await p.poll_once() == 0
+    rows = await context.pool.fetch("SELECT source, reason FROM quarantine ORDER BY id")
+    assert [r["source"] for r in rows] == [p.spec.name, p.spec.name]
+    assert sorted(r["reason"][:40] for r in rows) == [
+        "area '福島市中心部': its geocodes name no area",
+        "area: the area lies wholly outside the p"]
+    assert await context.pool.fetchval("SELECT count(*) FROM orders") == 1
+    assert await context.pool.fetchval("SELECT identifier FROM cap_messages") == "fukushima-1"
+
+
 async def test_jma_state_for_our_prefecture_only(context: Context, server: Server,
                                                  http: aiohttp.ClientSession) -> None:
     """A JMA warning report sets our areas' state; a Hokkaido report touches nothing here."""
