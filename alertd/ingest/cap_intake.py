@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
-from alertd import errors, pipeline, points, scheduler
+from alertd import errors, pipeline, points, scheduler, settings
 from alertd.context import Context
 from alertd.ingest import cap_mapping, quarantine
 from feeds import cap
@@ -62,13 +62,17 @@ async def ingest(c: Context, raw: bytes, source: str, *, release: bool = True) -
 async def _apply(c: Context, prepared: cap_mapping.Prepared, raw: bytes, source: str) -> Intake:
     alert = prepared.alert
     sender, identifier = alert.key
+    # A message re-delivered under another URI of its sender (cap.sender_aliases) is the
+    # same message: keyed by the group, so that it never becomes a second order.
+    group = sorted(cap_mapping.speaks_for(sender, c.cfg.cap))
     async with c.pool.acquire() as conn, conn.transaction():
         # One message key at a time, across nodes: re-delivery in parallel stays a no-op.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
-                           f"cap|{sender}|{identifier}")
+                           f"cap|{group[0]}|{identifier}")
         seen = await conn.fetchrow(
-            "SELECT order_id, outcome FROM cap_messages WHERE sender = $1 AND identifier = $2",
-            sender, identifier,
+            "SELECT order_id, outcome FROM cap_messages WHERE sender = ANY($1::text[])"
+            " AND identifier = $2 LIMIT 1",
+            group, identifier,
         )
         if seen is not None:
             return Intake("duplicate", seen["order_id"], f"already {seen['outcome']}")
@@ -97,7 +101,7 @@ async def _decide(c: Context, conn: asyncpg.Connection, prepared: cap_mapping.Pr
         return await _new_order(c, conn, prepared, now)
     # An Update, a Cancel, or an Alert declaring the all-clear for the orders it names.
     refs = cap_mapping.references(alert, c.cfg.cap)
-    target = await _referenced_order(conn, refs)
+    target = await _referenced_order(conn, refs, c.cfg)
     if target is None:
         return await _wait_for_reference(c, conn, prepared, refs, raw, source, now)
     order = await pipeline.load(conn, target, c.table, c.cfg.orders)
@@ -143,12 +147,13 @@ async def _new_order(c: Context, conn: asyncpg.Connection, prepared: cap_mapping
     return Intake("order", accepted.order_id, f"{accepted.devices} devices")
 
 
-async def _referenced_order(conn: asyncpg.Connection,
-                            refs: list[cap.CapReference]) -> uuid.UUID | None:
+async def _referenced_order(conn: asyncpg.Connection, refs: list[cap.CapReference],
+                            cfg: settings.Settings) -> uuid.UUID | None:
     for ref in refs:
         order_id = await conn.fetchval(
-            "SELECT order_id FROM cap_messages WHERE sender = $1 AND identifier = $2"
-            " AND order_id IS NOT NULL", ref.sender, ref.identifier,
+            "SELECT order_id FROM cap_messages WHERE sender = ANY($1::text[])"
+            " AND identifier = $2 AND order_id IS NOT NULL LIMIT 1",
+            sorted(cap_mapping.speaks_for(ref.sender, cfg.cap)), ref.identifier,
         )
         if order_id is not None:
             return order_id  # type: ignore[no-any-return]

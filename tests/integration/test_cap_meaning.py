@@ -124,12 +124,15 @@ async def test_update_naming_another_sender_is_quarantined_not_a_second_order(
 
 
 async def test_declared_aliases_update_and_cancel_across_senders(context: Context) -> None:
-    """With cap.sender_aliases naming both URIs of one authority, an Update and a Cancel sent
-    under the new URI apply to the order issued under the old one."""
+    """With cap.sender_aliases naming both URIs of one authority, the Alert re-delivered under
+    the new URI is a duplicate, and an Update and a Cancel sent under it apply to the order
+    issued under the old one."""
     c = dataclasses.replace(context, cfg=dataclasses.replace(context.cfg, cap=dataclasses.replace(
         context.cfg.cap, sender_aliases=((ALIAS, capgen.SENDER),))))
     await _device(c, "d", 37.75, 140.45)
     first = await cap_intake.ingest(c, capgen.message("x1", sender=ALIAS, level=3), "feed")
+    again = await cap_intake.ingest(c, capgen.message("x1", level=3), "feed")
+    assert (again.outcome, again.order_id) == ("duplicate", first.order_id)
     await c.pool.execute("UPDATE deliveries SET state = 'sent'")
     raised = await cap_intake.ingest(c, capgen.message(
         "x2", msg_type="Update", references=("x1",), level=4, ref_sender=ALIAS), "feed")
