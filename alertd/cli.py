@@ -33,9 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", parents=common, help="apply database migrations")
     run = sub.add_parser("run", parents=common, help="run the daemon")
-    run.add_argument("--role", default="api,worker,feeds",
+    run.add_argument("--role", default="api,worker,feeds,scheduler",
                      help="comma list of roles: api, worker, feeds, scheduler "
-                          "(default api,worker,feeds: one process does everything)")
+                          "(default all four: one process does everything)")
     run.add_argument("--migrate", action="store_true", help="apply migrations before starting")
     sub.add_parser("sandbox", help="run the local fake APNs and FCM (--port-base N --dir D)")
     tok = sub.add_parser("staff-token", help="manage staff tokens")
