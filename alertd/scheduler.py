@@ -216,6 +216,7 @@ class Scheduler:
         self.jobs = {j.name: j for j in jobs}
         self.node = node_name()
         self.leading = asyncio.Event()
+        self.caught_up = asyncio.Event()  # set once a new leader ran what was due
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -272,6 +273,7 @@ class Scheduler:
         for name in self.jobs:
             self._start(name)
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self.caught_up.set()
         log.info("scheduler_caught_up", node=self.node)
 
     async def _step_down(self) -> None:
@@ -279,6 +281,7 @@ class Scheduler:
         if not self.leading.is_set():
             return
         self.leading.clear()
+        self.caught_up.clear()
         metrics.SCHEDULER_LEADER.set(0)
         tasks = list(self._tasks.values())
         for task in tasks:

@@ -103,15 +103,16 @@ async def test_one_of_two_schedulers_leads_and_the_other_takes_over(
     task_a = asyncio.create_task(a.run(stop_a))
     task_b: asyncio.Task[None] | None = None
     try:
-        await wait_for(lambda: _now(len(work.slots) == 1), "the first leader's catch-up")
+        await wait_for(lambda: _now(a.caught_up.is_set()), "the first leader's catch-up")
+        assert len(work.slots) == 1
         task_b = asyncio.create_task(b.run(stop_b))
         assert a.leading.is_set()
         assert not b.leading.is_set()
         await pool.execute("UPDATE scheduled_jobs SET slot = slot - interval '3 hours'")
         stop_a.set()
         await task_a
-        await wait_for(lambda: _now(len(work.slots) == 2), "b's catch-up")
-        assert b.leading.is_set()
+        await wait_for(lambda: _now(b.caught_up.is_set()), "b's catch-up")
+        assert len(work.slots) == 2
         assert work.slots[0] == work.slots[1]  # the same latest time, run again once
         assert await pool.fetchval("SELECT runs FROM scheduled_jobs") == 2
     finally:
