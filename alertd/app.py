@@ -18,6 +18,7 @@ from alertd.compute import Compute
 from alertd.context import Context
 from alertd.delivery import services
 from alertd.delivery.dispatcher import Dispatcher, Sender
+from alertd.ingest import cap_trust
 from geo import municipalities
 
 log = structlog.get_logger(__name__)
@@ -134,6 +135,8 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
     if pending:
         log.warning("migrations_pending", versions=pending, hint="run `alertd migrate`")
     table = municipalities.Table.load(areas_path(cfg))
+    if "api" in roles or "feeds" in roles:
+        cap_trust.check(cfg)  # an unreadable trust anchor stops the start, not every message
     render.catalogue()  # broken push texts stop the start, not the first order
     tips.catalogue(cfg)  # so does a broken tips catalogue, not the first weekly send
     pts = points.Points(index=points.new_index(cfg), table=table)

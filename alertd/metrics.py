@@ -18,6 +18,9 @@ OUTBOX_DEPTH = Gauge("alertd_outbox_depth", "Deliveries waiting to be sent, by s
                      ["service"], registry=REGISTRY)
 FEED_ITEMS = Counter("alertd_feed_items_total", "Items taken from a feed.", ["feed"],
                      registry=REGISTRY)
+FEED_SKIPPED = Counter("alertd_feed_skipped_total",
+                       "Entries of a feed index with neither a link nor inline CAP.", ["feed"],
+                       registry=REGISTRY)
 FEED_ERRORS = Counter("alertd_feed_errors_total", "Failed polls of a feed.", ["feed"],
                       registry=REGISTRY)
 FEED_LAST_SUCCESS = Gauge("alertd_feed_last_success_timestamp_seconds",

@@ -208,6 +208,23 @@ class Housekeeping:
 
 
 @dataclass(frozen=True, slots=True)
+class TrustFeed:
+    """What one polled CAP feed (by its URL, one of feeds.cap_urls) must prove; a list left out
+    of its table is empty (that check off)."""
+
+    url: str
+    senders: tuple[str, ...]
+    anchors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    staff_senders: tuple[str, ...]
+    staff_anchors: tuple[str, ...]
+    feeds: tuple[TrustFeed, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     http: Http
     database: Database
@@ -226,6 +243,7 @@ class Settings:
     sync: Sync
     scheduler: Scheduler
     housekeeping: Housekeeping
+    trust: Trust
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -329,6 +347,26 @@ class _EnvText(str):
     """A value that came from the environment and still needs converting."""
 
 
+def _table(name: str, cls: type[Any], raw: Any) -> Any:
+    """A TOML table (or JSON object) as the frozen dataclass ``cls``: unknown keys refused,
+    omitted lists empty, other omitted keys refused."""
+    if not isinstance(raw, Mapping):
+        raise ValueError
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key in raw:
+        if key not in hints:
+            raise errors.ConfigError(f"unknown key {key!r} in a table of config key {name}")
+    for key, hint in hints.items():
+        if key in raw:
+            values[key] = _convert(f"{name}.{key}", hint, raw[key])
+        elif typing.get_origin(hint) is tuple:
+            values[key] = ()
+        else:
+            raise errors.ConfigError(f"a table of config key {name} lacks {key!r}")
+    return cls(**values)
+
+
 def _build(merged: dict[str, dict[str, Any]]) -> Settings:
     sections = _sections()
     missing = [f"{section}.{f.name}" for section, cls in sections.items()
@@ -350,6 +388,8 @@ def _build(merged: dict[str, dict[str, Any]]) -> Settings:
 
 def _convert(name: str, hint: Any, raw: Any) -> Any:
     from_env = isinstance(raw, _EnvText)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _table(name, hint, raw)  # a table in a list of tables (trust.feeds)
     try:
         if hint is bool:
             if from_env:
@@ -406,6 +446,8 @@ def _type_name(hint: Any) -> str:
                 "str": "a string"}.get(hint.__name__, hint.__name__)
     if isinstance(hint, types.GenericAlias):
         return "a list"
+    if dataclasses.is_dataclass(hint):
+        return "a table"
     return str(hint)
 
 
@@ -454,6 +496,10 @@ def _validate(settings: Settings) -> None:
         raise errors.ConfigError("config key tips.time_zone must be an IANA time zone such as "
                                  f"Asia/Tokyo, got {settings.tips.time_zone!r}") from exc
     _validate_schedule(settings)
+    for feed in settings.trust.feeds:
+        if feed.url not in settings.feeds.cap_urls:
+            raise errors.ConfigError(f"config key trust.feeds names {feed.url!r}, which is not "
+                                     "one of feeds.cap_urls")
     for level in settings.apns.critical_levels:
         if level not in (3, 4, 5):
             raise errors.ConfigError("config key apns.critical_levels may hold only 3, 4, 5")

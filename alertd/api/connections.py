@@ -187,7 +187,8 @@ async def body_deadline(request: web.Request, handler: plumbing.Handler) -> web.
     """
     http = plumbing.ctx(request).cfg.http
     declared = request.content_length
-    if declared is not None and declared > http.max_body_bytes:
+    if (declared is not None and declared > http.max_body_bytes
+            and not plumbing.own_body_limit(request)):
         resp = plumbing.problem(413, f"body too large: at most {http.max_body_bytes} bytes")
         resp.force_close()
         return resp

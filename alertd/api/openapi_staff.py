@@ -67,6 +67,8 @@ _COUNTS = {k: COUNT for k in orders.COUNTS}
 _NOTIFIED = obj({kind: COUNT for kind in progress.KINDS},
                 description="pushes queued, by kind")
 
+_OUTCOMES = ["order", "updated", "lifted", "waiting", "duplicate", "recorded", "ignored"]
+
 SCHEMAS: dict[str, Schema] = {
     "Area": {"oneOf": [
         _GEOJSON_POLYGON, _GEOJSON_MULTI,
@@ -144,11 +146,18 @@ SCHEMAS: dict[str, Schema] = {
     }),
     "CapIntake": obj({
         "order_id": nullable(UUID), "id": nullable(UUID),
-        "outcome": string(enum=["order", "updated", "lifted", "waiting", "duplicate",
-                                "recorded", "ignored"]),
+        "outcome": string(enum=_OUTCOMES),
         "detail": string(),
-    }),
-    "CapRejected": obj({"error": string(), "quarantine_id": integer(minimum=1)}),
+        "messages": array(ref("CapMessage")),
+    }, optional={"messages"}, description="The first message applied; `messages`: each "
+                                          "message of an EDXL-DE distribution of several."),
+    "CapRejected": obj({"error": string(), "quarantine_id": integer(minimum=1),
+                        "messages": array(ref("CapMessage"))}, optional={"messages"}),
+    "CapMessage": {"anyOf": [
+        obj({"order_id": nullable(UUID), "id": nullable(UUID),
+             "outcome": string(enum=_OUTCOMES), "detail": string()}),
+        obj({"error": string(), "quarantine_id": integer(minimum=1)}),
+    ]},
     "QuarantineItem": obj({
         "id": integer(minimum=1), "source": string(), "reason": string(),
         "raw": string("the first 4,096 bytes, as text"), "raw_size": COUNT,
@@ -158,7 +167,7 @@ SCHEMAS: dict[str, Schema] = {
         "name": string(), "kind": string(), "url": string(),
         "last_success": nullable(TIMESTAMP), "last_error": nullable(string()),
         "last_error_at": nullable(TIMESTAMP), "failures": COUNT, "items_seen": COUNT,
-        "next_at": TIMESTAMP,
+        "items_skipped": COUNT, "next_at": TIMESTAMP,
     }),
     "ShelterStatusChange": obj({
         "status": string(enum=list(shelters.STATUSES)),
@@ -236,7 +245,13 @@ PATHS: dict[str, Schema] = {
             "202": answer("What became of the message.", ref("CapIntake")),
             "400": {"description": "The message was refused (and quarantined), the body is "
                                    "not what its Content-Encoding says, or the Content-Type "
-                                   "is not a CAP one.",
+                                   "is not a CAP one (both quarantined too).",
+                    "content": json_content({"anyOf": [ref("CapRejected"), ref("Error")]})},
+            "413": {"description": "The document (or what it expands to) is larger than "
+                                   "cap.max_bytes; its first 256 KiB are quarantined.",
+                    "content": json_content({"anyOf": [ref("CapRejected"), ref("Error")]})},
+            "415": {"description": "A Content-Encoding other than gzip or deflate "
+                                   "(quarantined).",
                     "content": json_content({"anyOf": [ref("CapRejected"), ref("Error")]})},
         })},
     "/v1/staff/quarantine": {"get": _staff(

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from alertd import credentials, db, devices, errors, logs, staff, validate
+from alertd import credentials, db, devices, errors, logs, settings, staff, validate
 from alertd.context import Context
 
 log = structlog.get_logger(__name__)
@@ -183,18 +183,59 @@ _CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,
             "deflate": zlib.MAX_WBITS}
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The request body, decoded from gzip or deflate: 400 when it is not what it claims,
-    415 for other codings, 413 when it (or what it expands to) exceeds http.max_body_bytes."""
-    raw = await request.read()  # at most client_max_size = http.max_body_bytes
+class BodyTooLarge(errors.PayloadTooLarge):
+    """The request body is larger than the route accepts."""
+
+    def __init__(self, reason: str, received: bytes, size: int) -> None:
+        super().__init__(reason)
+        self.received = received  # what was read of it before it was refused
+        self.size = size  # its declared size, or what was read
+
+
+# Routes that read their body with a limit of their own (handler -> the limit from settings):
+# the declared-length check of every other route (connections.body_deadline) leaves them be,
+# so that they can authenticate first and keep what they refuse.
+OWN_BODY_LIMITS: dict[Callable[..., Any], Callable[[settings.Settings], int]] = {}
+
+
+def own_body_limit(request: web.Request) -> bool:
+    """Whether the request's route reads its body with a limit of its own."""
+    return request.match_info.handler in OWN_BODY_LIMITS
+
+
+async def receive(request: web.Request, limit: int, keep: int = 0) -> bytes:
+    """The request body as sent (still encoded), at most ``limit`` bytes: BodyTooLarge beyond,
+    carrying the first ``keep`` bytes read (a declared size over the limit reads no more)."""
+    declared = request.content_length
+    reason = f"body too large: at most {limit} bytes"
+    if declared is not None and declared > limit:
+        head = await request.content.read(keep) if keep else b""
+        raise BodyTooLarge(reason, head, declared)
+    received = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        received += chunk
+        if len(received) > limit:
+            raise BodyTooLarge(reason, bytes(received[:keep]), len(received))
+    return bytes(received)
+
+
+def decoded(request: web.Request, raw: bytes, limit: int) -> bytes:
+    """A received body decoded from gzip or deflate: 400 when it is not what it claims, 415 for
+    other codings, 413 when what it expands to exceeds ``limit``."""
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if not raw or coding in ("", "identity"):
         return raw
     wbits = _CODINGS.get(coding)
     if wbits is None:
         raise UnsupportedEncoding(f"Content-Encoding must be gzip or deflate, not {coding!r}")
-    return _inflate(raw, coding, wbits, ctx(request).cfg.http.max_body_bytes,
-                    _too_large(request))
+    return _inflate(raw, coding, wbits, limit, f"body too large: at most {limit} bytes")
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, decoded from gzip or deflate: 400 when it is not what it claims,
+    415 for other codings, 413 when it (or what it expands to) exceeds http.max_body_bytes."""
+    limit = ctx(request).cfg.http.max_body_bytes
+    return decoded(request, await receive(request, limit), limit)
 
 
 def _inflate(raw: bytes, coding: str, wbits: int, limit: int, too_large: str) -> bytes:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from alertd import errors, openings, points, shelters, validate
 from alertd.api import plumbing
-from alertd.ingest import cap_intake, feedstate, jma_states, quarantine
+from alertd.ingest import cap_documents, cap_trust, feedstate, jma_states, quarantine
 
 routes = web.RouteTableDef()
 CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml")
@@ -14,19 +16,56 @@ CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml")
 
 @routes.post("/v1/staff/cap")
 async def post_cap(request: web.Request) -> web.Response:
-    """Accept a CAP 1.1/1.2 document: 202 with what became of it, 400 with the reason."""
+    """Accept a CAP 1.1/1.2 document, or an EDXL-DE distribution of them: 202 with what became
+    of it, 400 (413 too large, 415 unknown coding) with the reason. Every refusal after the
+    credentials were checked is quarantined, whatever refused it."""
     await plumbing.staff_member(request, "operator")
-    if request.content_type not in CAP_TYPES:
-        raise plumbing.BadRequest(f"Content-Type must be one of {', '.join(CAP_TYPES)}")
-    raw = await plumbing.read_body(request)
+    c = plumbing.ctx(request)
+    limit = c.cfg.cap.max_bytes
+    received = b""
     try:
-        result = await cap_intake.ingest(plumbing.ctx(request), raw, "staff-api")
-    except cap_intake.Rejected as exc:
-        return plumbing.problem(400, exc.reason, quarantine_id=exc.quarantine_id)
-    return plumbing.json_response(
-        {"order_id": str(result.order_id) if result.order_id else None,
-         "id": str(result.order_id) if result.order_id else None,
-         "outcome": result.outcome, "detail": result.detail}, status=202)
+        received = await plumbing.receive(request, limit, keep=quarantine.MAX_RAW)
+        if request.content_type not in CAP_TYPES:
+            raise plumbing.BadRequest(f"Content-Type must be one of {', '.join(CAP_TYPES)}")
+        raw = plumbing.decoded(request, received, limit)
+    except plumbing.BodyTooLarge as exc:
+        qid = await quarantine.put(c.pool, cap_trust.STAFF, exc.received, exc.reason,
+                                   size=exc.size)
+        resp = plumbing.problem(413, exc.reason, quarantine_id=qid)
+        resp.force_close()  # the rest of the body is never read
+        return resp
+    except errors.AlertdError as exc:
+        status = 415 if isinstance(exc, plumbing.UnsupportedEncoding) else (
+            413 if isinstance(exc, errors.PayloadTooLarge) else 400)
+        qid = await quarantine.put(c.pool, cap_trust.STAFF, received, exc.reason)
+        return plumbing.problem(status, exc.reason, quarantine_id=qid)
+    handled = await cap_documents.ingest(c, raw, cap_trust.STAFF)
+    messages = [_message(h) for h in handled]
+    accepted = [h.intake for h in handled if h.intake is not None]
+    if not accepted:
+        first = handled[0].rejected
+        assert first is not None
+        extra = {"messages": messages} if len(handled) > 1 else {}
+        return plumbing.problem(400, first.reason, quarantine_id=first.quarantine_id, **extra)
+    body = _message(cap_documents.Handled(intake=accepted[0]))
+    if len(handled) > 1:  # an EDXL-DE distribution of several: each message's fate
+        body["messages"] = messages
+    return plumbing.json_response(body, status=202)
+
+
+def _message(handled: cap_documents.Handled) -> dict[str, Any]:
+    """One message's answer: the order it made or changed, or why it was refused."""
+    if handled.intake is None:
+        assert handled.rejected is not None
+        return {"error": handled.rejected.reason,
+                "quarantine_id": handled.rejected.quarantine_id}
+    result = handled.intake
+    order_id = str(result.order_id) if result.order_id else None
+    return {"order_id": order_id, "id": order_id, "outcome": result.outcome,
+            "detail": result.detail}
+
+
+plumbing.OWN_BODY_LIMITS[post_cap] = lambda cfg: cfg.cap.max_bytes
 
 
 @routes.get("/v1/staff/quarantine")

@@ -11,7 +11,7 @@ import structlog
 
 from alertd import errors, pipeline, points, scheduler, settings
 from alertd.context import Context
-from alertd.ingest import cap_mapping, quarantine
+from alertd.ingest import cap_mapping, cap_trust, quarantine
 from feeds import cap
 from feeds import errors as feed_errors
 
@@ -40,12 +40,15 @@ async def ingest(c: Context, raw: bytes, source: str, *, release: bool = True) -
 
     NotReady (the location index cannot confirm the latest locations) is not the message's
     fault: it is raised as it is, nothing is recorded, and the message is to be sent again."""
+    trust = cap_trust.for_source(c.cfg, source)
     try:
-        # Parsing and the area's geometry cost CPU that grows with the document: off the loop.
-        prepared = await c.compute.run(cap_mapping.prepare, c.table,
-                                       (raw, c.cfg, datetime.now(UTC)),
+        # Verifying, parsing and the area's geometry cost CPU that grows with the document:
+        # off the loop. What is read is what was signed, when the source requires signatures.
+        prepared = await c.compute.run(cap_trust.prepare, c.table,
+                                       (raw, c.cfg, datetime.now(UTC), trust.anchors),
                                        inline=len(raw) <= c.cfg.compute.inline_max_bytes,
                                        what="the message")
+        trust.check_sender(prepared.alert)
         if prepared.alert.status == "Draft":
             raise errors.InvalidInput("status Draft is not accepted: drafts are never issued")
         result = await _apply(c, prepared, raw, source)

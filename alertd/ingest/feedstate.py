@@ -33,6 +33,7 @@ class FeedState:
     last_error_at: datetime | None
     failures: int
     items_seen: int
+    items_skipped: int
     next_at: datetime
 
     @classmethod
@@ -42,7 +43,8 @@ class FeedState:
                    validators=Validators(row["etag"], row["last_modified"]),
                    last_success=row["last_success"], last_error=row["last_error"],
                    last_error_at=row["last_error_at"], failures=row["failures"],
-                   items_seen=row["items_seen"], next_at=row["next_at"])
+                   items_seen=row["items_seen"], items_skipped=row["items_skipped"],
+                   next_at=row["next_at"])
 
     def as_json(self) -> dict[str, Any]:
         """The feed's health as the staff API shows it."""
@@ -51,7 +53,7 @@ class FeedState:
                 "last_error": self.last_error,
                 "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
                 "failures": self.failures, "items_seen": self.items_seen,
-                "next_at": self.next_at.isoformat()}
+                "items_skipped": self.items_skipped, "next_at": self.next_at.isoformat()}
 
 
 async def register(conn: Conn, name: str, kind: str, url: str) -> None:
@@ -119,6 +121,12 @@ async def note_error(conn: Conn, name: str, error: str) -> None:
     await conn.execute(
         "UPDATE feed_state SET last_error = $2, last_error_at = now() WHERE name = $1",
         name, error[:MAX_ERROR])
+
+
+async def count_skipped(conn: Conn, name: str) -> None:
+    """Count an entry of the feed's index that had nothing to take."""
+    await conn.execute(
+        "UPDATE feed_state SET items_skipped = items_skipped + 1 WHERE name = $1", name)
 
 
 async def entry_seen(conn: Conn, feed: str, entry_id: str) -> bool:

@@ -15,7 +15,7 @@ import structlog
 
 from alertd import backoff, db, errors, logs, metrics, openings, points, settings
 from alertd.context import Context
-from alertd.ingest import cap_intake, feedstate, headsup, quarantine
+from alertd.ingest import cap_documents, feedstate, headsup, quarantine
 from feeds import atom, jma, shelter_status
 from feeds import errors as feed_errors
 
@@ -34,6 +34,15 @@ class FeedSpec:
 
 class FetchError(Exception):
     """The feed could not be fetched."""
+
+
+class TooLargeFetch(FetchError):
+    """The document is larger than feeds.max_bytes."""
+
+    def __init__(self, url: str, limit: int, head: bytes, size: int) -> None:
+        super().__init__(f"{url} is larger than {limit} bytes")
+        self.head = head  # its first bytes, for the quarantine
+        self.size = size  # its declared size, or what was read of it
 
 
 def configured(cfg: settings.Feeds) -> list[FeedSpec]:
@@ -165,11 +174,15 @@ class Poller:
             if resp.status != 200:
                 raise FetchError(f"HTTP {resp.status} from {url}")
             if (resp.content_length or 0) > limit:
-                raise FetchError(f"{url} is larger than {limit} bytes")
-            body = await resp.content.read(limit + 1)
-            if len(body) > limit:
-                raise FetchError(f"{url} is larger than {limit} bytes")
-            return 200, body, resp.headers.copy()  # case-insensitive, as HTTP headers are
+                raise TooLargeFetch(url, limit, b"", resp.content_length or 0)
+            # Read to the end: one read() returns only what has arrived so far, and a large
+            # national message arrives in many pieces.
+            body = bytearray()
+            async for chunk in resp.content.iter_chunked(65536):
+                body += chunk
+                if len(body) > limit:
+                    raise TooLargeFetch(url, limit, bytes(body[:quarantine.MAX_RAW]), len(body))
+            return 200, bytes(body), resp.headers.copy()  # case-insensitive, as HTTP headers are
 
     async def _handle(self, body: bytes) -> int:
         """Hand a fetched document to its kind's handler; returns the items it brought."""
@@ -193,15 +206,28 @@ class Poller:
         except feed_errors.FeedError as exc:
             await quarantine.put(self.c.pool, self.spec.name, body, f"feed index: {exc.reason}")
             raise
+        for skipped in feed.skipped_entries:
+            await self._skip(skipped)
         items = 0
         broken: list[str] = []
         # Oldest first (indexes list the newest first): updates then follow what they update.
         for entry in sorted(feed.entries, key=_age):
-            if not entry.link or await feedstate.entry_seen(self.c.pool, self.spec.name,
-                                                            entry.id):
+            if await feedstate.entry_seen(self.c.pool, self.spec.name, entry.id):
+                continue
+            if entry.inline:  # the entry carries its messages: nothing to fetch
+                for document in entry.inline:
+                    await entry_handler(document)
+                await feedstate.mark_seen(self.c.pool, self.spec.name, entry.id)
+                items += 1
                 continue
             try:
                 _, raw, _ = await self._get(entry.link)
+            except TooLargeFetch as exc:
+                # It will not shrink: quarantined once, not fetched again at every poll.
+                await quarantine.put(self.c.pool, self.spec.name, exc.head,
+                                     f"feed entry {entry.id[:200]!r}: {exc}", size=exc.size)
+                await feedstate.mark_seen(self.c.pool, self.spec.name, entry.id)
+                continue
             except (FetchError, aiohttp.ClientError, TimeoutError) as exc:
                 # One dead link must not hold back the other entries: it is tried again at
                 # the next poll (not marked seen), and the feed records the problem.
@@ -216,13 +242,25 @@ class Poller:
             await feedstate.note_error(self.c.pool, self.spec.name, "; ".join(broken))
         return items
 
+    async def _skip(self, skipped: atom.Skipped) -> None:
+        """Count, log and quarantine (once) an entry with nothing to take: never silently."""
+        pool, name = self.c.pool, self.spec.name
+        if await feedstate.entry_seen(pool, name, skipped.id):
+            return
+        log.warning("feed_entry_skipped", feed=name, entry=skipped.id[:200],
+                    reason=atom.SKIPPED_REASON)
+        await quarantine.put(pool, name, skipped.raw,
+                             f"feed entry {skipped.id[:200]!r}: {atom.SKIPPED_REASON}")
+        await feedstate.count_skipped(pool, name)
+        metrics.FEED_SKIPPED.labels(name).inc()
+        await feedstate.mark_seen(pool, name, skipped.id)
+
     async def _cap(self, raw: bytes) -> None:
         # NotReady (the location index is behind) goes up: the poll fails, the entry is not
         # marked seen and the index is fetched in full again, so the next poll retries it.
-        try:
-            await cap_intake.ingest(self.c, raw, self.spec.name)
-        except cap_intake.Rejected:
-            pass  # quarantined with its reason; the feed itself is healthy
+        # A refused message (or each refused one of an EDXL-DE distribution) is quarantined
+        # with its reason; the feed itself is healthy.
+        await cap_documents.ingest(self.c, raw, self.spec.name)
 
     async def _jma(self, raw: bytes) -> None:
         try:

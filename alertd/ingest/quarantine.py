@@ -13,12 +13,13 @@ MAX_RAW = 256 * 1024  # bytes of the raw input kept; the size is recorded in ful
 
 
 async def put(conn: asyncpg.Connection | asyncpg.Pool, source: str, raw: bytes,
-              reason: str) -> int:
-    """Store a rejected input; returns its quarantine id."""
+              reason: str, *, size: int | None = None) -> int:
+    """Store a rejected input, its raw bytes cut to MAX_RAW; returns its quarantine id.
+    ``size`` is its whole size when only part of it was read (``raw`` is that part)."""
     qid: int = await conn.fetchval(
         "INSERT INTO quarantine (source, reason, raw, raw_size) VALUES ($1, $2, $3, $4)"
         " RETURNING id",
-        source, reason[:2000], raw[:MAX_RAW], len(raw),
+        source, reason[:2000], raw[:MAX_RAW], max(len(raw), min(size or 0, 2**31 - 1)),
     )
     log.warning("feed_item_quarantined", source=source, reason=reason, quarantine_id=qid)
     return qid
