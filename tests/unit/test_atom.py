@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 
-from feeds import atom, errors
+from feeds import atom, cap, errors, signatures
+from tests import capgen, capsign
 
 JMA_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jma"
 
@@ -104,7 +106,8 @@ def test_atom_entry_without_id_falls_back_to_link_or_is_skipped() -> None:
 def test_atom_naive_updated_is_none() -> None:
     """An updated time without an offset is not guessed at."""
     data = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>
-      <entry><id>x</id><updated>2024-11-02T11:19:00</updated></entry></feed>"""
+      <entry><id>x</id><link href="https://example.invalid/x"/>
+      <updated>2024-11-02T11:19:00</updated></entry></feed>"""
     assert atom.parse_feed(data).entries[0].updated is None
 
 
@@ -164,3 +167,73 @@ def test_feed_size_limit() -> None:
     """A feed larger than max_bytes is refused."""
     with pytest.raises(errors.TooLarge):
         atom.parse_feed(JMA_ATOM, max_bytes=100)
+
+
+def _atom_with(entries: str) -> bytes:
+    return (f'<feed xmlns="http://www.w3.org/2005/Atom"><title>CAP</title>{entries}</feed>'
+            .encode())
+
+
+def _body(message: bytes) -> str:
+    return message.decode().split("?>", 1)[1]
+
+
+def test_atom_entry_with_cap_content_is_taken_without_a_link() -> None:
+    """<content type="application/cap+xml"> holding an alert makes an entry with the alert as a
+    document of its own (its namespace only) and no link to fetch."""
+    data = _atom_with(
+        '<entry><id>urn:x:1</id><updated>2026-06-01T09:00:00+09:00</updated>'
+        f'<content type="application/cap+xml">{_body(capgen.message("in-1"))}</content></entry>')
+    (entry,) = atom.parse_feed(data).entries
+    assert (entry.id, entry.link, entry.summary) == ("urn:x:1", "", "")
+    (doc,) = entry.inline
+    assert cap.parse(doc).identifier == "in-1"
+    assert b"Atom" not in doc
+
+
+def test_rss_item_with_an_embedded_alert_and_no_guid() -> None:
+    """An RSS item carrying a CAP alert as a child element is taken, with an id made from the
+    message when it has neither guid nor link."""
+    data = (b'<rss version="2.0"><channel><title>t</title><item><title>a</title>'
+            + _body(capgen.message("rss-1")).encode() + b"</item></channel></rss>")
+    (entry,) = atom.parse_feed(data).entries
+    assert entry.id.startswith("sha256:") and entry.link == ""
+    assert [cap.parse(d).identifier for d in entry.inline] == ["rss-1"]
+
+
+def test_escaped_cap_content_is_taken() -> None:
+    """A CAP message escaped as text in a content typed application/cap+xml is taken too."""
+    escaped = escape(capgen.message("esc-1").decode())
+    data = _atom_with(f'<entry><id>e</id><content type="application/cap+xml">{escaped}'
+                      "</content></entry>")
+    (entry,) = atom.parse_feed(data).entries
+    assert [cap.parse(d).identifier for d in entry.inline] == ["esc-1"]
+
+
+def test_signed_inline_message_keeps_its_signature() -> None:
+    """A signed alert carried inline in a feed that declares other prefixes still verifies."""
+    signed = capsign.sign(capgen.message("sig-in"))
+    data = (b'<feed xmlns="http://www.w3.org/2005/Atom" xmlns:georss="http://www.georss.org/'
+            b'georss"><title>t</title><entry><id>s</id><content type="application/cap+xml">'
+            + _body(signed).encode() + b"</content></entry></feed>")
+    (doc,) = atom.parse_feed(data).entries[0].inline
+    verified = signatures.verified(doc, [capsign.signer().cert_pem], max_bytes=1_000_000)
+    assert cap.parse(verified).identifier == "sig-in"
+
+
+def test_inline_edxl_distribution_is_carried_whole() -> None:
+    """An entry carrying an EDXL-DE distribution hands over the distribution itself."""
+    data = _atom_with(f'<entry><id>d</id><content type="application/xml">'
+                      f"{_body(capsign.edxl(capgen.message('de-1')))}</content></entry>")
+    (doc,) = atom.parse_feed(data).entries[0].inline
+    assert atom.document_kind(doc) == "edxl"
+
+
+def test_entry_with_neither_link_nor_inline_cap_is_skipped_with_its_xml() -> None:
+    """An entry with an id but neither a link nor inline CAP is skipped, keeping its id and XML."""
+    feed = atom.parse_feed(_atom_with("<entry><id>urn:x:empty</id><title>nothing</title>"
+                                      "<content type=\"text\">just words</content></entry>"))
+    assert feed.entries == ()
+    (skipped,) = feed.skipped_entries
+    assert (skipped.id, skipped.title) == ("urn:x:empty", "nothing")
+    assert b"just words" in skipped.raw
