@@ -4,7 +4,11 @@ The valid CAP fixtures (tests/fixtures/cap, all but the XXE sample) are parsed i
 up to ``--messages`` parses, several rounds; the medians are compared. The baseline only builds
 the element tree, without screening or reading CAP, so the ratio (ours / raw) is the price of
 safety plus turning the tree into domain values. A second figure adds ``area_geometry`` for
-every area, the shapely work the pipeline does next. Not part of the test suite:
+every area, the shapely work the pipeline does next. Two more shapes, each against
+``ET.fromstring`` of its own bytes in the same run: EDXL-DE 2.0 distributions (one or two
+messages each; ``edxl.unwrap`` + ``cap.parse`` of every message) and signed messages
+(``signatures.verified`` with signxml against one trust anchor + ``cap.parse``), built with the
+tests' generators (tests/capgen.py, tests/capsign.py). Not part of the test suite:
 
     .venv/bin/python bench/bench_cap.py [--messages 20000] [--rounds 5]
 """
@@ -13,14 +17,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from feeds import cap
+from feeds import cap, edxl, signatures
 
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cap"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "cap"
+sys.path.insert(0, str(ROOT))
+from tests import capgen, capsign  # noqa: E402  (the tests' message generators)
+
+LIMIT = 5_000_000
 
 
 def samples() -> list[bytes]:
@@ -32,6 +42,32 @@ def with_geometry(data: bytes) -> object:
     """Parse a message and build the geometry of each of its areas."""
     alert = cap.parse(data)
     return [cap.area_geometry(a) for info in alert.infos for a in info.areas]
+
+
+def distributions(count: int = 20) -> list[bytes]:
+    """EDXL-DE 2.0 distributions of generated Fukushima alerts, one or two messages each."""
+    return [capsign.edxl(*(capgen.message(f"d{i}-{j}") for j in range(1 + i % 2)),
+                         distribution_id=f"d{i}") for i in range(count)]
+
+
+def unwrapped(data: bytes) -> object:
+    """Unwrap a distribution and parse each of its messages."""
+    found = edxl.unwrap(data, max_bytes=LIMIT)
+    assert found is not None
+    return [cap.parse(a) for a in found.alerts]
+
+
+def signed(count: int = 20) -> list[bytes]:
+    """Generated Fukushima alerts with enveloped XML signatures by one key."""
+    return [capsign.sign(capgen.message(f"s{i}")) for i in range(count)]
+
+
+def verified(data: bytes) -> object:
+    """Verify a signed message against the trust anchor, then parse what was signed."""
+    return cap.parse(signatures.verified(data, ANCHORS, max_bytes=LIMIT))
+
+
+ANCHORS = [capsign.signer().cert_pem]
 
 
 def timed(parse: Callable[[bytes], object], docs: list[bytes], messages: int) -> float:
@@ -73,6 +109,16 @@ def main() -> None:
     print(f"  ratio ours/raw time {ours_s / raw_s:12.2f} x")
     print(f"cap.parse + geometry  {args.messages / geo_s:12,.0f} msgs/s")
     print(f"  ratio ours/raw time {geo_s / raw_s:12.2f} x")
+    for label, shaped, ours in (("EDXL-DE 2.0 unwrapped", distributions(), unwrapped),
+                                ("signed, verified", signed(), verified)):
+        count = max(args.messages // 10, len(shaped))
+        base_s = median_time(ET.fromstring, shaped, count, args.rounds)
+        shape_s = median_time(ours, shaped, count, args.rounds)
+        mean = sum(len(d) for d in shaped) / len(shaped)
+        print(f"{label:21} {count / shape_s:12,.0f} docs/s ({len(shaped)} documents, "
+              f"{mean:,.0f} bytes on average)")
+        print(f"  baseline ET.fromstring {count / base_s:9,.0f} docs/s")
+        print(f"  ratio ours/raw time {shape_s / base_s:12.2f} x")
 
 
 if __name__ == "__main__":
