@@ -428,20 +428,22 @@ async def test_staff_feed_list_shows_each_feed_s_health(
     viewer = await staff.create(pool, "viewer")
     await pool.execute(
         "INSERT INTO feed_state (name, kind, url, last_success, last_error, last_error_at,"
-        " failures, items_seen, next_at) VALUES"
-        " ('jma:u', 'jma', 'u', NULL, 'HTTP 503 from u', '2026-06-01T00:00:00Z', 2, 0,"
+        " failures, items_seen, items_skipped, next_at) VALUES"
+        " ('jma:u', 'jma', 'u', NULL, 'HTTP 503 from u', '2026-06-01T00:00:00Z', 2, 0, 0,"
         "  '2026-06-01T00:05:00Z'),"
-        " ('cap:v', 'cap', 'v', '2026-06-01T00:01:00Z', NULL, NULL, 0, 7,"
+        " ('cap:v', 'cap', 'v', '2026-06-01T00:01:00Z', NULL, NULL, 0, 7, 2,"
         "  '2026-06-01T00:02:00Z')")
     r = await client.get("/v1/staff/feeds", headers=_auth(viewer))
     assert r.status == 200
     assert await r.json() == {"feeds": [
         {"name": "cap:v", "kind": "cap", "url": "v", "last_success": "2026-06-01T00:01:00+00:00",
          "last_error": None, "last_error_at": None, "failures": 0, "items_seen": 7,
+         "items_skipped": 2,
          "next_at": "2026-06-01T00:02:00+00:00"},
         {"name": "jma:u", "kind": "jma", "url": "u", "last_success": None,
          "last_error": "HTTP 503 from u", "last_error_at": "2026-06-01T00:00:00+00:00",
-         "failures": 2, "items_seen": 0, "next_at": "2026-06-01T00:05:00+00:00"}]}
+         "failures": 2, "items_seen": 0, "items_skipped": 0,
+         "next_at": "2026-06-01T00:05:00+00:00"}]}
 
 
 async def test_staff_order_list_shows_active_orders_unless_all_are_asked_for(
