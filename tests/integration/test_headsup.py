@@ -27,7 +27,7 @@ SQUARE = {"type": "Polygon", "coordinates": [[
 
 
 def report(when: str = "2026-06-01T11:00:00+09:00", *, lift_all: bool = False,
-           status: str = "通常", info_type: str = "発表") -> jma.JmaReport:
+           status: str = "通常", info_type: str = "発表", level: int = 3) -> jma.JmaReport:
     """Sample 10 (レベル３大雨警報, 大雨浸水 警戒レベル３相当) moved to prefecture 07, re-timed,
     optionally all lifted, a drill or a retraction."""
     text = HEAVY_RAIN.replace(b"<Code>32", b"<Code>07").decode()
@@ -35,6 +35,7 @@ def report(when: str = "2026-06-01T11:00:00+09:00", *, lift_all: bool = False,
                   f"<ReportDateTime>{when}</ReportDateTime>", text)
     text = text.replace("<Status>通常</Status>", f"<Status>{status}</Status>")
     text = text.replace("<InfoType>発表</InfoType>", f"<InfoType>{info_type}</InfoType>")
+    text = text.replace("警戒レベル３相当", f"警戒レベル{level}相当")
     if lift_all:
         for kind_status in ("継続", "発表"):
             text = text.replace(f"<Status>{kind_status}</Status>", "<Status>解除</Status>")
@@ -124,6 +125,18 @@ async def test_lifting_ends_the_episode_and_a_reissue_is_new(context: Context) -
     assert await apply(context, report("2026-06-01T13:00:00+09:00")) == 1
     first, second = await warnings(context.pool)
     assert first["ref"] != second["ref"]
+
+
+async def test_a_level_rise_tells_those_whose_trigger_it_reaches(context: Context) -> None:
+    """The same warning rising from 3相当 to 4相当 is the same episode: the household told at
+    3 is not told again, the one leaving at 4 is told now."""
+    await household(context, "at-3", ("home", FUKUSHIMA_CITY), triggers={"inland_flood": 3})
+    await household(context, "at-4", ("home", FUKUSHIMA_CITY), triggers={"inland_flood": 4})
+    assert await apply(context, report()) == 1
+    assert await apply(context, report("2026-06-01T12:00:00+09:00", level=4)) == 1
+    assert [(p["push_token"], p["level"]) for p in await warnings(context.pool)] == [
+        ("at-3", 3), ("at-4", 4)]
+    assert await apply(context, report("2026-06-01T13:00:00+09:00", level=4)) == 0
 
 
 async def test_retraction_ends_the_episode(context: Context) -> None:
