@@ -19,13 +19,13 @@ import asyncpg
 import shapely
 import structlog
 
-from alertd import db, errors, orders, render, settings, shelters
+from alertd import db, households, orders, plans, render, settings
 from alertd.delivery import outbox
 from alertd.ingest import jma_hazards, jma_states
 from feeds import jma
 from geo import municipalities
+from sheets import advice, model, validate
 from sheets import errors as sheet_errors
-from sheets import model, validate
 
 log = structlog.get_logger(__name__)
 
@@ -138,11 +138,12 @@ async def notify(conn: asyncpg.Connection, table: municipalities.Table, cfg: set
         if m.device_id not in best or m.rank < best[m.device_id].rank:
             best[m.device_id] = m
     devices = {r["device_id"]: r for r in candidates}
+    household_plans = await _plans(conn, best.values(), table)
     expires = datetime.now(UTC) + PUSH_TTL
     rows = []
     for device_id, m in sorted(best.items()):
         dev = devices[device_id]
-        plan = await plan_for(conn, m)
+        plan = household_plans.get(device_id)
         text = render.warning_text(dev["locale"], m.episode.level, m.episode.hazard,
                                    m.episode.kind_name, _area_name(table, m.episode), plan)
         rows.append(outbox.NewDelivery(
@@ -185,9 +186,12 @@ async def _candidates(conn: asyncpg.Connection, episodes: Sequence[Episode],
         "SELECT s.device_id, s.body, d.platform, d.locale FROM sheets s"
         " JOIN devices d ON d.id = s.device_id"
         " WHERE NOT s.deleted AND d.token_state = 'active' AND ($3::boolean IS FALSE OR d.drill)"
-        " AND EXISTS (SELECT 1 FROM jsonb_each(s.body -> 'triggers') t(hazard, level)"
+        " AND (EXISTS (SELECT 1 FROM jsonb_each(s.body -> 'triggers') t(hazard, level)"
         "   JOIN unnest($1::text[], $2::int[]) w(hazard, level) ON w.hazard = t.hazard"
         "   WHERE jsonb_typeof(t.level) = 'number' AND t.level::numeric <= w.level)"
+        # A member who needs time brings the household's trigger forward to 3 (advice.trigger)
+        "   OR jsonb_typeof(s.body -> 'members') = 'array'"
+        "   AND jsonb_array_length(s.body -> 'members') > 0)"
         " AND EXISTS (SELECT 1 FROM jsonb_array_elements(s.body -> 'places') p,"
         "   unnest($4::float8[], $5::float8[], $6::float8[], $7::float8[])"
         "     b(min_lon, min_lat, max_lon, max_lat)"
@@ -206,7 +210,7 @@ def _matches(row: asyncpg.Record, episodes: Iterable[Episode], table: municipali
         return []
     found = []
     for e in episodes:
-        trigger = sheet.trigger(e.hazard)
+        trigger = advice.trigger(sheet, e.hazard)
         if trigger is None or trigger > e.level or not table.is_known(e.area_code):
             continue
         area = table.get(e.area_code)
@@ -267,20 +271,17 @@ async def _tell(conn: asyncpg.Connection, matches: Sequence[Match]) -> list[Matc
     return [m for m in matches if (m.episode.id, m.device_id) in new]
 
 
-async def plan_for(conn: asyncpg.Connection, m: Match) -> render.Plan:
-    """What the household's sheet says about this warning: its place in the area, the level it
-    leaves at, and its first destination when that is a shelter, with the shelter's state."""
-    destination = None
-    first = next(iter(m.sheet.destinations or ()), None)
-    if isinstance(first, model.ShelterDestination):
-        try:
-            shelter = await shelters.get(conn, first.shelter_id)
-        except errors.NotFound:
-            shelter = None
-        if shelter is not None:
-            state = shelter.status if shelter.status in ("open", "full") else "not_open"
-            if shelter.hazards and m.episode.hazard not in shelter.hazards:
-                state = "unsuitable"
-            destination = render.Destination("shelter", state, shelter.name, shelter.crowding)
-    return render.Plan(place=m.place.kind, place_label=m.place.label or "",
-                       trigger=m.trigger, destination=destination)
+async def _plans(conn: asyncpg.Connection, matches: Iterable[Match],
+                 table: municipalities.Table) -> dict[uuid.UUID, render.Plan]:
+    """The plan of each told household for the episode its push speaks of (`alertd.plans`:
+    its place in the warned area, its trigger, its first destination's state, the nearest
+    open suitable shelter), one call per episode."""
+    by_episode: dict[int, list[Match]] = {}
+    for m in matches:
+        by_episode.setdefault(m.episode.id, []).append(m)
+    out: dict[uuid.UUID, render.Plan] = {}
+    for group in by_episode.values():
+        e = group[0].episode
+        alert = plans.Alert(table.get(e.area_code), e.level, e.hazard)
+        out.update(await households.plans_for(conn, [m.device_id for m in group], alert))
+    return out

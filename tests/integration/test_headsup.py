@@ -61,7 +61,8 @@ def landslide_alert(when: str = "2026-06-01T11:30:00+09:00") -> jma.JmaReport:
 
 
 async def household(context: Context, token: str, *places: tuple[str, tuple[float, float]],
-                    triggers: dict[str, int], drill: bool = False) -> uuid.UUID:
+                    triggers: dict[str, int], drill: bool = False,
+                    members: list[dict[str, Any]] | None = None) -> uuid.UUID:
     """A device with one sheet: these places, these triggers, the shelter S1 first."""
     device_id, _ = await devices.register(context.pool, "ios", token, "ja")
     if drill:
@@ -69,7 +70,8 @@ async def household(context: Context, token: str, *places: tuple[str, tuple[floa
     sheet = validate.parse({
         "name": "家", "triggers": triggers,
         "places": [{"kind": kind, "lat": at[0], "lon": at[1]} for kind, at in places],
-        "destinations": [{"kind": "shelter", "shelter_id": "S1"}]})
+        "destinations": [{"kind": "shelter", "shelter_id": "S1"}],
+        **({"members": members} if members else {})})
     async with context.pool.acquire() as conn:
         await store.put(conn, device_id, uuid.uuid4(), sheet, None)
     return device_id
@@ -162,6 +164,18 @@ async def test_only_households_whose_plan_fits(context: Context) -> None:
     assert [p["push_token"] for p in await warnings(context.pool)] == ["work-in-aizu"]
     (push,) = await warnings(context.pool)
     assert "会津若松市" in push["body"] and "勤務先" in push["body"]
+
+
+async def test_a_member_who_needs_time_brings_the_trigger_to_3(context: Context) -> None:
+    """A household planning to leave at 4 with a member who needs support is told at 3相当
+    (高齢者等避難 applies to it), and its push says its plan is to leave at 3."""
+    await household(context, "needs-time", ("home", FUKUSHIMA_CITY),
+                    triggers={"inland_flood": 4}, members=[{"needs_support": True}])
+    await household(context, "no-one-slow", ("home", FUKUSHIMA_CITY),
+                    triggers={"inland_flood": 4}, members=[{"label": "父"}])
+    assert await apply(context, report()) == 1
+    (push,) = await warnings(context.pool)
+    assert push["push_token"] == "needs-time" and "警戒レベル3で避難します" in push["body"]
 
 
 async def test_one_push_for_several_warned_places(context: Context) -> None:
