@@ -33,7 +33,7 @@ class Device:
     quiet_start: time | None
     quiet_end: time | None
     drill: bool
-    time_zone: str | None = None  # IANA name the quiet hours are in (None: tips.time_zone)
+    time_zone: str | None = None  # IANA name the quiet hours are in (None: scheduler.timezone)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Device:

@@ -171,7 +171,6 @@ class Shelters:
 @dataclass(frozen=True, slots=True)
 class Tips:
     catalogue_dir: str
-    time_zone: str
     rate_per_s: float
     ttl_s: float
     batch_size: int
@@ -490,16 +489,16 @@ def _validate(settings: Settings) -> None:
                 *((settings.feeds.jma_url,) if settings.feeds.jma_url else ())):
         if not url.startswith(("http://", "https://")):
             raise errors.ConfigError(f"config key feeds.*_url(s) must be http(s) URLs: {url!r}")
-    try:
-        zoneinfo.ZoneInfo(settings.tips.time_zone)
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
-        raise errors.ConfigError("config key tips.time_zone must be an IANA time zone such as "
-                                 f"Asia/Tokyo, got {settings.tips.time_zone!r}") from exc
     _validate_schedule(settings)
     for feed in settings.trust.feeds:
         if feed.url not in settings.feeds.cap_urls:
             raise errors.ConfigError(f"config key trust.feeds names {feed.url!r}, which is not "
                                      "one of feeds.cap_urls")
+    if settings.sync.cursor_max_age_s > settings.housekeeping.deliveries_retention_s:
+        # A cursor the server still honours must never point past purged inbox rows.
+        raise errors.ConfigError(
+            "config key sync.cursor_max_age_s must not exceed "
+            "housekeeping.deliveries_retention_s (a cursor would outlive the inbox it reads)")
     for level in settings.apns.critical_levels:
         if level not in (3, 4, 5):
             raise errors.ConfigError("config key apns.critical_levels may hold only 3, 4, 5")

@@ -138,7 +138,7 @@ def _delivery(cfg: settings.Settings, cat: tc.Catalogue, dev: Candidate, choice:
     """The push of a chosen tip, due `offset` after `start` (the pacing), or as long after
     the end of the device's quiet hours when that time falls in them: the devices whose quiet
     hours end at 07:00 are paced too, not all due at 07:00 sharp."""
-    zone = tc.zone(dev.time_zone or cfg.tips.time_zone)
+    zone = tc.zone(dev.time_zone or cfg.scheduler.timezone)
     paced = start + offset
     due = tc.after_quiet(paced, dev.quiet_start, dev.quiet_end, zone)
     if due != paced:
@@ -166,7 +166,7 @@ async def _weekly_batch(conn: asyncpg.Connection, cfg: settings.Settings, cat: t
                         after: int, week: date, now: datetime, queued: int) -> tuple[int, int]:
     """One batch of a weekly send in its own transaction: (last device seq seen, tips queued);
     the seq is -1 when no device was left."""
-    local = now.astimezone(tc.zone(cfg.tips.time_zone))
+    local = now.astimezone(tc.zone(cfg.scheduler.timezone))
     async with conn.transaction():
         await _lock(conn)
         rows = await conn.fetch(
@@ -194,12 +194,12 @@ async def send_weekly(pool_or_conn: asyncpg.Pool | asyncpg.Connection, cfg: sett
                       now: datetime) -> int:
     """Queue this week's tip for every eligible device; the number queued.
 
-    `now` is the current time: it names the week and the month (in tips.time_zone) and the due
+    `now` is the current time: it names the week and the month (in scheduler.timezone) and the due
     times (paced at tips.rate_per_s, moved past each device's quiet hours). Idempotent per
     device per week: a re-run, a catch-up or a second node queues nothing twice.
     """
     cat = catalogue(cfg)
-    week = tc.week_of(now, tc.zone(cfg.tips.time_zone))
+    week = tc.week_of(now, tc.zone(cfg.scheduler.timezone))
     if isinstance(pool_or_conn, asyncpg.Pool):
         async with pool_or_conn.acquire() as conn:
             return await _send_weekly(conn, cfg, cat, week, now)
@@ -250,11 +250,11 @@ async def preview(pool: asyncpg.Pool, cfg: settings.Settings, device_id: uuid.UU
                   now: datetime) -> Preview:
     """The tip the device would get next (nothing is recorded); NotFound for no device."""
     cat = catalogue(cfg)
-    local = now.astimezone(tc.zone(cfg.tips.time_zone))
+    local = now.astimezone(tc.zone(cfg.scheduler.timezone))
     async with pool.acquire() as conn:
         dev = await _device(conn, device_id)
         (plan,) = await _plan(conn, cat, [dev], now, local.month)
-    week = tc.week_of(now, tc.zone(cfg.tips.time_zone))
+    week = tc.week_of(now, tc.zone(cfg.scheduler.timezone))
     return Preview(device_id, plan.choice, plan.reason, dev.last_week == week)
 
 
@@ -283,7 +283,7 @@ async def send_one(pool: asyncpg.Pool, cfg: settings.Settings, device_id: uuid.U
     tip = cat.get(tip_id) if tip_id is not None else None
     if tip_id is not None and tip is None:
         raise errors.InvalidInput(f"tip_id: no tip {tip_id!r} in the catalogue")
-    local = now.astimezone(tc.zone(cfg.tips.time_zone))
+    local = now.astimezone(tc.zone(cfg.scheduler.timezone))
     async with pool.acquire() as conn, conn.transaction():
         await _lock(conn)
         dev = await _device(conn, device_id)

@@ -66,7 +66,7 @@ SCHEMAS: dict[str, Schema] = {
         "time_zone": nullable(_TIME_ZONE),
     }, optional={"push_token", "locale", "tips", "drill", "quiet_hours", "time_zone"},
         description="Any of the settings; null quiet_hours removes them, a null time_zone "
-                    "goes back to the service's (tips.time_zone, Asia/Tokyo by default). An "
+                    "goes back to the service's (scheduler.timezone, Asia/Tokyo by default). An "
                     "unknown time zone is a 422."),
     "Device": obj({
         "device_id": UUID,

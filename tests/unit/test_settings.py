@@ -133,3 +133,14 @@ def test_cap_level_codes_and_sender_aliases(tmp_path: Path) -> None:
                 {"ALERTD_CAP_SENDER_ALIASES": '[["a"]]'}):
         with pytest.raises(errors.ConfigError, match=f"cap.{next(iter(env))[11:].lower()}"):
             settings.load(environ=env)
+
+
+def test_sync_cursors_may_not_outlive_the_inbox_they_read() -> None:
+    """A sync cursor age beyond the deliveries' retention is a configuration error: sync would
+    answer such a cursor with changes already purged."""
+    env = {"ALERTD_SYNC_CURSOR_MAX_AGE_S": "8000000",
+           "ALERTD_HOUSEKEEPING_DELIVERIES_RETENTION_S": "7000000"}
+    with pytest.raises(errors.ConfigError, match=r"sync\.cursor_max_age_s"):
+        settings.load([], environ=env)
+    assert settings.load([], environ={"ALERTD_SYNC_CURSOR_MAX_AGE_S": "7000000"}).sync \
+        .cursor_max_age_s == 7000000
