@@ -74,7 +74,7 @@ async def update_me(request: web.Request) -> web.Response:
             changes["quiet_end"] = _clock(validate.clock(quiet.get("end"), "quiet_hours.end"))
             if changes["quiet_start"] == changes["quiet_end"]:
                 raise errors.InvalidInput("quiet_hours.start and quiet_hours.end must differ")
-    if "time_zone" in body:  # null: the service's default (tips.time_zone)
+    if "time_zone" in body:  # null: the service's default (scheduler.timezone)
         zone = body["time_zone"]
         changes["time_zone"] = None if zone is None else validate.time_zone(zone)
     await devices.update(plumbing.ctx(request).pool, dev.id, changes)
