@@ -14,7 +14,8 @@ from alertd.sandbox.handle import DaemonProcess, clean_env, free_port_base, staf
 from alertd.sandbox.handle import SandboxProcess as Sandbox
 from tests.waiting import DEADLINE, wait_for
 
-__all__ = ["Client", "Daemon", "Sandbox", "daemon_env", "free_port_base", "staff_token",
+__all__ = ["Client", "Daemon", "Sandbox", "daemon_env", "free_port_base", "post_cap",
+           "push_kind", "received", "staff_token",
            "wait_for"]
 
 _STARTED: list[DaemonProcess] = []
@@ -140,3 +141,29 @@ class Client:
                                    {"lat": lat, "lon": lon})
             assert s == 204, b
         return body["device_id"], body["device_secret"]
+
+
+async def post_cap(http: aiohttp.ClientSession, daemon: Daemon, token: str,
+                   body: bytes) -> tuple[int, Any]:
+    """POST a CAP document to the staff endpoint; (status, JSON answer)."""
+    async with http.post(f"{daemon.url}/v1/staff/cap", data=body, headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/cap+xml"}) as r:
+        return r.status, await r.json()
+
+
+def push_kind(d: dict[str, Any]) -> str:
+    """The alert kind of a sandbox delivery, APNs or FCM."""
+    payload = d["payload"]
+    return str(payload["kind"] if "kind" in payload else payload["message"]["data"]["kind"])
+
+
+async def received(sandbox: Sandbox, http: aiohttp.ClientSession,
+                   n: int) -> list[tuple[str, str]]:
+    """Wait for n accepted pushes; (token, kind) of each, in arrival order."""
+    async def check() -> list[tuple[str, str]] | None:
+        got = [(d["token"], push_kind(d)) for d in await sandbox.deliveries(http)
+               if d["status"] == 200]
+        return got if len(got) >= n else None
+    result: list[tuple[str, str]] = await wait_for(check, f"{n} pushes")
+    return result

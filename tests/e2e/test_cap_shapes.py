@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -17,8 +16,9 @@ from tests.e2e.conftest import (
     Sandbox,
     daemon_env,
     free_port_base,
+    post_cap,
+    received,
     staff_token,
-    wait_for,
 )
 from tests.waiting import DEADLINE
 
@@ -26,29 +26,6 @@ pytestmark = pytest.mark.e2e
 
 INSIDE = [(37.75, 140.45), (37.72, 140.50)]
 OUTSIDE = (37.40, 140.38)
-
-
-async def _post_cap(http: aiohttp.ClientSession, daemon: Daemon, token: str,
-                    body: bytes) -> tuple[int, Any]:
-    async with http.post(f"{daemon.url}/v1/staff/cap", data=body, headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/cap+xml"}) as r:
-        return r.status, await r.json()
-
-
-def _kind(d: dict[str, Any]) -> str:
-    payload = d["payload"]
-    return str(payload["kind"] if "kind" in payload else payload["message"]["data"]["kind"])
-
-
-async def _received(sandbox: Sandbox, http: aiohttp.ClientSession,
-                    n: int) -> list[tuple[str, str]]:
-    async def check() -> list[tuple[str, str]] | None:
-        got = [(d["token"], _kind(d)) for d in await sandbox.deliveries(http)
-               if d["status"] == 200]
-        return got if len(got) >= n else None
-    result: list[tuple[str, str]] = await wait_for(check, f"{n} pushes")
-    return result
 
 
 async def test_edxl_signed_and_tampered_messages_through_the_daemon(
@@ -71,20 +48,20 @@ async def test_edxl_signed_and_tampered_messages_through_the_daemon(
     await api.device("ios", "shape-out", *OUTSIDE)
 
     wrapped = capsign.edxl(capsign.sign(capgen.message("fks-edxl-1", level=4)))
-    status, body = await _post_cap(http, daemon, op, wrapped)
+    status, body = await post_cap(http, daemon, op, wrapped)
     assert (status, body["outcome"]) == (202, "order"), body
-    first = await _received(sandbox, http, 2)
+    first = await received(sandbox, http, 2)
     assert sorted(first) == [("shape-in-0", "order"), ("shape-in-1", "order")]
 
     update = capsign.sign(capgen.message("fks-edxl-2", msg_type="Update",
                                          references=("fks-edxl-1",), level=5))
-    status, body = await _post_cap(http, daemon, op, update)
+    status, body = await post_cap(http, daemon, op, update)
     assert (status, body["outcome"]) == (202, "updated"), body
-    got = await _received(sandbox, http, 4)
+    got = await received(sandbox, http, 4)
     assert sorted(got[2:]) == [("shape-in-0", "order_update"), ("shape-in-1", "order_update")]
 
     tampered = capsign.tamper(capsign.sign(capgen.message("fks-edxl-3", level=5)))
-    status, refused = await _post_cap(http, daemon, op, tampered)
+    status, refused = await post_cap(http, daemon, op, tampered)
     assert status == 400
     assert refused["error"].startswith("the message's signature does not verify")
     status, listing = await api.call("GET", "/v1/staff/quarantine", staff_token(db_url, "viewer"))
@@ -92,6 +69,6 @@ async def test_edxl_signed_and_tampered_messages_through_the_daemon(
     item = next(i for i in listing["items"] if i["id"] == refused["quarantine_id"])
     assert (item["source"], item["reason"]) == ("staff-api", refused["error"])
     assert "自宅にとどまってください" in item["raw"]
-    assert "shape-out" not in {t for t, _ in await _received(sandbox, http, 4)}
+    assert "shape-out" not in {t for t, _ in await received(sandbox, http, 4)}
     status, orders = await api.call("GET", "/v1/staff/orders?state=all", op)
     assert status == 200 and len(orders["orders"]) == 1  # the tampered message made none

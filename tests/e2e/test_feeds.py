@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
 
 from tests import capgen
-from tests.e2e.conftest import Client, Daemon, Sandbox, staff_token, wait_for
+from tests.e2e.conftest import Client, Daemon, Sandbox, post_cap, received, staff_token
 
 pytestmark = pytest.mark.e2e
 
 INSIDE = [(37.75, 140.45), (37.72, 140.50)]
 OUTSIDE = [(37.40, 140.38)]
-
-
-async def _post_cap(http: aiohttp.ClientSession, daemon: Daemon, token: str,
-                    body: bytes) -> tuple[int, Any]:
-    async with http.post(f"{daemon.url}/v1/staff/cap", data=body, headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/cap+xml"}) as r:
-        return r.status, await r.json()
-
-
-def _kind(d: dict[str, Any]) -> str:
-    payload = d["payload"]
-    return str(payload["kind"] if "kind" in payload else payload["message"]["data"]["kind"])
-
-
-async def _received(sandbox: Sandbox, http: aiohttp.ClientSession,
-                    n: int) -> list[tuple[str, str]]:
-    async def check() -> list[tuple[str, str]] | None:
-        got = [(d["token"], _kind(d)) for d in await sandbox.deliveries(http)
-               if d["status"] == 200]
-        return got if len(got) >= n else None
-    result: list[tuple[str, str]] = await wait_for(check, f"{n} pushes")
-    return result
 
 
 async def test_cap_alert_update_cancel_reach_phones(
@@ -48,26 +23,26 @@ async def test_cap_alert_update_cancel_reach_phones(
     for i, (lat, lon) in enumerate(INSIDE):
         await api.device("ios" if i else "android", f"cap-in-{i}", lat, lon)
     await api.device("ios", "cap-out", *OUTSIDE[0])
-    status, body = await _post_cap(http, daemon, op, capgen.message("e2e-1", level=3))
+    status, body = await post_cap(http, daemon, op, capgen.message("e2e-1", level=3))
     assert status == 202 and body["outcome"] == "order", body
     assert body["id"] == body["order_id"]
-    first = await _received(sandbox, http, 2)
+    first = await received(sandbox, http, 2)
     assert sorted(first) == [("cap-in-0", "order"), ("cap-in-1", "order")]
 
-    status, body = await _post_cap(http, daemon, op, capgen.message(
+    status, body = await post_cap(http, daemon, op, capgen.message(
         "e2e-2", msg_type="Update", references=("e2e-1",), level=4))
     assert status == 202 and body["outcome"] == "updated", body
-    got = await _received(sandbox, http, 4)
+    got = await received(sandbox, http, 4)
     assert sorted(got[2:]) == [("cap-in-0", "order_update"), ("cap-in-1", "order_update")]
 
-    status, body = await _post_cap(http, daemon, op, capgen.message(
+    status, body = await post_cap(http, daemon, op, capgen.message(
         "e2e-3", msg_type="Cancel", references=("e2e-2", "e2e-1")))
     assert status == 202 and body["outcome"] == "lifted", body
-    got = await _received(sandbox, http, 6)
+    got = await received(sandbox, http, 6)
     assert sorted(got[4:]) == [("cap-in-0", "order_lifted"), ("cap-in-1", "order_lifted")]
     assert "cap-out" not in {t for t, _ in got}
 
-    status, body = await _post_cap(http, daemon, op, capgen.message("e2e-1", level=3))
+    status, body = await post_cap(http, daemon, op, capgen.message("e2e-1", level=3))
     assert status == 202 and body["outcome"] == "duplicate"
 
 
@@ -80,9 +55,9 @@ async def test_cap_exercise_reaches_only_drill_devices(
     _, drill_secret = await api.device("android", "drill", *INSIDE[1])
     status, _ = await api.call("PATCH", "/v1/me", drill_secret, {"drill": True})
     assert status == 200
-    status, body = await _post_cap(http, daemon, op, capgen.message("ex-1", status="Exercise"))
+    status, body = await post_cap(http, daemon, op, capgen.message("ex-1", status="Exercise"))
     assert status == 202 and body["outcome"] == "order"
-    assert await _received(sandbox, http, 1) == [("drill", "order")]
+    assert await received(sandbox, http, 1) == [("drill", "order")]
     _, order = await api.call("GET", f"/v1/staff/orders/{body['order_id']}", op)
     assert order["exercise"] is True and order["deliveries"]["matched"] == 1
 
@@ -91,7 +66,7 @@ async def test_bad_cap_is_400_and_quarantined(
         daemon: Daemon, http: aiohttp.ClientSession, db_url: str) -> None:
     """A malformed CAP post gets 400 with the reason, and staff find it in the quarantine."""
     op = staff_token(db_url, "operator")
-    status, body = await _post_cap(http, daemon, op, b"<alert>not cap")
+    status, body = await post_cap(http, daemon, op, b"<alert>not cap")
     assert (status, body) == (400, {
         "error": "not well-formed XML: no element found: line 1, column 14", "quarantine_id": 1})
     api = Client(http, daemon.url)
