@@ -6,8 +6,7 @@ import aiohttp
 import pytest
 
 from tests import capgen
-from tests.e2e.conftest import Client, Daemon, Sandbox, staff_token
-from tests.e2e.test_feeds import _post_cap, _received
+from tests.e2e.conftest import Client, Daemon, Sandbox, post_cap, received, staff_token
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +24,7 @@ async def test_out_of_prefecture_refused_and_all_clear_lifts(
     await api.device("android", "in-sendai", 38.26, 140.87)
     await api.device("ios", "in-fukushima", 37.75, 140.45)
 
-    status, body = await _post_cap(http, daemon, op, capgen.message("far-1", polygon=SENDAI))
+    status, body = await post_cap(http, daemon, op, capgen.message("far-1", polygon=SENDAI))
     reason = ("area: the area lies wholly outside the prefecture served (it touches none of its "
               "municipalities); check the coordinates: GeoJSON positions are [lon, lat], CAP "
               "polygons lat,lon")
@@ -34,15 +33,15 @@ async def test_out_of_prefecture_refused_and_all_clear_lifts(
     assert status == 200
     assert [(i["id"], i["reason"]) for i in listing["items"]] == [(body["quarantine_id"], reason)]
 
-    status, body = await _post_cap(http, daemon, op, capgen.message("fk-1", level=4))
+    status, body = await post_cap(http, daemon, op, capgen.message("fk-1", level=4))
     assert status == 202 and body["outcome"] == "order", body
     order_id = body["order_id"]
-    assert await _received(sandbox, http, 1) == [("in-fukushima", "order")]
+    assert await received(sandbox, http, 1) == [("in-fukushima", "order")]
 
-    status, body = await _post_cap(http, daemon, op, capgen.message(
+    status, body = await post_cap(http, daemon, op, capgen.message(
         "fk-2", references=("fk-1",), response="AllClear", level=None))
     assert status == 202 and (body["outcome"], body["order_id"]) == ("lifted", order_id), body
-    got = await _received(sandbox, http, 2)
+    got = await received(sandbox, http, 2)
     assert got == [("in-fukushima", "order"), ("in-fukushima", "order_lifted")]
     assert "in-sendai" not in {d["token"] for d in await sandbox.deliveries(http)}
     _, order = await api.call("GET", f"/v1/staff/orders/{order_id}", op)

@@ -14,7 +14,15 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from tests.e2e.conftest import Client, Daemon, Sandbox, daemon_env, free_port_base, wait_for
+from tests.e2e.conftest import (
+    Client,
+    Daemon,
+    Sandbox,
+    daemon_env,
+    free_port_base,
+    push_kind,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -67,11 +75,6 @@ async def jma_feed() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-def _kind(d: dict[str, Any]) -> str:
-    payload = d["payload"]
-    return str(payload["kind"] if "kind" in payload else payload["message"]["data"]["kind"])
-
-
 async def test_heads_up_once_per_episode(
         daemon: Daemon, sandbox: Sandbox, http: aiohttp.ClientSession, db_url: str,
         jma_feed: str, tmp_path: Path) -> None:
@@ -106,7 +109,7 @@ async def test_heads_up_once_per_episode(
         got = [d for d in await sandbox.deliveries(http) if d["status"] == 200]
         return got if len(got) >= 2 else None
     pushes = await wait_for(both_sent, "two heads-ups")
-    assert [(d["token"], _kind(d)) for d in pushes] == [
+    assert [(d["token"], push_kind(d)) for d in pushes] == [
         ("plans-at-3", "warning"), ("plans-at-3", "warning")]
     first, second = (d["payload"] for d in pushes)
     assert first["aps"]["alert"]["title"] == "【気象警報・警戒レベル3相当】内水氾濫"
