@@ -9,6 +9,7 @@ did (the scheduler records them and adds them to `alertd_job_items_total`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -55,30 +56,33 @@ async def expire_orders(ctx: JobContext) -> dict[str, int]:
     return {"orders_expired": expired, "pushes_cancelled": cancelled}
 
 
+async def _in_batches(ctx: JobContext,
+                      step: Callable[[asyncpg.Pool, datetime, int], Awaitable[int]],
+                      cutoff: datetime) -> int:
+    """Run `step` (rows older than cutoff, at most batch_size a call) until a call does less
+    than a whole batch; the rows it did in all. Each call is its own short transaction."""
+    size = ctx.cfg.housekeeping.batch_size
+    total = 0
+    while True:
+        n = await step(ctx.pool, cutoff, size)
+        total += n
+        if n < size:
+            return total
+        await asyncio.sleep(0)  # let the fan-out and requests in between batches
+
+
 async def drop_stale_locations(ctx: JobContext) -> dict[str, int]:
     """Current locations not refreshed for housekeeping.location_max_age_s are dropped, as
     `DELETE /v1/me/location` drops one (the point index hears of each)."""
     cutoff = _ago(ctx, ctx.cfg.housekeeping.location_max_age_s)
-    total = 0
-    while True:
-        n = await devices.drop_stale_locations(ctx.pool, cutoff, ctx.cfg.housekeeping.batch_size)
-        total += n
-        if n < ctx.cfg.housekeeping.batch_size:
-            return {"locations_dropped": total}
-        await asyncio.sleep(0)
+    return {"locations_dropped": await _in_batches(ctx, devices.drop_stale_locations, cutoff)}
 
 
 async def erase_idle_devices(ctx: JobContext) -> dict[str, int]:
     """Devices that have not used their credentials for housekeeping.device_max_idle_s are
     erased with everything they own, as `DELETE /v1/me` erases one."""
     cutoff = _ago(ctx, ctx.cfg.housekeeping.device_max_idle_s)
-    total = 0
-    while True:
-        n = await devices.erase_idle(ctx.pool, cutoff, ctx.cfg.housekeeping.batch_size)
-        total += n
-        if n < ctx.cfg.housekeeping.batch_size:
-            return {"devices_erased": total}
-        await asyncio.sleep(0)
+    return {"devices_erased": await _in_batches(ctx, devices.erase_idle, cutoff)}
 
 
 async def purge(ctx: JobContext) -> dict[str, int]:

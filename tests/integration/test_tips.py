@@ -54,6 +54,20 @@ async def tip_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
         " WHERE d.kind = 'tip' ORDER BY v.push_token, d.id")
 
 
+async def _order_over(pool: asyncpg.Pool, live: points.Points,
+                      device_id: uuid.UUID) -> pipeline.Accepted:
+    """Share a location in SQUARE for the device, then issue a level-4 flood order over it."""
+    dev = await devices.get(pool, device_id)
+    assert dev is not None
+    await devices.set_location(pool, dev, 37.75, 140.45, None)
+    await points.catch_up(live)
+    spec = orders.parse_spec({"level": 4, "hazard": "flood", "area": SQUARE,
+                              "headline": {"ja": "避難"}}, live.table, CFG.orders,
+                             datetime.now(UTC))
+    async with pool.acquire() as conn:
+        return await pipeline.accept(conn, live, spec)
+
+
 async def test_each_eligible_device_gets_one_tip_a_week_once(pool: asyncpg.Pool) -> None:
     """A weekly send queues one passive tip (priority 5, a day to live) per device with tips
     on and a working token; running it again, or on two nodes at once, queues nothing more."""
@@ -176,15 +190,7 @@ async def test_an_active_order_suppresses_tips_that_week(pool: asyncpg.Pool,
     lifted; the next week it gets one again. Others get theirs."""
     inside = await register(pool, "inside")
     await register(pool, "outside")
-    dev = await devices.get(pool, inside)
-    assert dev is not None
-    await devices.set_location(pool, dev, 37.75, 140.45, None)
-    await points.catch_up(live)
-    spec = orders.parse_spec({"level": 4, "hazard": "flood", "area": SQUARE,
-                              "headline": {"ja": "避難"}}, live.table, CFG.orders,
-                             datetime.now(UTC))
-    async with pool.acquire() as conn:
-        accepted = await pipeline.accept(conn, live, spec)
+    accepted = await _order_over(pool, live, inside)
     now = datetime.now(UTC)
     assert await tips.send_weekly(pool, CFG, now) == 1
     preview = await tips.preview(pool, CFG, inside, now)
@@ -204,15 +210,7 @@ async def test_a_queued_tip_is_withheld_once_an_order_covers_the_device(
     inside = await register(pool, "inside")
     await register(pool, "outside")
     await tips.send_weekly(pool, CFG, datetime.now(UTC) + timedelta(hours=1))
-    dev = await devices.get(pool, inside)
-    assert dev is not None
-    await devices.set_location(pool, dev, 37.75, 140.45, None)
-    await points.catch_up(live)
-    spec = orders.parse_spec({"level": 4, "hazard": "flood", "area": SQUARE,
-                              "headline": {"ja": "避難"}}, live.table, CFG.orders,
-                             datetime.now(UTC))
-    async with pool.acquire() as conn:
-        await pipeline.accept(conn, live, spec)
+    await _order_over(pool, live, inside)
     await pool.execute("UPDATE deliveries SET state = 'sent' WHERE kind = 'order'")
     await pool.execute("UPDATE deliveries SET due_at = now() - interval '1 second'"
                        " WHERE kind = 'tip'")
