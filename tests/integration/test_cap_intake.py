@@ -282,9 +282,13 @@ async def test_other_senders_cannot_cancel(context: Context) -> None:
 async def test_update_keeps_what_it_leaves_out(context: Context) -> None:
     """An Update without a level keeps the order's level (PATCH semantics), not the default."""
     await _device(context, "d", 37.75, 140.45)
-    a = await cap_intake.ingest(context, capgen.message("k1", level=5), "test")
+    # One sent time for both: the expiry follows it, and a second's tick between the two
+    # messages would make the Update change the expiry, an update rather than no change.
+    sent = datetime.now(UTC).replace(microsecond=0)
+    a = await cap_intake.ingest(context, capgen.message("k1", level=5, sent=sent), "test")
     b = await cap_intake.ingest(context, capgen.message(
-        "k2", msg_type="Update", references=("k1",), level=None, event="洪水 続報"), "test")
+        "k2", msg_type="Update", references=("k1",), level=None, event="洪水 続報", sent=sent),
+        "test")
     assert b.outcome == "recorded"
     level = await _level(context, a.order_id)
     assert level == 5
