@@ -235,3 +235,19 @@ def as_json(order: Order, counts: dict[str, int] | None = None) -> dict[str, Any
         out["deliveries"] = counts
         out.update({k: counts[k] for k in COUNTS})
     return out
+
+
+def audit_view(spec: OrderSpec, **facts: Any) -> dict[str, Any]:
+    """An order version as the audit trail keeps it: level, hazard, area (municipality codes
+    and circles as given; a polygon by its kind, vertex count and bounds: the order's
+    versions keep the whole of it), headline and expiry; `facts` (version, state) added."""
+    area = spec.area
+    shown: dict[str, Any]
+    if area.kind in ("codes", "circle"):
+        shown = dict(spec.area_json)
+    else:
+        shown = {"kind": area.kind, "vertices": int(shapely.get_num_coordinates(area.geometry)),
+                 "bounds": [round(b, 6) for b in area.geometry.bounds]}
+    return {**facts, "level": spec.level, "hazard": spec.hazard, "area": shown,
+            "area_codes": list(area.area_codes), "headline": spec.headline,
+            "expires_at": spec.expires_at.isoformat()}

@@ -72,11 +72,13 @@ def json_sql(s: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
-    """A status update as applied: the shelter after it, and whether it was an opening."""
+    """A status update as applied: the shelter after it, and whether it was an opening
+    (`before`: the shelter as it was)."""
 
     shelter: StoredShelter
     previous: str
     opened: bool
+    before: StoredShelter
 
 
 async def upsert(conn: asyncpg.Connection | asyncpg.Pool, rows: Iterable[ShelterRow]
@@ -137,11 +139,11 @@ async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
             raise errors.NotFound(f"no shelter {shelter_id!r}")
         before = StoredShelter.from_row(row)
         if at is not None and before.status_at is not None and at < before.status_at:
-            return StatusChange(before, before.status, opened=False)
+            return StatusChange(before, before.status, opened=False, before=before)
         if at is None and not source.startswith("staff:") and str(
                 row["status_source"] or "").startswith("staff:"):
             # An undated feed row cannot be shown newer than what staff set: staff win.
-            return StatusChange(before, before.status, opened=False)
+            return StatusChange(before, before.status, opened=False, before=before)
         opened = status in _OPEN and before.status not in _OPEN
         if status in ("not_open", "closed"):
             crowding, evacuees = None, None
@@ -153,7 +155,7 @@ async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
             " WHERE id = $1 RETURNING *",
             shelter_id, status, crowding, evacuees, source, at, 1 if opened else 0,
         )
-    return StatusChange(StoredShelter.from_row(row), before.status, opened)
+    return StatusChange(StoredShelter.from_row(row), before.status, opened, before)
 
 
 async def nearest(conn: asyncpg.Connection | asyncpg.Pool, lat: float, lon: float,

@@ -18,7 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from alertd.api import openapi_common, openapi_mobile, openapi_sheets, openapi_staff
+from alertd.api import (
+    openapi_auditing,
+    openapi_common,
+    openapi_mobile,
+    openapi_sheets,
+    openapi_staff,
+)
 from alertd.api.openapi_common import COUNT, Schema, answer, obj, operation, string
 
 routes = web.RouteTableDef()
@@ -61,6 +67,8 @@ _TAGS = [
     {"name": "staff: orders", "description": "Crisis-management staff: evacuation orders."},
     {"name": "staff: feeds and shelters",
      "description": "Crisis-management staff: CAP, feeds, warnings, shelter states."},
+    {"name": openapi_auditing.TAG,
+     "description": "Crisis-management staff: the audit trail of staff actions (admin)."},
     {"name": TAG, "description": "Health, readiness, metrics and this description."},
 ]
 
@@ -106,10 +114,12 @@ def document() -> dict[str, Any]:
         },
         "tags": _TAGS,
         "paths": _with_head(_merged(HEALTH_PATHS, openapi_mobile.PATHS,
-                                      openapi_sheets.PATHS, openapi_staff.PATHS)),
+                                      openapi_sheets.PATHS, openapi_staff.PATHS,
+                                      openapi_auditing.PATHS)),
         "components": {
             "schemas": _merged(openapi_common.SCHEMAS, openapi_mobile.SCHEMAS,
-                               openapi_sheets.SCHEMAS, openapi_staff.SCHEMAS),
+                               openapi_sheets.SCHEMAS, openapi_staff.SCHEMAS,
+                               openapi_auditing.SCHEMAS),
             "responses": openapi_common.RESPONSES,
             "securitySchemes": openapi_common.SECURITY_SCHEMES,
         },

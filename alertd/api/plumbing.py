@@ -42,6 +42,8 @@ RETRY_AFTER_S = 2  # what a 503 tells the client to wait before it tries again
 
 
 CONTEXT = web.AppKey("context", Context)
+# The request attribute holding the staff identity once authenticated (api.auditing reads it).
+STAFF = web.RequestKey("staff", staff.Staff)
 
 
 def ctx(request: web.Request) -> Context:
@@ -86,7 +88,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except BadRequest as exc:
         return _refused(request, 400, exc.reason)
     except errors.AlertdError as exc:
-        status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
+        status = status_of(exc)
         resp = _refused(request, status, exc.reason)
         if status == 401:
             resp.headers["WWW-Authenticate"] = "Bearer"
@@ -114,6 +116,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("request_failed", path=request.path, method=request.method)
         return problem(500, "internal error")
+
+
+def status_of(exc: errors.AlertdError) -> int:
+    """The HTTP status answering an alertd error."""
+    if isinstance(exc, BadRequest):
+        return 400
+    return next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
 
 
 def _refused(request: web.Request, status: int, reason: str) -> web.Response:
@@ -296,6 +305,7 @@ async def staff_member(request: web.Request, role: str) -> staff.Staff:
     who = await staff.authenticate(ctx(request).pool, token)
     if who is None:
         raise errors.Unauthenticated("unknown, expired or revoked staff token")
+    request[STAFF] = who  # the audit trail names who was refused, too
     who.require(role)
     return who
 

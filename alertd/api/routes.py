@@ -10,6 +10,7 @@ from aiohttp import web
 
 from alertd import db, logs, metrics
 from alertd.api import (
+    auditing,
     connections,
     mobile,
     openapi,
@@ -85,5 +86,5 @@ def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.A
     app[plumbing.CONTEXT] = context
     app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
     plumbing.add_routes(app, health, mobile.routes, sheets.routes, staff_orders.routes,
-                        staff_feeds.routes, staff_tips.routes, openapi.routes)
+                        staff_feeds.routes, staff_tips.routes, auditing.routes, openapi.routes)
     return app

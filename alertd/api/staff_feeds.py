@@ -7,19 +7,35 @@ from typing import Any
 from aiohttp import web
 
 from alertd import errors, openings, points, shelters, validate
-from alertd.api import plumbing
+from alertd.api import auditing, plumbing
 from alertd.ingest import cap_documents, cap_trust, feedstate, jma_states, quarantine
 
 routes = web.RouteTableDef()
 CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml")
 
 
+def _shelter_state(s: shelters.StoredShelter) -> dict[str, Any]:
+    return {"status": s.status, "crowding": s.crowding, "evacuees": s.evacuees}
+
+
 @routes.post("/v1/staff/cap")
+@auditing.audited("cap.post")
 async def post_cap(request: web.Request) -> web.Response:
     """Accept a CAP 1.1/1.2 document, or an EDXL-DE distribution of them: 202 with what became
     of it, 400 (413 too large, 415 unknown coding) with the reason. Every refusal after the
     credentials were checked is quarantined, whatever refused it."""
-    await plumbing.staff_member(request, "operator")
+    who = await plumbing.staff_member(request, "operator")
+    resp, body = await _post_cap(request)
+    # The CAP intake commits on its own transactions: its entry follows, naming each message.
+    messages = body.get("messages", [body])
+    await auditing.record(
+        plumbing.ctx(request).pool, request, who, "cap.post",
+        target=",".join(m["id"] for m in messages if m.get("id")) or None,
+        status=resp.status, after=body)
+    return resp
+
+
+async def _post_cap(request: web.Request) -> tuple[web.Response, dict[str, Any]]:
     c = plumbing.ctx(request)
     limit = c.cfg.cap.max_bytes
     received = b""
@@ -31,26 +47,30 @@ async def post_cap(request: web.Request) -> web.Response:
     except plumbing.BodyTooLarge as exc:
         qid = await quarantine.put(c.pool, cap_trust.STAFF, exc.received, exc.reason,
                                    size=exc.size)
-        resp = plumbing.problem(413, exc.reason, quarantine_id=qid)
+        body: dict[str, Any] = {"error": exc.reason, "quarantine_id": qid}
+        resp = plumbing.json_response(body, status=413)
         resp.force_close()  # the rest of the body is never read
-        return resp
+        return resp, body
     except errors.AlertdError as exc:
         status = 415 if isinstance(exc, plumbing.UnsupportedEncoding) else (
             413 if isinstance(exc, errors.PayloadTooLarge) else 400)
         qid = await quarantine.put(c.pool, cap_trust.STAFF, received, exc.reason)
-        return plumbing.problem(status, exc.reason, quarantine_id=qid)
+        body = {"error": exc.reason, "quarantine_id": qid}
+        return plumbing.json_response(body, status=status), body
     handled = await cap_documents.ingest(c, raw, cap_trust.STAFF)
     messages = [_message(h) for h in handled]
     accepted = [h.intake for h in handled if h.intake is not None]
     if not accepted:
         first = handled[0].rejected
         assert first is not None
-        extra = {"messages": messages} if len(handled) > 1 else {}
-        return plumbing.problem(400, first.reason, quarantine_id=first.quarantine_id, **extra)
+        body = {"error": first.reason, "quarantine_id": first.quarantine_id}
+        if len(handled) > 1:
+            body["messages"] = messages
+        return plumbing.json_response(body, status=400), body
     body = _message(cap_documents.Handled(intake=accepted[0]))
     if len(handled) > 1:  # an EDXL-DE distribution of several: each message's fate
         body["messages"] = messages
-    return plumbing.json_response(body, status=202)
+    return plumbing.json_response(body, status=202), body
 
 
 def _message(handled: cap_documents.Handled) -> dict[str, Any]:
@@ -97,6 +117,7 @@ async def list_warnings(request: web.Request) -> web.Response:
 
 
 @routes.put("/v1/staff/shelters/{shelter_id}/status")
+@auditing.audited("shelter.status", "shelter_id")
 async def put_shelter_status(request: web.Request) -> web.Response:
     """Open, close or mark a shelter full, with crowding and evacuee count."""
     who = await plumbing.staff_member(request, "operator")
@@ -114,8 +135,11 @@ async def put_shelter_status(request: web.Request) -> web.Response:
         raise errors.InvalidInput("evacuees must be a whole number from 0")
     c = plumbing.ctx(request)
     await points.catch_up(c.points)
-    async with c.pool.acquire() as conn:
+    async with c.pool.acquire() as conn, conn.transaction():
         change = await openings.apply_status(conn, c.points, c.cfg,
                                              request.match_info["shelter_id"], status, crowding,
                                              evacuees, f"staff:{who.id}")
+        await auditing.record(conn, request, who, "shelter.status", target=change.shelter.id,
+                              before=_shelter_state(change.before),
+                              after={**_shelter_state(change.shelter), "opened": change.opened})
     return plumbing.json_response({**change.shelter.as_json(), "opened": change.opened})

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from alertd import devices, errors, idempotency, metrics, orders, pipeline, points, progress
-from alertd.api import plumbing
+from alertd.api import auditing, plumbing
 
 routes = web.RouteTableDef()
 
@@ -38,6 +38,7 @@ async def preview(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/staff/orders")
+@auditing.audited("order.issue")
 async def create(request: web.Request) -> web.Response:
     """Issue an order; with Idempotency-Key, a retried request gets the first answer."""
     who = await plumbing.staff_member(request, "operator")
@@ -56,6 +57,9 @@ async def create(request: web.Request) -> web.Response:
         accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
         answer = {"id": str(accepted.order_id), "version": accepted.version,
                   "devices": accepted.devices}
+        await auditing.record(conn, request, who, "order.issue", target=str(accepted.order_id),
+                              status=201, after=orders.audit_view(
+                                  spec, version=1, state="active", devices=accepted.devices))
         if key is not None:
             await idempotency.record(conn, who.id, key, idempotency.Answer(201, answer))
     metrics.ORDERS.labels("issued").inc()
@@ -98,10 +102,11 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 @routes.patch("/v1/staff/orders/{order_id}")
+@auditing.audited("order.amend", "order_id")
 async def amend(request: web.Request) -> web.Response:
     """A new version of the order (level, area, text or expiry); the answer says whom it
     notified (`notified`: pushes queued by kind; all 0 when, say, only a typo was fixed)."""
-    await plumbing.staff_member(request, "operator")
+    who = await plumbing.staff_member(request, "operator")
     c = plumbing.ctx(request)
     order_id = _order_id(request)
     raw = await plumbing.json_body(request)
@@ -111,8 +116,13 @@ async def amend(request: web.Request) -> web.Response:
                                (raw, order.spec, c.cfg.orders, datetime.now(UTC)),
                                inline=orders.small(raw, c.cfg.compute), what="the area")
     await points.catch_up(c.points)  # before taking a connection: none is held while waiting
-    async with c.pool.acquire() as conn:
+    async with c.pool.acquire() as conn, conn.transaction():
         accepted = await pipeline.amend(conn, c.points, order, spec)
+        await auditing.record(
+            conn, request, who, "order.amend", target=str(order.id),
+            before=orders.audit_view(order.spec, version=order.version, state=order.state),
+            after=orders.audit_view(spec, version=accepted.version, state=order.state,
+                                    devices=accepted.devices))
     metrics.ORDERS.labels("amended").inc()
     return plumbing.json_response({"id": str(accepted.order_id), "version": accepted.version,
                                    "devices": accepted.devices,
@@ -120,13 +130,18 @@ async def amend(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/staff/orders/{order_id}/lift")
+@auditing.audited("order.lift", "order_id")
 async def lift(request: web.Request) -> web.Response:
     """Lift (解除) the order: every device that holds it is told, nobody else."""
-    await plumbing.staff_member(request, "operator")
+    who = await plumbing.staff_member(request, "operator")
     c = plumbing.ctx(request)
-    async with c.pool.acquire() as conn:
+    async with c.pool.acquire() as conn, conn.transaction():
         order = await pipeline.load(conn, _order_id(request), c.table, c.cfg.orders)
         devices = await pipeline.lift(conn, order)
+        await auditing.record(
+            conn, request, who, "order.lift", target=str(order.id),
+            before=orders.audit_view(order.spec, version=order.version, state=order.state),
+            after={"version": order.version, "state": "lifted", "devices": devices})
     metrics.ORDERS.labels("lifted").inc()
     notified = progress.Notified(order_lifted=devices)
     return plumbing.json_response({"id": str(order.id), "state": "lifted", "devices": devices,

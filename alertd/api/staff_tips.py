@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from alertd import errors, tips, validate
-from alertd.api import plumbing
+from alertd.api import auditing, plumbing
 
 routes = web.RouteTableDef()
 
@@ -41,9 +41,10 @@ async def next_tip(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/staff/tips/send")
+@auditing.audited("tip.send")
 async def send_tip(request: web.Request) -> web.Response:
     """Queue one tip push to one device now (its quiet hours still apply)."""
-    await plumbing.staff_member(request, "admin")
+    who = await plumbing.staff_member(request, "admin")
     body = validate.obj(await plumbing.json_body(request))
     validate.only(body, {"device_id", "tip_id"})
     device_id = _device_id(body.get("device_id"), "device_id")
@@ -52,4 +53,7 @@ async def send_tip(request: web.Request) -> web.Response:
         raise errors.InvalidInput("tip_id must be a tip's id")
     c = plumbing.ctx(request)
     sent = await tips.send_one(c.pool, c.cfg, device_id, tip_id, datetime.now(UTC))
-    return plumbing.json_response(sent.as_json(), status=202)
+    answer = sent.as_json()
+    await auditing.record(c.pool, request, who, "tip.send", target=str(device_id), status=202,
+                          after=answer)
+    return plumbing.json_response(answer, status=202)

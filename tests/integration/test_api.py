@@ -269,16 +269,17 @@ async def test_unknown_order_is_404(client: TestClient, pool: asyncpg.Pool) -> N
 
 async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
         client: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
-    """Every /v1/staff route answers 401 without a token; a viewer cannot change anything."""
+    """Every /v1/staff route answers 401 without a token; a viewer cannot change anything
+    nor read the audit trail."""
     viewer = await staff.create(pool, "viewer")
     found = [(r.method, r.resource.canonical) for r in client.app.router.routes()
               if r.resource is not None and r.resource.canonical.startswith("/v1/staff")]
     assert sorted(found) == [
-        ("GET", "/v1/staff/feeds"), ("GET", "/v1/staff/orders"),
+        ("GET", "/v1/staff/audit"), ("GET", "/v1/staff/feeds"), ("GET", "/v1/staff/orders"),
         ("GET", "/v1/staff/orders/{order_id}"), ("GET", "/v1/staff/quarantine"),
         ("GET", "/v1/staff/tips"), ("GET", "/v1/staff/tips/next"),
         ("GET", "/v1/staff/warnings"),
-        ("HEAD", "/v1/staff/feeds"), ("HEAD", "/v1/staff/orders"),
+        ("HEAD", "/v1/staff/audit"), ("HEAD", "/v1/staff/feeds"), ("HEAD", "/v1/staff/orders"),
         ("HEAD", "/v1/staff/orders/{order_id}"), ("HEAD", "/v1/staff/quarantine"),
         ("HEAD", "/v1/staff/tips"), ("HEAD", "/v1/staff/tips/next"),
         ("HEAD", "/v1/staff/warnings"),
@@ -296,6 +297,8 @@ async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
         if method in ("POST", "PUT", "PATCH", "DELETE") and not path.endswith(":preview"):
             r = await client.request(method, url, headers=_auth(viewer), json={})
             assert r.status == 403, (method, path)
+    r = await client.get("/v1/staff/audit", headers=_auth(viewer))
+    assert r.status == 403, "the audit trail is for admins"
 
 
 async def test_locations_and_secrets_are_never_logged(client: TestClient,  # type: ignore[type-arg]
