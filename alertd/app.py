@@ -6,13 +6,25 @@ import asyncio
 import contextlib
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from alertd import db, errors, housekeeping, logs, points, render, scheduler, settings, tips
+from alertd import (
+    db,
+    errors,
+    housekeeping,
+    logs,
+    points,
+    render,
+    scheduler,
+    settings,
+    supervisor,
+    tips,
+)
 from alertd.api import connections, routes
 from alertd.compute import Compute
 from alertd.context import Context
@@ -86,12 +98,14 @@ def scheduled_jobs(cfg: settings.Settings) -> list[scheduler.Job]:
     ]
 
 
-async def start_senders(cfg: settings.Settings) -> dict[str, tuple[Sender, int]]:
+async def start_senders(cfg: settings.Settings, quiet: bool = False,
+                        ) -> dict[str, tuple[Sender, int]]:
     """Start the push services that are configured and log once, with why, each one that is
-    off. An enabled service that is configured only in part stops the start with one error
-    naming every problem of every service (missing settings, unreadable credentials)."""
+    off (unless `quiet`: a worker process, whose supervisor said it). An enabled service that
+    is configured only in part stops the start with one error naming every problem of every
+    service (missing settings, unreadable credentials)."""
     chosen = services.plan(cfg)
-    for service, why in chosen.off:
+    for service, why in chosen.off if not quiet else ():
         log.warning("push_service_off", service=service, reason=why,
                     effect=f"{service} deliveries wait in the outbox for a node that sends them")
     problems = list(chosen.missing)
@@ -122,12 +136,38 @@ async def _listen(runner: web.AppRunner, http: settings.Http) -> None:
             "port with http.port in a --config file or ALERTD_HTTP_PORT") from exc
 
 
-async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
-    """Run the daemon until SIGTERM/SIGINT, then shut down gracefully."""
+@dataclass(frozen=True, slots=True)
+class Processes:
+    """How the worker role runs: `workers` dispatcher processes (1: in this process), and,
+    in such a worker process, its index under the supervisor."""
+
+    workers: int = 1
+    config_files: tuple[str, ...] = ()  # passed on to the worker processes
+    worker_index: int | None = None  # set in a worker process that a supervisor started
+
+
+async def _check_senders(cfg: settings.Settings) -> None:
+    """Start and close the senders once, so that a push configuration the worker processes
+    would refuse stops the daemon's start with the one error (and the off services are logged
+    once, here, not by every worker)."""
+    for sender, _ in (await start_senders(cfg)).values():
+        with contextlib.suppress(Exception):
+            await sender.close()
+
+
+async def serve(cfg: settings.Settings, roles: tuple[str, ...],
+                procs: Processes = Processes()) -> None:
+    """Run the daemon until SIGTERM/SIGINT (a worker process: also until its supervisor is
+    gone), then shut down gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reporter: supervisor.Reporter | None = None
+    if procs.worker_index is not None:
+        structlog.contextvars.bind_contextvars(worker=procs.worker_index)
+        supervisor.watch_parent(stop)
+        reporter = supervisor.Reporter()
     pool = await db.connect(cfg.database.url, min_size=cfg.database.pool_min,
                             max_size=cfg.database.pool_max, bounds=cfg.database)
     async with pool.acquire() as conn:
@@ -147,6 +187,8 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
     tasks: list[asyncio.Task[Any]] = []
     runner: web.AppRunner | None = None
     dispatcher: Dispatcher | None = None
+    workers: supervisor.Supervisor | None = None
+    reporting: asyncio.Task[None] | None = None
     senders: dict[str, tuple[Sender, int]] = {}
     try:
         await jobs.start()
@@ -160,14 +202,23 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
             runner = web.AppRunner(routes.build_app(context), access_log=None)
             await runner.setup()
             await _listen(runner, cfg.http)
-        if "worker" in roles:
-            senders = await start_senders(cfg)
+        if "worker" in roles and procs.workers > 1:
+            await _check_senders(cfg)
+            workers = supervisor.Supervisor(procs.config_files, procs.workers,
+                                            cfg.dispatch.shutdown_grace_s)
+            tasks.append(asyncio.create_task(workers.run(stop)))
+        elif "worker" in roles:
+            senders = await start_senders(cfg, quiet=reporter is not None)
             dispatcher = Dispatcher(pool, cfg, senders)
             tasks.append(asyncio.create_task(dispatcher.run()))
+            if reporter is not None:
+                reporter.ready()
+                reporting = asyncio.create_task(reporter.run())
         if "scheduler" in roles:
             sched = scheduler.Scheduler(pool, cfg, scheduled_jobs(cfg))
             tasks.append(asyncio.create_task(sched.run(stop)))
-        log.info("alertd_started", roles=list(roles), port=cfg.http.port if runner else None)
+        log.info("alertd_started", roles=list(roles), port=cfg.http.port if runner else None,
+                 worker_processes=workers.count if workers else None)
         await stop.wait()
         log.info("alertd_stopping")
     finally:
@@ -177,6 +228,9 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
             dispatcher.stop()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if reporting is not None and reporter is not None:  # the last report, after the last send
+            reporting.cancel()
+            reporter.flush()
         await jobs.close()
         for sender, _ in senders.values():
             with contextlib.suppress(Exception):
@@ -186,3 +240,5 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...]) -> None:
         except db.UNAVAILABLE as exc:  # a hung database: its connections are dropped
             log.warning("database_close_failed", error=logs.describe(exc))
         log.info("alertd_stopped")
+    if workers is not None and workers.failure is not None:
+        raise workers.failure

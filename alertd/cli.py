@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="comma list of roles: api, worker, feeds, scheduler "
                           "(default all four: one process does everything)")
     run.add_argument("--migrate", action="store_true", help="apply migrations before starting")
+    run.add_argument("--workers", type=_workers, default=None, metavar="N",
+                     help="dispatcher processes for the worker role, supervised by this one "
+                          "(restarted when one dies, stopped with it); 0 or 1: the dispatcher "
+                          "runs in this process (default: one per CPU core)")
+    # Set by the supervisor on the worker processes it starts (see alertd.supervisor).
+    run.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     sub.add_parser("sandbox", help="run the local fake APNs and FCM (--port-base N --dir D)")
     tok = sub.add_parser("staff-token", help="manage staff tokens")
     tok_sub = tok.add_subparsers(dest="action", required=True)
@@ -80,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="find or start a local PostgreSQL and print its URL")
     ldb.add_argument("--dir", default=".local/pg", help="where a private cluster lives")
     return p
+
+
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return n
 
 
 def config_files(args: argparse.Namespace) -> list[str]:
@@ -238,16 +254,20 @@ async def _run_job(cfg: settings.Settings, name: str) -> int:
     return 0
 
 
-async def _run(cfg: settings.Settings, roles: str, migrate_first: bool) -> int:
-    from alertd import app
+async def _run(cfg: settings.Settings, args: argparse.Namespace) -> int:
+    from alertd import app, supervisor
 
-    parsed = app.parse_roles(roles)
+    parsed = app.parse_roles(args.role)
+    procs = app.Processes(workers=supervisor.worker_count(args.workers),
+                          config_files=tuple(config_files(args)),
+                          worker_index=args.worker_index)
+    migrate_first = args.migrate
     if migrate_first:  # a log line like the daemon's others (JSON in a container), no print
         import structlog
 
         applied = await _apply_migrations(cfg)
         structlog.get_logger(__name__).info("migrations_applied", versions=applied)
-    await app.serve(cfg, parsed)
+    await app.serve(cfg, parsed, procs)
     return 0
 
 
@@ -271,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return asyncio.run(_migrate(cfg))
         if args.command == "run":
-            return asyncio.run(_run(cfg, args.role, args.migrate))
+            return asyncio.run(_run(cfg, args))
         if args.command == "staff-token" and args.action == "create":
             return asyncio.run(_staff_token(cfg, args))
         if args.command == "staff-token" and args.action == "list":

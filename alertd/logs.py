@@ -33,7 +33,8 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     structlog.configure(
         processors=[*_SHARED, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per line (print writes the newline apart): worker processes share stderr.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     handler = _LibraryHandler(sys.stderr)

@@ -173,8 +173,8 @@ class SandboxProcess:
 
 @dataclass
 class DaemonProcess:
-    """An `alertd --config config run --role roles` process; `start` may be called again after
-    it ended (a restart on the same port, environment and log)."""
+    """An `alertd --config config run --role roles --workers workers` process; `start` may be
+    called again after it ended (a restart on the same port, environment and log)."""
 
     port: int
     env: dict[str, str]
@@ -182,6 +182,8 @@ class DaemonProcess:
     log: Path
     roles: str = "api,worker,feeds"
     extra: list[str] = field(default_factory=list)
+    # Dispatcher processes (`--workers`): in-process unless asked for; None: the default.
+    workers: int | None = 1
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -193,7 +195,9 @@ class DaemonProcess:
         """Start the process, its output appended to the log; see `ready`."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                _alertd("--config", str(self.config), "run", "--role", self.roles, *self.extra),
+                _alertd("--config", str(self.config), "run", "--role", self.roles,
+                        *(("--workers", str(self.workers)) if self.workers is not None else ()),
+                        *self.extra),
                 env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
 
