@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import os
 import signal
@@ -25,9 +26,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -75,25 +77,61 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def family(pid: int) -> list[int]:
+    """A process and all its descendants (the daemon's worker and compute processes)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += parents.get(p, [])
+    return out
+
+
+Pids = Callable[[], list[int]]
+
+
 @dataclass
 class Cpu:
-    """CPU seconds of named processes between two snapshots."""
+    """CPU seconds of named groups of processes between two snapshots; a group is found anew
+    at each snapshot (worker processes restart, pools open connections), and a process seen
+    only in the later snapshot counts from 0 (it started in between)."""
 
-    pids: dict[str, list[int]]
+    groups: dict[str, Pids]
 
-    def snapshot(self) -> dict[str, float]:
-        """CPU seconds used so far, per name."""
-        return {name: sum(cpu_s(p) for p in pids) for name, pids in self.pids.items()}
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        """CPU seconds used so far, per name and process."""
+        return {name: {p: cpu_s(p) for p in pids()} for name, pids in self.groups.items()}
 
     @staticmethod
-    def total(before: dict[str, float], after: dict[str, float]) -> float:
+    def used(before: dict[str, dict[int, float]],
+             after: dict[str, dict[int, float]]) -> dict[str, float]:
+        """CPU seconds per name between the snapshots."""
+        return {name: sum(max(0.0, s - before[name].get(p, 0.0)) for p, s in procs.items())
+                for name, procs in after.items()}
+
+    @staticmethod
+    def total(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> float:
         """CPU seconds of every process together between the snapshots."""
-        return sum(after[name] - before[name] for name in before)
+        return sum(Cpu.used(before, after).values())
 
     @staticmethod
-    def spent(before: dict[str, float], after: dict[str, float]) -> str:
+    def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> str:
         """`name n.n` per process group, as printed."""
-        return ", ".join(f"{name} {after[name] - before[name]:.1f}" for name in before)
+        return ", ".join(f"{name} {s:.1f}" for name, s in Cpu.used(before, after).items())
+
+
+def fixed(*pids: int) -> Pids:
+    """A group of known processes."""
+    return lambda: list(pids)
 
 
 @contextlib.contextmanager
@@ -104,7 +142,8 @@ def profiled(pids: dict[str, int], out: Path | None) -> Iterator[None]:
         return
     out.mkdir(parents=True, exist_ok=True)
     spy = str(Path(sys.executable).parent / "py-spy")
-    spies = [subprocess.Popen([spy, "record", "--nonblocking", "-r", "200", "-f", "raw",
+    spies = [subprocess.Popen([spy, "record", "--nonblocking", "--subprocesses", "-r", "200",
+                               "-f", "raw",
                                "-p", str(pid), "-o", str(out / f"{name}.txt")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for name, pid in pids.items()]
@@ -126,9 +165,9 @@ async def _commits(conn: asyncpg.Connection) -> int:
 
 async def engine_run(http: aiohttp.ClientSession, conn: asyncpg.Connection,
                      d: harness.Daemon, sb: harness.Sandbox, token: str, devices: int,
-                     cpu: Cpu) -> tuple[float, float]:
-    """One order to every device: (seconds from the 201 to the last outcome recorded, CPU
-    seconds the daemon, the sandbox and PostgreSQL used meanwhile)."""
+                     cpu: Cpu) -> Run:
+    """One order to every device: seconds from the 201 to the last outcome recorded, CPU
+    seconds the daemon (all its processes), the sandbox and PostgreSQL used meanwhile."""
     await sb.clear(http)
     before = cpu.snapshot()
     posted = time.perf_counter()
@@ -164,9 +203,7 @@ async def engine_run(http: aiohttp.ClientSession, conn: asyncpg.Connection,
     created = await conn.fetchval("SELECT created_at FROM orders WHERE id = $1", order_id)
     retried = await conn.fetchval("SELECT count(*) FROM deliveries WHERE order_id = $1"
                                   " AND attempts > 1", order_id)
-    stats = await sb.stats(http)
-    if stats["deliveries"] != devices:
-        raise RuntimeError(f"the sandbox saw {stats['deliveries']} requests, not {devices}")
+    await once_each(http, sb, devices)
     last = row["last"].timestamp()
     elapsed = last - accepted_at
     print(f"  engine {devices / elapsed:8,.0f} msgs/s  {elapsed:6.2f} s from the 201"
@@ -177,13 +214,13 @@ async def engine_run(http: aiohttp.ClientSession, conn: asyncpg.Connection,
     print(f"         cpu s while accepting: {Cpu.spent(before, accepted_cpu)};"
           f" while sending: {Cpu.spent(accepted_cpu, done_cpu)}; {xacts:,} transactions",
           flush=True)
-    return elapsed, Cpu.total(accepted_cpu, done_cpu)
+    return Run(elapsed, Cpu.used(accepted_cpu, done_cpu))
 
 
 async def raw_run(http: aiohttp.ClientSession, sb: harness.Sandbox, devices: int,
-                  concurrency: int, tag: int, cpu: Cpu) -> tuple[float, float]:
-    """The baseline loop over as many fresh tokens: (elapsed seconds, CPU seconds the loop
-    and the sandbox used)."""
+                  concurrency: int, tag: int, cpu: Cpu) -> Run:
+    """The baseline loop over as many fresh tokens: elapsed seconds, CPU seconds the loop
+    and the sandbox used."""
     await sb.clear(http)
     half = devices // 2
     ios = [f"raw{tag}-ios-{i:06d}" for i in range(half)]
@@ -191,15 +228,40 @@ async def raw_run(http: aiohttp.ClientSession, sb: harness.Sandbox, devices: int
     before = cpu.snapshot()
     elapsed = await raw_loop(sb.directory, ios, android, concurrency)
     after = cpu.snapshot()
-    stats = await sb.stats(http)
-    if stats["deliveries"] != devices:
-        raise RuntimeError(f"the sandbox saw {stats['deliveries']} raw requests, not {devices}")
+    await once_each(http, sb, devices)
     print(f"  raw    {devices / elapsed:8,.0f} msgs/s  {elapsed:6.2f} s"
           f"  cpu s: {Cpu.spent(before, after)}", flush=True)
-    return elapsed, Cpu.total(before, after)
+    return Run(elapsed, Cpu.used(before, after))
 
 
-Run = tuple[float, float]  # (elapsed seconds, CPU seconds of every process involved)
+async def once_each(http: aiohttp.ClientSession, sb: harness.Sandbox, devices: int) -> None:
+    """The sandbox recorded exactly one request per device, each answered 200."""
+    got = await sb.deliveries(http)
+    per_token = collections.Counter(d["token"] for d in got)
+    if len(per_token) != devices or set(per_token.values()) != {1}:
+        twice = sum(1 for n in per_token.values() if n > 1)
+        raise RuntimeError(f"the sandbox saw {len(got)} requests for {len(per_token)} devices"
+                           f" ({twice} more than once), not one for each of {devices}")
+    if any(d["status"] != 200 for d in got):
+        raise RuntimeError("the sandbox refused some requests")
+
+
+def postgres_backends(database: str) -> Pids:
+    """The PostgreSQL backends serving `database` (their process titles name it), looked up
+    at each snapshot: pools open connections during a run."""
+    def find() -> list[int]:
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"postgres: ") and f" {database} ".encode() in title:
+                out.append(int(entry.name))
+        return out
+    return find
 
 
 async def alternate(http: aiohttp.ClientSession, url: str, d: harness.Daemon,
@@ -211,12 +273,9 @@ async def alternate(http: aiohttp.ClientSession, url: str, d: harness.Daemon,
     engine: list[Run] = []
     conn = await asyncpg.connect(url)
     try:
-        backends = [r["pid"] for r in await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()")]
-        raw_cpu = Cpu({"client": [os.getpid()], "sandbox": [sb.proc.pid]})
-        engine_cpu = Cpu({"daemon": [d.proc.pid], "sandbox": [sb.proc.pid],
-                          "postgres": backends})
+        raw_cpu = Cpu({"client": fixed(os.getpid()), "sandbox": fixed(sb.proc.pid)})
+        engine_cpu = Cpu({"daemon": lambda: family(d.proc.pid), "sandbox": fixed(sb.proc.pid),
+                          "postgres": postgres_backends(urlsplit(url).path.lstrip("/"))})
         for r in range(rounds):
             print(f"round {r + 1}")
             out = profile and profile / f"round{r + 1}"
@@ -229,31 +288,50 @@ async def alternate(http: aiohttp.ClientSession, url: str, d: harness.Daemon,
     return raw, engine
 
 
-def report(devices: int, concurrency: int, raw_runs: list[Run], engine_runs: list[Run],
-           received: dict[str, int]) -> float:
-    """Print the comparison; the throughput ratio engine/raw."""
-    raw = devices / statistics.median(t for t, _ in raw_runs)
-    engine = devices / statistics.median(t for t, _ in engine_runs)
-    raw_cpu = statistics.median(c for _, c in raw_runs) / devices * 1e6
-    engine_cpu = statistics.median(c for _, c in engine_runs) / devices * 1e6
-    ratio = engine / raw
+@dataclass(frozen=True)
+class Run:
+    """One timed run: seconds, and CPU seconds per group of processes."""
+
+    elapsed: float
+    cpu: dict[str, float]
+
+
+def _median_us(runs: list[Run], name: str, devices: int) -> float:
+    return statistics.median(r.cpu.get(name, 0.0) for r in runs) / devices * 1e6
+
+
+def report(devices: int, concurrency: int, results: dict[int, tuple[list[Run], list[Run]]],
+           ) -> float:
+    """Print the comparison per number of worker processes; the lowest throughput ratio."""
     print(f"\n{devices:,} devices ({devices // 2:,} APNs + {devices - devices // 2:,} FCM),"
-          f" concurrency {concurrency} per service, {len(raw_runs)} rounds,"
-          f" cpus {os.cpu_count()}")
-    print(f"sandbox received {sum(received.values()):,} requests ({received}): {devices:,}"
-          f" per run, every engine delivery recorded as sent")
-    print(f"raw loop (baseline)  {raw:8,.0f} msgs/s  (median)   {raw_cpu:5.0f} us CPU per"
-          f" message (client + sandbox)")
-    print(f"alertd engine        {engine:8,.0f} msgs/s  (median)   {engine_cpu:5.0f} us CPU per"
-          f" message (daemon + sandbox + PostgreSQL); 201 -> last outcome recorded")
-    print(f"ratio engine/raw     {ratio:8.2f}   (target >= {TARGET_RATIO:.2f});"
-          f" CPU per message raw/engine {raw_cpu / engine_cpu:.2f}")
-    return ratio
+          f" concurrency {concurrency} per service and process, cpus {os.cpu_count()};"
+          f" every run: exactly one request per device recorded, every delivery sent")
+    print("CPU per message in us (median of the runs); a figure is CPU time over messages,"
+          " so it holds whatever the wall clock did")
+    print(f"{'':24}{'msgs/s':>8}  {'ratio':>5}  {'client':>7}{'daemon':>7}{'sandbox':>8}"
+          f"{'pg':>6}{'total':>7}")
+    ratios = []
+    for workers, (raw_runs, engine_runs) in results.items():
+        raw = devices / statistics.median(r.elapsed for r in raw_runs)
+        engine = devices / statistics.median(r.elapsed for r in engine_runs)
+        ratios.append(engine / raw)
+        rc, rs = (_median_us(raw_runs, n, devices) for n in ("client", "sandbox"))
+        ed, es, ep = (_median_us(engine_runs, n, devices) for n in ("daemon", "sandbox",
+                                                                      "postgres"))
+        print(f"{'raw loop (baseline)':24}{raw:8,.0f}  {1:5.2f}  {rc:7.0f}{'':7}{rs:8.0f}"
+              f"{'':6}{rc + rs:7.0f}")
+        label = f"alertd, {workers} worker{'s' if workers > 1 else ''}"
+        print(f"{label:24}{engine:8,.0f}  {engine / raw:5.2f}  {'':7}{ed:7.0f}{es:8.0f}"
+              f"{ep:6.0f}{ed + es + ep:7.0f}")
+        print(f"{'':24}daemon CPU per delivery / client CPU per message: {ed / rc:.2f}")
+    print(f"target: ratio >= {TARGET_RATIO:.2f}")
+    return min(ratios)
 
 
 async def main(devices: int, concurrency: int, rounds: int, batch_size: int | None,
-               profile: Path | None) -> int:
-    """Set everything up, alternate raw and engine runs, print the comparison."""
+               profile: Path | None, workers: list[int]) -> int:
+    """Set everything up, alternate raw and engine runs for each number of worker processes,
+    print the comparison."""
     lon, lat = city_points(devices)
     platforms = ["ios" if i % 2 else "android" for i in range(devices)]
     tokens = [f"fanout-{p}-{i:06d}" for i, p in enumerate(platforms)]
@@ -262,6 +340,7 @@ async def main(devices: int, concurrency: int, rounds: int, batch_size: int | No
     if batch_size:
         extra["dispatch_batch_size"] = str(batch_size)
     timeout = aiohttp.ClientTimeout(total=120)
+    results: dict[int, tuple[list[Run], list[Run]]] = {}
     with tempfile.TemporaryDirectory(prefix="alertd-bench-fanout-") as tmp:
         async with harness.database("alertd_bench_fanout") as url, \
                 aiohttp.ClientSession(timeout=timeout) as http, \
@@ -269,16 +348,18 @@ async def main(devices: int, concurrency: int, rounds: int, batch_size: int | No
             started = time.perf_counter()
             await harness.seed(url, platforms, tokens, lon, lat)
             print(f"seeded {devices:,} devices in {time.perf_counter() - started:.1f} s")
-            async with harness.daemon(url, sb.config, Path(tmp) / "daemon.log", http,
-                                      **extra) as d:
-                raw_runs, engine_runs = await alternate(http, url, d, sb, devices, concurrency,
-                                                        rounds, profile)
-                stats = await sb.stats(http)
+            for n in workers:
+                print(f"-- {n} worker process{'es' if n > 1 else ' (in the main process)'}")
+                async with harness.daemon(url, sb.config, Path(tmp) / f"daemon-w{n}.log", http,
+                                          workers=n, **extra) as d:
+                    results[n] = await alternate(http, url, d, sb, devices, concurrency,
+                                                 rounds, profile and profile / f"w{n}")
+            stats = await sb.stats(http)
     received = sum(stats["received"].values())
-    if received != 2 * rounds * devices:
+    if received != 2 * rounds * devices * len(workers):
         raise RuntimeError(f"the sandbox received {received} requests in all,"
-                           f" not {2 * rounds * devices}")
-    ratio = report(devices, concurrency, raw_runs, engine_runs, stats["received"])
+                           f" not {2 * rounds * devices * len(workers)}")
+    ratio = report(devices, concurrency, results)
     return 0 if ratio >= TARGET_RATIO else 1
 
 
@@ -292,9 +373,13 @@ if __name__ == "__main__":
                         help="alternating raw/engine pairs; medians are compared")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="dispatch.batch_size for the daemon (default: its configuration)")
+    parser.add_argument("--workers", default="1,2",
+                        help="comma list of worker process counts to measure (--workers of"
+                             " alertd run; 1: the dispatcher in the main process)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record py-spy collapsed stacks of the daemon and the sandbox"
                              " during the engine runs into this directory")
     options = parser.parse_args()
     sys.exit(asyncio.run(main(options.devices, options.concurrency, options.rounds,
-                              options.batch_size, options.profile)))
+                              options.batch_size, options.profile,
+                              [int(n) for n in options.workers.split(",")])))

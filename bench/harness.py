@@ -6,6 +6,7 @@ Used by bench_fanout.py and bench_latency.py; not part of the test suite.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -95,22 +96,38 @@ class Daemon:
 
 @contextlib.asynccontextmanager
 async def daemon(
-    db_url: str, config: Path, log: Path, http: aiohttp.ClientSession, **settings: str
+    db_url: str, config: Path, log: Path, http: aiohttp.ClientSession, workers: int = 1,
+    **settings: str
 ) -> AsyncIterator[Daemon]:
-    """`python -m alertd.cli --config <sandbox.toml> run`, ready (/readyz 200) on entry."""
+    """`python -m alertd.cli --config <sandbox.toml> run --workers N`, ready (/readyz 200 and,
+    with worker processes, each of them holding its lock) on entry."""
     port = free_port_base(1)
     env = clean_env(
         ALERTD_DATABASE_URL=db_url, ALERTD_HTTP_PORT=str(port), ALERTD_LOG_FORMAT="json",
         **{f"ALERTD_{k.upper()}": v for k, v in settings.items()},
     )
-    process = DaemonProcess(port=port, env=env, config=config, log=log)
+    process = DaemonProcess(port=port, env=env, config=config, log=log, workers=workers)
     started = time.perf_counter()  # the start-up itself is what is timed
     process.start()
     try:
         await process.ready(http, DEADLINE_S)
+        await _holding(log, workers if workers > 1 else 1)
         yield Daemon(process, time.perf_counter() - started)
     finally:
         process.stop()
+
+
+def _count(log: Path, text: str) -> int:
+    return log.read_text(errors="replace").count(text)
+
+
+async def _holding(log: Path, dispatchers: int) -> None:
+    """Wait until `dispatchers` dispatchers of this daemon log that they hold their lock."""
+    until = time.monotonic() + DEADLINE_S
+    while _count(log, '"dispatcher_holding"') < dispatchers:
+        if time.monotonic() > until:
+            raise RuntimeError(f"{dispatchers} dispatchers did not start in {DEADLINE_S} s")
+        await asyncio.sleep(0.05)
 
 
 async def seed(
