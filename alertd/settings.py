@@ -112,6 +112,7 @@ class Dispatch:
 @dataclass(frozen=True, slots=True)
 class Apns:
     enabled: bool
+    transport: str
     host: str
     port: int
     use_sandbox: bool
@@ -130,6 +131,7 @@ class Apns:
 @dataclass(frozen=True, slots=True)
 class Fcm:
     enabled: bool
+    transport: str
     endpoint: str
     service_account_file: str
     project_id: str
@@ -247,6 +249,8 @@ class Settings:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log.format": ("auto", "json", "console"),
+    "apns.transport": ("curl", "aioapns"),
+    "fcm.transport": ("curl", "aiohttp"),
     "log.level": ("debug", "info", "warning", "error"),
     "scheduler.tips_day": ("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
 }

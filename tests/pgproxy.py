@@ -50,6 +50,12 @@ class PausableProxy:
         """Forward again, what was held first."""
         self._flowing.set()
 
+    def drop(self) -> None:
+        """Close every connection now (a peer or network that went away); keep listening."""
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
     async def close(self) -> None:
         """Stop listening and drop every connection."""
         self._flowing.set()

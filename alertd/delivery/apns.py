@@ -1,14 +1,20 @@
-"""APNs sender on aioapns: token (.p8) or certificate auth, configurable host, per-push timeout."""
+"""APNs sender: token (.p8) or certificate auth, configurable host, per-push timeout, over a
+wire (alertd.delivery.wire): libcurl HTTP/2 (apns.transport = "curl") or aioapns ("aioapns")."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import math
 import ssl
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aioapns
+import jwt
 import structlog
 from aioapns.common import NotificationRequest, NotificationResult
 from aioapns.connection import (
@@ -16,14 +22,20 @@ from aioapns.connection import (
     APNsProductionClientProtocol,
     APNsTLSClientProtocol,
 )
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from alertd import errors, settings
-from alertd.delivery import outcomes, push, services
+from alertd import errors, logs, settings
+from alertd.delivery import outcomes, push, services, wire
 
 log = structlog.get_logger(__name__)
 
 # Our dispatcher owns retries; aioapns' own loop (with a 1 s sleep) only bridges a reconnect.
 MAX_CONNECTION_ATTEMPTS = 2
+# Apple refuses a provider token older than an hour and more than one new token per 20
+# minutes: sign a new one every 50 minutes.
+PROVIDER_TOKEN_REFRESH_S = 50 * 60
+PROVIDER_TOKEN_RETRY_S = 60.0  # after a failed signature (the key file went bad)
 
 
 class _Protocol(APNsProductionClientProtocol):
@@ -142,19 +154,104 @@ def _read(path: str, key: str) -> str:
         raise errors.ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def request_for(
-    msg: push.PushMessage, payload: dict[str, object], now: float
-) -> NotificationRequest:
-    """The aioapns request for a message; apns-expiration becomes int(now) + ttl = the expiry."""
-    return NotificationRequest(
-        device_token=msg.token,
-        message=payload,
-        notification_id=msg.apns_id,
-        time_to_live=max(int(msg.expires_at.timestamp()) - int(now), 0),
-        priority=msg.priority,
-        collapse_key=msg.collapse_id,
-        push_type=aioapns.PushType.ALERT,
-    )
+class ProviderTokens:
+    """The APNs provider token (ES256 JWT) of the .p8 key: signed at start, re-signed every
+    PROVIDER_TOKEN_REFRESH_S by one background task, and at once when APNs calls the current
+    one expired. Every send reads `current`, nothing else signs."""
+
+    def __init__(self, key_pem: str, key_id: str, team_id: str) -> None:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("not an elliptic-curve key")
+        self._key = key
+        self._key_id = key_id
+        self._team_id = team_id
+        self.current = self._sign()
+        self.signed = 1  # tokens signed so far (for tests)
+        self._refresh_now = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def _sign(self) -> str:
+        return jwt.encode({"iss": self._team_id, "iat": int(time.time())}, self._key,
+                          algorithm="ES256", headers={"kid": self._key_id})
+
+    def start(self) -> None:
+        """Start the refresher (inside the event loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._keep_fresh(), name="apns-provider-token")
+
+    def expired(self, token: str) -> None:
+        """APNs called this token expired: sign another now (once per token)."""
+        if token == self.current:
+            self._refresh_now.set()
+
+    async def _keep_fresh(self) -> None:
+        delay = float(PROVIDER_TOKEN_REFRESH_S)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refresh_now.wait(), delay)
+            self._refresh_now.clear()
+            try:
+                self.current = self._sign()
+            except Exception as exc:  # the refresher must outlive any failure
+                log.warning("apns_token_failed", error=logs.describe(exc))
+                delay = PROVIDER_TOKEN_RETRY_S
+            else:
+                self.signed += 1
+                delay = float(PROVIDER_TOKEN_REFRESH_S)
+
+    async def close(self) -> None:
+        """Stop the refresher."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
+class AioapnsWire:
+    """The Wire protocol over aioapns (apns.transport = "aioapns"): APNs requests only.
+
+    The request's apns-* headers and JSON body become an aioapns NotificationRequest; aioapns
+    signs its own provider token (an authorization header is ignored); the answer's reason
+    comes back as the JSON body APNs sends.
+    """
+
+    def __init__(self, apns: aioapns.APNs) -> None:
+        self._apns = apns
+
+    async def request(self, method: str, target: str, headers: Mapping[str, str],
+                      body: bytes, timeout_s: float) -> wire.Response:
+        """See wire.Wire.request (method is POST, target /3/device/<token>)."""
+        expiration = headers.get("apns-expiration")
+        request = NotificationRequest(
+            device_token=target.rpartition("/")[2],
+            message=json.loads(body),
+            notification_id=headers.get("apns-id"),
+            time_to_live=(None if expiration is None
+                          else max(int(expiration) - int(time.time()), 0)),
+            priority=int(headers.get("apns-priority", "10")),
+            collapse_key=headers.get("apns-collapse-id"),
+            push_type=aioapns.PushType(headers.get("apns-push-type", "alert")),
+        )
+        async with asyncio.timeout(timeout_s):
+            result = await self._apns.send_notification(request)
+        reason = json.dumps({"reason": result.description}).encode() if result.description else b""
+        return wire.Response(_status(result.status), {"apns-id": result.notification_id}, reason)
+
+    async def close(self) -> None:
+        """See wire.Wire.close."""
+        self._apns.pool.close()
+
+
+def curl_wire(config: settings.Apns, client_cert: str) -> wire.CurlWire:
+    """A CurlWire to the configured APNs host: HTTP/2 only, up to max_connections
+    connections, each carrying up to concurrency / max_connections streams."""
+    apple = APNsDevelopmentClientProtocol if config.use_sandbox else APNsProductionClientProtocol
+    host = config.host or apple.APNS_SERVER
+    streams = max(math.ceil(config.concurrency / config.max_connections), 1)
+    return wire.CurlWire(f"https://{host}:{config.port}", ca_file=config.ca_file,
+                         client_cert=client_cert, http2="prior",
+                         max_connections=config.max_connections, max_streams=streams)
 
 
 class ApnsSender:
@@ -162,12 +259,51 @@ class ApnsSender:
 
     def __init__(self, config: settings.Apns) -> None:
         self._config = config
-        self._client: aioapns.APNs | None = None
+        self._wire: wire.Wire | None = None
+        self._tokens: ProviderTokens | None = None
+        self._path = "/3/device/"
+
+    @property
+    def provider_tokens(self) -> ProviderTokens | None:
+        """The provider-token refresher of the curl transport with token auth."""
+        return self._tokens
 
     async def start(self) -> None:
-        """Load the credentials and build the client (connections open on first send)."""
-        if self._client is None:
-            self._client = client(self._config)
+        """Load the credentials and build the wire (connections open on first send)."""
+        if self._wire is not None:
+            return
+        if self._config.transport == "aioapns":
+            self._wire = AioapnsWire(client(self._config))
+            return
+        missing = services.apns_missing(self._config)
+        if missing:
+            raise errors.ConfigError(services.problems_text(missing))
+        if self._config.key_file:
+            key = _read(self._config.key_file, "apns.key_file")
+            try:
+                self._tokens = ProviderTokens(key, self._config.key_id, self._config.team_id)
+            except (ValueError, TypeError, jwt.PyJWTError) as exc:
+                raise errors.ConfigError(
+                    f"apns.key_file: {self._config.key_file} is not an ES256 .p8 key: {exc}"
+                ) from exc
+            self._tokens.start()
+            self._wire = curl_wire(self._config, "")
+        else:
+            _read(self._config.cert_file, "apns.cert_file")
+            self._wire = curl_wire(self._config, self._config.cert_file)
+
+    def headers(self, msg: push.PushMessage) -> dict[str, str]:
+        """The request headers of one push (apns-expiration is the message's expiry)."""
+        headers = {
+            "apns-id": msg.apns_id,
+            "apns-expiration": str(int(msg.expires_at.timestamp())),
+            "apns-priority": str(msg.priority),
+            "apns-push-type": "alert",
+            "apns-topic": self._config.topic,
+        }
+        if msg.collapse_id:
+            headers["apns-collapse-id"] = msg.collapse_id
+        return headers
 
     async def send(self, msg: push.PushMessage) -> push.Outcome:
         """Send one push and return its outcome; raises only for a bug (the dispatcher's
@@ -179,19 +315,27 @@ class ApnsSender:
         except errors.PayloadTooLarge as exc:
             return push.Outcome("failed", reason=exc.reason)
         await self.start()
-        assert self._client is not None
-        request = request_for(msg, payload, time.time())
+        assert self._wire is not None
+        headers = self.headers(msg)
+        token = self._tokens.current if self._tokens is not None else ""
+        if token:
+            headers["authorization"] = f"bearer {token}"
+        timeout_s = self._config.timeout_s
         try:
             # asyncio.timeout, not wait_for: no extra task per push on the hot path.
-            async with asyncio.timeout(self._config.timeout_s):
-                result = await self._client.send_notification(request)
+            async with asyncio.timeout(timeout_s):
+                answer = await self._wire.request("POST", self._path + msg.token, headers,
+                                                  push.encode_apns(payload), timeout_s)
         except outcomes.TRANSPORT_ERRORS as exc:  # anything else is a bug: let it be seen
             outcome = outcomes.from_exception(exc)
             _log_unsent("apns_send_error", msg, outcome)
             return outcome
-        outcome = outcomes.from_apns(_status(result.status), result.description, None)
+        reason = _reason(answer.body)
+        outcome = outcomes.from_apns(answer.status, reason, None)
         if outcome.status == "sent":
-            return push.Outcome("sent", provider_id=result.notification_id)
+            return push.Outcome("sent", provider_id=msg.apns_id)
+        if reason == "ExpiredProviderToken" and self._tokens is not None:
+            self._tokens.expired(token)
         _log_unsent("apns_not_sent", msg, outcome)
         return outcome
 
@@ -200,10 +344,23 @@ class ApnsSender:
         return 0.0
 
     async def close(self) -> None:
-        """Close the APNs connections."""
-        if self._client is not None:
-            self._client.pool.close()
-            self._client = None
+        """Stop the provider-token refresher and close the connections."""
+        if self._tokens is not None:
+            await self._tokens.close()
+            self._tokens = None
+        if self._wire is not None:
+            await self._wire.close()
+            self._wire = None
+
+
+def _reason(body: bytes) -> str | None:
+    """The reason of an APNs error body ({"reason": ...}), if any."""
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        return None
+    reason = parsed.get("reason") if isinstance(parsed, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 def _log_unsent(event: str, msg: push.PushMessage, outcome: push.Outcome) -> None:

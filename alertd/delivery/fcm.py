@@ -1,4 +1,6 @@
-"""FCM HTTP v1 sender on aiohttp, and the refresher that keeps its OAuth2 access token fresh."""
+"""FCM HTTP v1 sender over a wire (alertd.delivery.wire: libcurl, HTTP/2 over https, with
+fcm.transport = "curl"; aiohttp with "aiohttp"), and the refresher that keeps its OAuth2
+access token fresh."""
 
 from __future__ import annotations
 
@@ -10,14 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import aiohttp
 import google.auth.crypt
 import google.auth.jwt
 import structlog
 
 from alertd import backoff, errors, logs, settings
-from alertd.delivery import outcomes, push, services
+from alertd.delivery import outcomes, push, services, wire
 
 log = structlog.get_logger(__name__)
 
@@ -91,10 +93,9 @@ class AccessTokens:
     when a send reports the current one rejected.
     """
 
-    def __init__(self, account: ServiceAccount, session: aiohttp.ClientSession,
-                 timeout_s: float) -> None:
+    def __init__(self, account: ServiceAccount, transport: wire.Wire, timeout_s: float) -> None:
         self._account = account
-        self._session = session
+        self._wire = transport
         self._timeout_s = timeout_s
         self._token: AccessToken | None = None
         self._ready = asyncio.Event()  # set while _token holds a token
@@ -160,12 +161,13 @@ class AccessTokens:
     async def _fetch(self) -> AccessToken:
         form = {"grant_type": JWT_BEARER, "assertion": assertion(self._account, time.time())}
         started = time.monotonic()
-        timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-        async with self._session.post(self._account.token_uri, data=form,
-                                      timeout=timeout) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200 or not isinstance(body, dict):
-                raise ValueError(f"token endpoint answered {resp.status}")
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        async with asyncio.timeout(self._timeout_s):
+            answer = await self._wire.request("POST", self._account.token_uri, headers,
+                                              urlencode(form).encode(), self._timeout_s)
+        body = _json(answer.body)
+        if answer.status != 200 or body is None:
+            raise ValueError(f"token endpoint answered {answer.status}")
         lifetime = float(body.get("expires_in", 3600))
         value = body["access_token"]
         if not isinstance(value, str):
@@ -179,9 +181,9 @@ class FcmSender:
 
     def __init__(self, config: settings.Fcm) -> None:
         self._config = config
-        self._session: aiohttp.ClientSession | None = None
+        self._wire: wire.Wire | None = None
         self._tokens: AccessTokens | None = None
-        self._url = ""
+        self._path = ""
         self._closed = asyncio.Event()
         self._paused_until = 0.0  # time.monotonic() before which no send starts
 
@@ -196,17 +198,23 @@ class FcmSender:
         return max(self._paused_until - time.monotonic(), 0.0)
 
     async def start(self) -> None:
-        """Load the service account, open the session, fetch the first access token."""
-        if self._session is not None:
+        """Load the service account, open the wire, fetch the first access token."""
+        if self._wire is not None:
             return
         account = load_service_account(self._config.service_account_file)
         project = self._config.project_id or account.project_id
-        self._url = f"{self._config.endpoint.rstrip('/')}/v1/projects/{project}/messages:send"
+        self._path = f"/v1/projects/{project}/messages:send"
+        endpoint = self._config.endpoint.rstrip("/")
         # Sized for the dispatcher's send slots (which are the limit) and one more, so a token
-        # refresh never queues behind sends (aiohttp's default of 100 would be a second limit).
-        connector = aiohttp.TCPConnector(limit=self._config.concurrency + 1)
-        self._session = aiohttp.ClientSession(connector=connector)
-        self._tokens = AccessTokens(account, self._session, self._config.timeout_s)
+        # refresh never queues behind sends: HTTP/1.1 needs a connection per request in
+        # flight; over HTTP/2 they multiplex on the first one.
+        connections = self._config.concurrency + 1
+        if self._config.transport == "aiohttp":
+            self._wire = wire.AiohttpWire(endpoint, connections=connections)
+        else:
+            self._wire = wire.CurlWire(endpoint, http2="tls", max_connections=connections,
+                                       max_streams=connections)
+        self._tokens = AccessTokens(account, self._wire, self._config.timeout_s)
         if not await self._tokens.start(self._config.timeout_s):
             log.warning("fcm_token_not_ready", timeout_s=self._config.timeout_s)
 
@@ -237,7 +245,7 @@ class FcmSender:
         return not self._closed.is_set()
 
     async def _post(self, msg: push.PushMessage) -> push.Outcome:
-        assert self._session is not None and self._tokens is not None
+        assert self._wire is not None and self._tokens is not None
         try:
             message = push.fcm_message(msg)
         except errors.PayloadTooLarge as exc:
@@ -248,13 +256,14 @@ class FcmSender:
             "Authorization": f"Bearer {token.value}",
             "Content-Type": "application/json; charset=utf-8",
         }
-        async with self._session.post(self._url, data=body, headers=headers) as resp:
-            raw = await resp.read()
-            retry_after = outcomes.parse_retry_after(
-                resp.headers.get("Retry-After"), datetime.now(UTC)
-            )
-            status = resp.status
-        outcome = outcomes.from_fcm(status, _json(raw), retry_after)
+        answer = await self._wire.request("POST", self._path, headers, body,
+                                          self._config.timeout_s)
+        status = answer.status
+        if 200 <= status < 300:  # the common case: no Retry-After to read
+            return outcomes.from_fcm(status, _json(answer.body), None)
+        retry_after = outcomes.parse_retry_after(
+            answer.headers.get("Retry-After"), datetime.now(UTC))
+        outcome = outcomes.from_fcm(status, _json(answer.body), retry_after)
         if status == 401:
             self._tokens.rejected(token)
         if outcome.pause_service:
@@ -271,14 +280,14 @@ class FcmSender:
             log.warning("fcm_paused", seconds=seconds)
 
     async def close(self) -> None:
-        """Stop the token refresher and close the HTTP session."""
+        """Stop the token refresher and close the connections."""
         self._closed.set()
         if self._tokens is not None:
             await self._tokens.close()
             self._tokens = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._wire is not None:
+            await self._wire.close()
+            self._wire = None
 
 
 def _json(raw: bytes) -> dict[str, Any] | None:

@@ -26,11 +26,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from alertd import devices, settings
-from alertd.delivery import apns, fcm, outbox, outcomes, push
+from alertd.delivery import apns, fcm, outbox, outcomes, push, wire
 from alertd.delivery.dispatcher import Dispatcher
 from alertd.sandbox import material
 from alertd.sandbox.handle import free_port_base
 from alertd.sandbox.server import Sandbox
+from tests.pgproxy import PausableProxy
 from tests.waiting import DEADLINE, wait_for
 
 ORDER = "ord-20260701-001"
@@ -47,7 +48,7 @@ class Running:
 
 
 @pytest.fixture(scope="module")
-async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+async def plain(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
     directory = tmp_path_factory.mktemp("sandbox")
     for _ in range(5):
         sandbox = Sandbox(directory, free_port_base())
@@ -61,6 +62,20 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
     loaded = settings.load([sandbox.config_path], environ={})
     yield Running(sandbox, loaded)
     await sandbox.close()
+
+
+TRANSPORTS = {"curl": ("curl", "curl"), "aioapns+aiohttp": ("aioapns", "aiohttp")}
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+def running(plain: Running, request: pytest.FixtureRequest) -> Running:
+    """The sandbox, with the settings naming one of the transports (apns, fcm): every sender
+    test runs over both."""
+    apns_transport, fcm_transport = TRANSPORTS[request.param]
+    cfg = plain.settings
+    return Running(plain.sandbox, dataclasses.replace(
+        cfg, apns=dataclasses.replace(cfg.apns, transport=apns_transport),
+        fcm=dataclasses.replace(cfg.fcm, transport=fcm_transport)))
 
 
 def read(path: str) -> bytes:
@@ -183,20 +198,20 @@ async def times_out_by_its_own_timeout(
 # --- sandbox files ------------------------------------------------------------------------
 
 
-async def test_sandbox_writes_a_loadable_config_and_credentials(running: Running) -> None:
+async def test_sandbox_writes_a_loadable_config_and_credentials(plain: Running) -> None:
     """sandbox.toml loads as alertd settings and names the CA, .p8 key and service account."""
-    a, f = running.settings.apns, running.settings.fcm
-    assert (a.host, a.port, a.topic) == ("127.0.0.1", running.sandbox.apns_port, material.TOPIC)
+    a, f = plain.settings.apns, plain.settings.fcm
+    assert (a.host, a.port, a.topic) == ("127.0.0.1", plain.sandbox.apns_port, material.TOPIC)
     assert Path(a.ca_file).is_absolute() and Path(a.ca_file).name == "ca.pem"
     p8 = read(a.key_file)
     assert p8.startswith(b"-----BEGIN PRIVATE KEY-----")
     key = serialization.load_pem_private_key(p8, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    assert f.endpoint == f"http://127.0.0.1:{running.sandbox.fcm_port}"
+    assert f.endpoint == f"http://127.0.0.1:{plain.sandbox.fcm_port}"
     account = json.loads(read(f.service_account_file))
     assert account["type"] == "service_account"
     assert account["project_id"] == "alertd-sandbox"
-    assert account["token_uri"] == f"http://127.0.0.1:{running.sandbox.fcm_port}/token"
+    assert account["token_uri"] == f"http://127.0.0.1:{plain.sandbox.fcm_port}/token"
     assert isinstance(
         serialization.load_pem_private_key(account["private_key"].encode(), None),
         rsa.RSAPrivateKey,
@@ -342,6 +357,131 @@ async def test_apns_late_answer_after_a_timeout_leaves_the_connection_usable(
     assert fake.accepted == before + 1
 
 
+async def test_apns_wrong_ca_fails_before_sending(running: Running) -> None:
+    """A CA file that did not sign the server's certificate (the system store, here) refuses
+    the connection: a retry, and nothing reaches the server."""
+    config = dataclasses.replace(running.settings.apns, ca_file=wire.default_ca_file(),
+                                 timeout_s=5.0)
+    device = token()
+    async with apns_sender(config) as sender:
+        outcome = await sender.send(message(device))
+    assert outcome.status == "retry"
+    assert outcome.reason != "timeout"  # refused, not waited out
+    assert await deliveries(running, device) == []
+
+
+@contextlib.asynccontextmanager
+async def proxy_to(port: int) -> AsyncIterator[PausableProxy]:
+    """A TCP proxy to 127.0.0.1:port whose connections a test can drop."""
+    proxy = await PausableProxy(f"tcp://127.0.0.1:{port}").start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
+
+
+async def dropped_mid_flight(sender: Sender, running: Running, platform: push.Platform,
+                             proxy: PausableProxy) -> tuple[push.Outcome, push.Outcome, int]:
+    """A slow- push whose connection drops after the server got it (and before its answer),
+    then a normal push through the same sender: both outcomes, and how many requests for
+    the slow- push the server received."""
+    device = token("slow-")
+    waiting = asyncio.create_task(sender.send(message(device, platform)))
+
+    async def arrived() -> bool:
+        return len(await deliveries(running, device)) == 1
+
+    await eventually(arrived)
+    proxy.drop()
+    lost = await asyncio.wait_for(waiting, DEADLINE)
+    again = await asyncio.wait_for(sender.send(message(token(), platform)), DEADLINE)
+    return lost, again, len(await deliveries(running, device))
+
+
+async def test_apns_connection_dropped_mid_flight_is_a_retry(running: Running) -> None:
+    """A connection dropped while a push awaits its answer makes that push a retry at once
+    (not after timeout_s); the next push opens a new connection and is sent. aioapns resends
+    the push on a new connection itself (MAX_CONNECTION_ATTEMPTS), so there it is sent."""
+    async with proxy_to(running.settings.apns.port) as proxy:
+        config = dataclasses.replace(running.settings.apns, port=proxy.port, timeout_s=30.0)
+        async with apns_sender(config) as sender:
+            lost, again, requests = await dropped_mid_flight(sender, running, "ios", proxy)
+    if config.transport == "aioapns":
+        assert (lost.status, requests) == ("sent", 2)
+    else:
+        assert lost.status == "retry" and lost.reason != "timeout"
+        assert requests == 1
+    assert again.status == "sent"
+
+
+async def test_apns_curl_shares_one_provider_token(plain: Running) -> None:
+    """The curl transport signs one provider token for many pushes (APNs verifies it once), and
+    signs a new one when APNs calls it expired."""
+    fake = plain.sandbox.apns
+    assert fake is not None
+    config = dataclasses.replace(plain.settings.apns, transport="curl")
+    before = fake.verifier.verified
+    async with apns_sender(config) as sender:
+        results = await asyncio.gather(*(sender.send(message(token())) for _ in range(50)))
+        tokens = sender.provider_tokens
+        assert tokens is not None
+        first = tokens.current
+        tokens.expired("not the current token")  # only the current token's expiry counts
+        tokens.expired(first)
+
+        async def resigned() -> bool:
+            return tokens.current != first
+
+        await eventually(resigned)
+        assert (await sender.send(message(token()))).status == "sent"
+    assert {r.status for r in results} == {"sent"}
+    assert tokens.signed == 2
+    assert fake.verifier.verified == before + 2
+
+
+async def test_curl_wire_cancel_takes_one_stream_off_a_shared_connection(plain: Running) -> None:
+    """Many requests multiplex on one HTTP/2 connection; a cancelled await takes its request
+    off the wire (the stream is reset) and the same connection carries the next one."""
+    fake = plain.sandbox.apns
+    assert fake is not None
+    config = dataclasses.replace(plain.settings.apns, transport="curl", max_connections=1)
+    key = read(config.key_file).decode()
+    tokens = apns.ProviderTokens(key, config.key_id, config.team_id)
+    sender = apns.ApnsSender(config)
+    before = fake.accepted
+    line = apns.curl_wire(config, "")
+
+    async def post(device: str, timeout_s: float = 30.0) -> wire.Response:
+        msg = message(device)
+        headers = dict(sender.headers(msg), authorization=f"bearer {tokens.current}")
+        return await line.request("POST", f"/3/device/{device}", headers,
+                                  push.encode_apns(push.apns_payload(msg)), timeout_s)
+
+    try:
+        answers = await asyncio.gather(*(post(token()) for _ in range(300)))
+        slow = asyncio.create_task(post(token("slow-")))
+
+        async def held() -> bool:
+            return fake.delayed == 1
+
+        await eventually(held)
+        assert line.in_flight == 1
+        slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
+        assert line.in_flight == 0
+        after = await post(token())
+        timed_out = post(token("slow-"), timeout_s=0.2)
+        with pytest.raises(TimeoutError):
+            await timed_out
+        assert line.in_flight == 0
+    finally:
+        await line.close()
+    assert {a.status for a in answers} == {200}
+    assert after.status == 200
+    assert fake.accepted == before + 1
+
+
 # --- FCM ----------------------------------------------------------------------------------
 
 
@@ -441,12 +581,12 @@ async def test_fcm_access_token_is_renewed_before_it_expires(running: Running) -
     assert first is not None
 
 
-async def test_fcm_token_endpoint_refuses_a_foreign_assertion(running: Running) -> None:
+async def test_fcm_token_endpoint_refuses_a_foreign_assertion(plain: Running) -> None:
     """The token endpoint verifies the RS256 assertion against the service-account key."""
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = stranger.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                  serialization.NoEncryption()).decode()
-    account = fcm.load_service_account(running.settings.fcm.service_account_file)
+    account = fcm.load_service_account(plain.settings.fcm.service_account_file)
     forged = fcm.ServiceAccount(account.project_id, account.client_email, account.token_uri,
                                 dict(account.info, private_key=pem))
     form = {"grant_type": fcm.JWT_BEARER, "assertion": fcm.assertion(forged, time.time())}
@@ -468,6 +608,19 @@ async def test_fcm_silent_server_times_out_as_retry(running: Running) -> None:
                 timeout_s=timeout_s))
         outcome = await times_out_by_its_own_timeout(make, message(token(), "android"), silent)
     assert outcome == push.Outcome("retry", reason="timeout")
+
+
+async def test_fcm_connection_dropped_mid_flight_is_a_retry(running: Running) -> None:
+    """A connection dropped while a push awaits its answer makes that push a retry at once;
+    the next push is sent over a new connection."""
+    async with proxy_to(running.sandbox.fcm_port) as proxy:
+        config = dataclasses.replace(running.settings.fcm,
+                                     endpoint=f"http://127.0.0.1:{proxy.port}", timeout_s=30.0)
+        async with fcm_sender(config) as sender:
+            lost, again, requests = await dropped_mid_flight(sender, running, "android", proxy)
+    assert lost.status == "retry" and lost.reason != "timeout"
+    assert requests == 1
+    assert again.status == "sent"
 
 
 # --- a sender bug through the dispatcher ----------------------------------------------------
@@ -500,7 +653,9 @@ async def test_a_sender_bug_is_retried_until_sent(
     monkeypatch.setattr(outcomes, mapper, buggy)
     cfg = settings.load([running.sandbox.config_path], environ={
         "ALERTD_DATABASE_URL": db_url, "ALERTD_DISPATCH_BACKOFF_BASE_S": "0.05",
-        "ALERTD_DISPATCH_BACKOFF_MAX_S": "0.1", "ALERTD_DISPATCH_POLL_S": "0.05"})
+        "ALERTD_DISPATCH_BACKOFF_MAX_S": "0.1", "ALERTD_DISPATCH_POLL_S": "0.05",
+        "ALERTD_APNS_TRANSPORT": running.settings.apns.transport,
+        "ALERTD_FCM_TRANSPORT": running.settings.fcm.transport})
     sender: apns.ApnsSender | fcm.FcmSender = (
         apns.ApnsSender(cfg.apns) if service == "apns" else fcm.FcmSender(cfg.fcm))
     async with started(sender):
@@ -525,22 +680,22 @@ async def test_a_sender_bug_is_retried_until_sent(
 # --- inspection and process ------------------------------------------------------------------
 
 
-async def test_inspection_since_and_delete_reset_the_script(running: Running) -> None:
+async def test_inspection_since_and_delete_reset_the_script(plain: Running) -> None:
     """?since= returns the rest of the log; DELETE clears it and resets busy counters."""
     busy = token("busy-")
-    async with fcm_sender(running.settings.fcm) as sender:
+    async with fcm_sender(plain.settings.fcm) as sender:
         assert (await sender.send(message(busy, "android"))).status == "retry"
-    mark = len(await deliveries(running)) - 1
+    mark = len(await deliveries(plain)) - 1
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{running.inspect}/deliveries?since={mark}") as resp:
+        async with session.get(f"{plain.inspect}/deliveries?since={mark}") as resp:
             [last] = await resp.json()
-        async with session.delete(f"{running.inspect}/deliveries") as resp:
+        async with session.delete(f"{plain.inspect}/deliveries") as resp:
             assert resp.status == 204
-        async with session.get(f"{running.inspect}/deliveries?since=-1") as resp:
+        async with session.get(f"{plain.inspect}/deliveries?since=-1") as resp:
             assert resp.status == 400
     assert (last["token"], last["status"]) == (busy, 429)
-    assert await deliveries(running) == []
-    async with fcm_sender(running.settings.fcm) as sender:
+    assert await deliveries(plain) == []
+    async with fcm_sender(plain.settings.fcm) as sender:
         assert (await sender.send(message(busy, "android"))).status == "retry"
 
 
