@@ -329,14 +329,17 @@ def report(devices: int, concurrency: int, results: dict[int, tuple[list[Run], l
 
 
 async def main(devices: int, concurrency: int, rounds: int, batch_size: int | None,
-               profile: Path | None, workers: list[int]) -> int:
+               profile: Path | None, workers: list[int], transport: str) -> int:
     """Set everything up, alternate raw and engine runs for each number of worker processes,
     print the comparison."""
     lon, lat = city_points(devices)
     platforms = ["ios" if i % 2 else "android" for i in range(devices)]
     tokens = [f"fanout-{p}-{i:06d}" for i, p in enumerate(platforms)]
     extra = {"apns_concurrency": str(concurrency), "fcm_concurrency": str(concurrency),
-             "apns_max_connections": "4"}
+             "apns_max_connections": "4",
+             "apns_transport": "aioapns" if transport == "classic" else "curl",
+             "fcm_transport": "aiohttp" if transport == "classic" else "curl"}
+    print(f"daemon transports: apns {extra['apns_transport']}, fcm {extra['fcm_transport']}")
     if batch_size:
         extra["dispatch_batch_size"] = str(batch_size)
     timeout = aiohttp.ClientTimeout(total=120)
@@ -376,10 +379,14 @@ if __name__ == "__main__":
     parser.add_argument("--workers", default="1,2",
                         help="comma list of worker process counts to measure (--workers of"
                              " alertd run; 1: the dispatcher in the main process)")
+    parser.add_argument("--transport", choices=("curl", "classic"), default="curl",
+                        help="the daemon's apns.transport / fcm.transport: curl (the default)"
+                             " or classic (aioapns and aiohttp, the baseline's own clients)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record py-spy collapsed stacks of the daemon and the sandbox"
                              " during the engine runs into this directory")
     options = parser.parse_args()
     sys.exit(asyncio.run(main(options.devices, options.concurrency, options.rounds,
                               options.batch_size, options.profile,
-                              [int(n) for n in options.workers.split(",")])))
+                              [int(n) for n in options.workers.split(",")],
+                              options.transport)))
