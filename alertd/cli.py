@@ -120,15 +120,19 @@ async def _migrate(cfg: settings.Settings) -> int:
 
 
 async def _staff_token(cfg: settings.Settings, args: argparse.Namespace) -> int:
-    from alertd import db, staff
+    from alertd import audit, db, staff
 
     now = datetime.now(UTC)
     expires_in = staff.parse_duration(args.expires_in) if args.expires_in else None
     expires_at = staff.parse_instant(args.expires_at, now) if args.expires_at else None
     conn = await db.connect_one(cfg.database.url)
     try:
-        token = await staff.create(conn, args.role, args.label, expires_at=expires_at,
-                                   expires_in=expires_in)
+        async with conn.transaction():  # the token and its audit entry together
+            token = await staff.create(conn, args.role, args.label, expires_at=expires_at,
+                                       expires_in=expires_in)
+            made = await staff.info(conn, token)
+            await audit.record(conn, None, audit.CLI, "token.create", target=str(made.id),
+                               status=0, after=made.as_json(now))
     finally:
         await conn.close()
     print(f"created a staff token with the {args.role} role; it is shown only once:")
@@ -162,11 +166,15 @@ async def _staff_tokens(cfg: settings.Settings, as_json: bool) -> int:
 
 
 async def _revoke_staff_token(cfg: settings.Settings, token_id: str) -> int:
-    from alertd import db, staff
+    from alertd import audit, db, staff
 
     conn = await db.connect_one(cfg.database.url)
     try:
-        info, now_revoked = await staff.revoke(conn, token_id)
+        async with conn.transaction():
+            info, now_revoked = await staff.revoke(conn, token_id)
+            if now_revoked:
+                await audit.record(conn, None, audit.CLI, "token.revoke", target=str(info.id),
+                                   status=0, after=info.as_json(datetime.now(UTC)))
     finally:
         await conn.close()
     what = f"{info.role} staff token {info.id}" + (f" ({info.label})" if info.label else "")

@@ -192,6 +192,13 @@ def preview_job(table: municipalities.Table, arg: tuple[Any, settings.Orders, da
     return spec, table.split(spec.area.geometry, spec.area.area_codes)
 
 
+def split_job(table: municipalities.Table,
+              arg: tuple[shapely.Geometry, tuple[str, ...]]) -> dict[str, shapely.Geometry]:
+    """An area (geometry and codes) cut along municipal borders, as a compute job."""
+    geometry, codes = arg
+    return table.split(geometry, codes)
+
+
 def coarse(count: int, minimum: int) -> int | str:
     """A count as a preview may show it: exact from ``minimum`` up, else "fewer than N"
     (a minimum of 0 or 1 shows every count).

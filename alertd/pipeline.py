@@ -121,10 +121,12 @@ async def _insert_version(conn: asyncpg.Connection, order_id: uuid.UUID, version
 
 async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
                  source: str = "staff", source_key: str | None = None,
-                 created_by: uuid.UUID | None = None, exercise: bool = False) -> Accepted:
-    """Store a new order and its deliveries in one transaction; a known source_key is a no-op."""
+                 created_by: uuid.UUID | None = None, exercise: bool = False,
+                 order_id: uuid.UUID | None = None) -> Accepted:
+    """Store a new order (under `order_id` when given: the id a held order was promised)
+    and its deliveries in one transaction; a known source_key is a no-op."""
     matched = points.match(spec.area.geometry, spec.area.area_codes)
-    order_id = uuid.uuid4()
+    order_id = order_id or uuid.uuid4()
     async with conn.transaction(), db.bulk(conn):
         inserted = await conn.fetchval(
             "INSERT INTO orders (id, source, source_key, created_by, exercise)"
@@ -190,13 +192,18 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID,
                  exercise=row["exercise"])
 
 
+def ensure_active(order: Order) -> None:
+    """Conflict unless the order is active (an expired or lifted order takes no change)."""
+    if order.state != "active":
+        ended = "expired" if order.state == "expired" else "been lifted"
+        raise errors.Conflict(f"the order has {ended}; issue a new one")
+
+
 async def amend(conn: asyncpg.Connection, points: Points, order: Order,
                 spec: OrderSpec) -> Accepted:
     """Store a new version: newly covered devices get the order, covered ones an update
     when the level rises, devices no longer covered get the lifting."""
-    if order.state != "active":
-        ended = "expired" if order.state == "expired" else "been lifted"
-        raise errors.Conflict(f"the order has {ended}; issue a new one")
+    ensure_active(order)
     matched = points.match(spec.area.geometry, spec.area.area_codes)
     version = order.version + 1
     async with conn.transaction(), db.bulk(conn):

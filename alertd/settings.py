@@ -79,6 +79,8 @@ class Orders:
     max_self_intersections: int
     preview_min_count: int
     accuracy_cap_m: float
+    approval_levels: tuple[int, ...]
+    approval_over_devices: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +283,7 @@ _POSITIVE = {
 }
 _NOT_NEGATIVE = {
     "orders.max_self_intersections", "orders.preview_min_count", "orders.accuracy_cap_m",
+    "orders.approval_over_devices",
     "compute.workers",
     "compute.inline_max_positions", "compute.inline_max_bytes", "cap.max_future_skew_s",
 }
@@ -503,6 +506,8 @@ def _validate(settings: Settings) -> None:
         raise errors.ConfigError(
             "config key sync.cursor_max_age_s must not exceed "
             "housekeeping.deliveries_retention_s (a cursor would outlive the inbox it reads)")
+    if any(level not in (3, 4, 5) for level in settings.orders.approval_levels):
+        raise errors.ConfigError("config key orders.approval_levels may hold only 3, 4, 5")
     for level in settings.apns.critical_levels:
         if level not in (3, 4, 5):
             raise errors.ConfigError("config key apns.critical_levels may hold only 3, 4, 5")

@@ -113,6 +113,16 @@ async def tokens(conn: asyncpg.Pool | asyncpg.Connection) -> list[TokenInfo]:
     return [TokenInfo.from_row(r) for r in rows]
 
 
+async def info(conn: asyncpg.Pool | asyncpg.Connection, token: str) -> TokenInfo:
+    """What is stored about a token (NotFound when it is unknown)."""
+    row = await conn.fetchrow(
+        "SELECT id, role, label, created_at, expires_at, last_used_at, revoked_at"
+        " FROM staff_tokens WHERE token_hash = $1", credentials.digest(token))
+    if row is None:
+        raise errors.NotFound("no such staff token")
+    return TokenInfo.from_row(row)
+
+
 async def revoke(conn: asyncpg.Pool | asyncpg.Connection, token_id: str) -> tuple[TokenInfo, bool]:
     """Revoke a token by its id: the token as it now is, and whether this call revoked it
     (False: it was revoked already)."""

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from alertd.api import (
+    openapi_approvals,
     openapi_auditing,
     openapi_common,
     openapi_mobile,
@@ -115,11 +116,11 @@ def document() -> dict[str, Any]:
         "tags": _TAGS,
         "paths": _with_head(_merged(HEALTH_PATHS, openapi_mobile.PATHS,
                                       openapi_sheets.PATHS, openapi_staff.PATHS,
-                                      openapi_auditing.PATHS)),
+                                      openapi_auditing.PATHS, openapi_approvals.PATHS)),
         "components": {
             "schemas": _merged(openapi_common.SCHEMAS, openapi_mobile.SCHEMAS,
                                openapi_sheets.SCHEMAS, openapi_staff.SCHEMAS,
-                               openapi_auditing.SCHEMAS),
+                               openapi_auditing.SCHEMAS, openapi_approvals.SCHEMAS),
             "responses": openapi_common.RESPONSES,
             "securitySchemes": openapi_common.SECURITY_SCHEMES,
         },

@@ -35,7 +35,8 @@ SCHEMAS: dict[str, Schema] = {
                          "session.sign_in, session.sign_out, token.create, token.revoke, ..."),
         "target": {**nullable(string()), "description": "what was acted on: an order's, a "
                                                         "shelter's, a device's id"},
-        "status": integer("the HTTP status answered (a refused attempt is kept too)"),
+        "status": integer("the HTTP status answered (a refused attempt is kept too); 0 "
+                          "for the command line"),
         "before": {"description": "the state before (null: none)"},
         "after": {"description": "the state after, or {\"error\": reason} when refused"},
     }),

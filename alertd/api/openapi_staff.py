@@ -135,6 +135,8 @@ SCHEMAS: dict[str, Schema] = {
         "instruction": {"type": "object", "additionalProperties": string()},
         "expires_at": TIMESTAMP, "created_at": TIMESTAMP,
         "expired": {"type": "boolean"},
+        "pending_change": {**ref("PendingOrder"),
+                           "description": "a change of it waiting for approval"},
         "deliveries": obj({k: COUNT for k in (*orders.COUNTS, "cancelled", "lifted")},
                           description="the order as a whole: each device counted once, by "
                                       "its latest push"),
@@ -143,7 +145,7 @@ SCHEMAS: dict[str, Schema] = {
             "version": integer(minimum=1), "level": ref("Level"), "created_at": TIMESTAMP,
             "matched": COUNT, "notified": _NOTIFIED,
             **{state: COUNT for state in progress.STATES}})),
-    }),
+    }, optional={"pending_change"}),
     "CapIntake": obj({
         "order_id": nullable(UUID), "id": nullable(UUID),
         "outcome": string(enum=_OUTCOMES),
@@ -187,6 +189,11 @@ _ORDER_EXAMPLE = {"level": 4, "hazard": "flood", "area": {"area_codes": ["072010
                   "headline": {"ja": "阿武隈川が氾濫のおそれ", "en": "The Abukuma may flood"}}
 
 
+_CREATED_HEADERS = {"Location": {"schema": string(), "required": True,
+                                 "description": "the order's URL"},
+                    "Idempotent-Replayed": REPLAYED}
+
+
 def _body(schema: str, example: object = None) -> Schema:
     return {"required": True, "content": json_content(ref(schema), example)}
 
@@ -207,29 +214,39 @@ PATHS: dict[str, Schema] = {
             "issueOrder", "Issue an evacuation order", "operator", errors=(),
             parameters=[IDEMPOTENCY_KEY], body=_body("OrderRequest", _ORDER_EXAMPLE),
             answers={"201": answer("Issued: the order is stored and its pushes queued.",
-                                   ref("OrderCreated"), headers={
-                                       "Location": {"schema": string(), "required": True,
-                                                    "description": "the order's URL"},
-                                       "Idempotent-Replayed": REPLAYED})}),
+                                   ref("OrderCreated"), headers=_CREATED_HEADERS),
+                     "202": answer("Held: a level of orders.approval_levels, or more devices "
+                                   "than orders.approval_over_devices; nothing is sent until "
+                                   "another operator approves it.", ref("OrderHeld"),
+                                   headers=_CREATED_HEADERS)}),
         "get": _staff(
             "listOrders", "Orders, newest first, with their delivery counts", "viewer",
             errors=(), parameters=[query_param(
                 "state", string(enum=list(staff_orders.LIST_STATES), default="active"),
                 "which orders")],
-            answers={"200": answer("The orders.", obj({"orders": array(
-                ref("OrderSummary"))}))}),
+            answers={"200": answer("The orders (pending_approval: the held requests).",
+                                   obj({"orders": array({"anyOf": [
+                                       ref("OrderSummary"), ref("PendingOrder")]})}))}),
     },
     "/v1/staff/orders/{order_id}": {
         "parameters": [_ORDER],
         "get": _staff("getOrder", "The order with its delivery counts", "viewer",
-                      errors=PATH, answers={"200": answer("The order.", ref("Order"))}),
+                      errors=PATH, answers={"200": answer(
+                          "The order; one held before it was ever issued (or rejected so) "
+                          "answers as the held request.",
+                          {"anyOf": [ref("Order"), ref("PendingOrder")]})}),
         "patch": _staff(
             "amendOrder", "A new version of the order", "operator", errors=(*PATH, "409"),
             body=_body("OrderChange", {"level": 5}),
             answers={"200": answer("The new version and whom it notified: newly covered "
                                    "devices, and covered ones when the level rose.",
-                                   ref("OrderAmended"))},
-            description="409 when the order was lifted or changed meanwhile."),
+                                   ref("OrderAmended")),
+                     "202": answer("Held: a raise to a level of orders.approval_levels, or "
+                                   "a widening beyond orders.approval_over_devices devices; "
+                                   "the order stays as it is until another operator "
+                                   "approves.", ref("OrderHeld"))},
+            description="409 when the order was lifted or changed meanwhile, or when a "
+                        "change of it already waits for approval."),
     },
     "/v1/staff/orders/{order_id}/lift": {
         "parameters": [_ORDER],

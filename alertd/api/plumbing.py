@@ -267,10 +267,13 @@ def _no_constant(name: str) -> Any:
     raise BadRequest(f"body is not valid JSON: {name} is not a JSON value")
 
 
-async def json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request, *, optional: bool = False) -> Any:
     """The request body parsed as JSON (400 when it is not; 422, naming the field, when a
-    value is one no field may hold: see validate.document)."""
+    value is one no field may hold: see validate.document); None for no body at all when
+    the body is `optional`."""
     raw = await read_body(request)
+    if not raw and optional:
+        return None
     if not raw:
         raise BadRequest("a JSON body is required")
     try:

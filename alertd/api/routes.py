@@ -16,6 +16,7 @@ from alertd.api import (
     openapi,
     plumbing,
     sheets,
+    staff_approvals,
     staff_feeds,
     staff_orders,
     staff_tips,
@@ -86,5 +87,6 @@ def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.A
     app[plumbing.CONTEXT] = context
     app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
     plumbing.add_routes(app, health, mobile.routes, sheets.routes, staff_orders.routes,
-                        staff_feeds.routes, staff_tips.routes, auditing.routes, openapi.routes)
+                        staff_approvals.routes, staff_feeds.routes, staff_tips.routes,
+                        auditing.routes, openapi.routes)
     return app

@@ -7,17 +7,23 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from alertd import devices, errors, idempotency, metrics, orders, pipeline, points, progress
-from alertd.api import auditing, plumbing
+from alertd import (
+    approvals,
+    devices,
+    errors,
+    idempotency,
+    metrics,
+    orders,
+    pipeline,
+    points,
+    progress,
+)
+from alertd.api import auditing, plumbing, staff_approvals
 
 routes = web.RouteTableDef()
 
 
-def _order_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["order_id"])
-    except ValueError as exc:
-        raise errors.NotFound("no such order") from exc
+_order_id = staff_approvals.order_id
 
 
 @routes.post("/v1/staff/orders:preview")
@@ -40,7 +46,9 @@ async def preview(request: web.Request) -> web.Response:
 @routes.post("/v1/staff/orders")
 @auditing.audited("order.issue")
 async def create(request: web.Request) -> web.Response:
-    """Issue an order; with Idempotency-Key, a retried request gets the first answer."""
+    """Issue an order (201), or hold it for a second operator's approval (202, nothing
+    sent: see alertd.approvals); with Idempotency-Key, a retried request gets the first
+    answer."""
     who = await plumbing.staff_member(request, "operator")
     c = plumbing.ctx(request)
     raw = await plumbing.json_body(request)
@@ -48,41 +56,55 @@ async def create(request: web.Request) -> web.Response:
                                inline=orders.small(raw, c.cfg.compute), what="the area")
     key = idempotency.check_key(request.headers.get("Idempotency-Key"))
     await points.catch_up(c.points)  # before taking a connection: none is held while waiting
+    reach = await staff_approvals.held(c, spec)
     async with c.pool.acquire() as conn, conn.transaction():
         if key is not None:
             first = await idempotency.claim(conn, who.id, key, raw)
             if first is not None:  # the first answer again, its Location too
                 return plumbing.json_response(first.body, status=first.status, headers={
                     "Idempotent-Replayed": "true", "Location": _location(first.body["id"])})
-        accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
-        answer = {"id": str(accepted.order_id), "version": accepted.version,
-                  "devices": accepted.devices}
-        await auditing.record(conn, request, who, "order.issue", target=str(accepted.order_id),
-                              status=201, after=orders.audit_view(
-                                  spec, version=1, state="active", devices=accepted.devices))
+        if reach is not None:
+            answer = await staff_approvals.hold(conn, request, who, "issue", uuid.uuid4(), raw,
+                                                spec, reach)
+            status = 202
+        else:
+            accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
+            answer = {"id": str(accepted.order_id), "version": accepted.version,
+                      "devices": accepted.devices}
+            status = 201
+            await auditing.record(conn, request, who, "order.issue", target=answer["id"],
+                                  status=201, after=orders.audit_view(
+                                      spec, version=1, state="active", devices=accepted.devices))
         if key is not None:
-            await idempotency.record(conn, who.id, key, idempotency.Answer(201, answer))
-    metrics.ORDERS.labels("issued").inc()
-    return plumbing.json_response(answer, status=201,
-                                  headers={"Location": _location(str(accepted.order_id))})
+            await idempotency.record(conn, who.id, key, idempotency.Answer(status, answer))
+    metrics.ORDERS.labels("issued" if status == 201 else "held").inc()
+    return plumbing.json_response(answer, status=status,
+                                  headers={"Location": _location(answer["id"])})
 
 
 def _location(order_id: str) -> str:
     return f"/v1/staff/orders/{order_id}"
 
 
-LIST_STATES = ("active", "lifted", "expired", "all")
+LIST_STATES = ("active", "lifted", "expired", "all", approvals.PENDING)
 
 
 @routes.get("/v1/staff/orders")
 async def list_orders(request: web.Request) -> web.Response:
     """Orders, newest first, each with its delivery counts as a whole (matched, sent, pending,
-    failed, invalid_token). `?state=active` (the default), `lifted`, `expired` or `all`."""
+    failed, invalid_token). `?state=active` (the default), `lifted`, `expired` or `all`;
+    `pending_approval`: the orders and changes waiting for a second operator, with the
+    numbers their preview showed and who asked."""
     await plumbing.staff_member(request, "viewer")
     c = plumbing.ctx(request)
     state = request.query.get("state", "active")
     if state not in LIST_STATES:
         raise errors.InvalidInput(f"state must be one of {', '.join(LIST_STATES)}")
+    if state == approvals.PENDING:
+        now = datetime.now(UTC)
+        waiting = await approvals.listing(c.pool)
+        return plumbing.json_response({"orders": [
+            w.as_json(c.cfg.orders.preview_min_count, now) for w in waiting]})
     found = await pipeline.summaries(c.pool, state=None if state == "all" else state)
     return plumbing.json_response({"orders": [o.as_json() for o in found]})
 
@@ -90,14 +112,28 @@ async def list_orders(request: web.Request) -> web.Response:
 @routes.get("/v1/staff/orders/{order_id}")
 async def get_order(request: web.Request) -> web.Response:
     """The order with its delivery counts: as a whole (devices, at the top level and in
-    `deliveries`) and per version (`versions`)."""
+    `deliveries`) and per version (`versions`), and its change waiting for approval
+    (`pending_change`) if any. An order held for approval (or rejected) before it was ever
+    issued answers as the held request (`state` `pending_approval` or `rejected`)."""
     await plumbing.staff_member(request, "viewer")
     c = plumbing.ctx(request)
-    order = await pipeline.load(c.pool, _order_id(request), c.table, c.cfg.orders)
+    order_id = _order_id(request)
+    now = datetime.now(UTC)
+    floor = c.cfg.orders.preview_min_count
+    try:
+        order = await pipeline.load(c.pool, order_id, c.table, c.cfg.orders)
+    except errors.NotFound:
+        held = await approvals.latest(c.pool, order_id)
+        if held is None or held.kind != "issue":
+            raise
+        return plumbing.json_response(held.as_json(floor, now))
     counts = await progress.of_order(c.pool, order.id)
     out = orders.as_json(order, counts.as_json())
     out["versions"] = [v.as_json() for v in await progress.of_versions(c.pool, order.id)]
-    out["expired"] = order.spec.expires_at <= datetime.now(UTC)
+    out["expired"] = order.spec.expires_at <= now
+    waiting = await approvals.pending(c.pool, order.id)
+    if waiting is not None:
+        out["pending_change"] = waiting.as_json(floor, now)
     return plumbing.json_response(out)
 
 
@@ -105,7 +141,9 @@ async def get_order(request: web.Request) -> web.Response:
 @auditing.audited("order.amend", "order_id")
 async def amend(request: web.Request) -> web.Response:
     """A new version of the order (level, area, text or expiry); the answer says whom it
-    notified (`notified`: pushes queued by kind; all 0 when, say, only a typo was fixed)."""
+    notified (`notified`: pushes queued by kind; all 0 when, say, only a typo was fixed).
+    A raise to a held level, or a widening beyond the held number of devices, answers 202
+    and waits for a second operator (the order stays as it is meanwhile)."""
     who = await plumbing.staff_member(request, "operator")
     c = plumbing.ctx(request)
     order_id = _order_id(request)
@@ -116,6 +154,14 @@ async def amend(request: web.Request) -> web.Response:
                                (raw, order.spec, c.cfg.orders, datetime.now(UTC)),
                                inline=orders.small(raw, c.cfg.compute), what="the area")
     await points.catch_up(c.points)  # before taking a connection: none is held while waiting
+    reach = await staff_approvals.held(c, spec, order.spec)
+    if reach is not None:
+        pipeline.ensure_active(order)
+        async with c.pool.acquire() as conn, conn.transaction():
+            answer = await staff_approvals.hold(conn, request, who, "amend", order.id, raw,
+                                                spec, reach, order)
+        metrics.ORDERS.labels("held").inc()
+        return plumbing.json_response(answer, status=202)
     async with c.pool.acquire() as conn, conn.transaction():
         accepted = await pipeline.amend(conn, c.points, order, spec)
         await auditing.record(
@@ -124,9 +170,7 @@ async def amend(request: web.Request) -> web.Response:
             after=orders.audit_view(spec, version=accepted.version, state=order.state,
                                     devices=accepted.devices))
     metrics.ORDERS.labels("amended").inc()
-    return plumbing.json_response({"id": str(accepted.order_id), "version": accepted.version,
-                                   "devices": accepted.devices,
-                                   "notified": accepted.notified.as_json()})
+    return plumbing.json_response(staff_approvals.amended(accepted))
 
 
 @routes.post("/v1/staff/orders/{order_id}/lift")

@@ -14,9 +14,8 @@ from alertd.sandbox.handle import DaemonProcess, clean_env, free_port_base, staf
 from alertd.sandbox.handle import SandboxProcess as Sandbox
 from tests.waiting import DEADLINE, wait_for
 
-__all__ = ["Client", "Daemon", "Sandbox", "daemon_env", "free_port_base", "post_cap",
-           "push_kind", "received", "staff_token",
-           "wait_for"]
+__all__ = ["Client", "Daemon", "Sandbox", "daemon_env", "free_port_base", "issued",
+           "post_cap", "push_kind", "received", "staff_token", "wait_for"]
 
 _STARTED: list[DaemonProcess] = []
 
@@ -141,6 +140,20 @@ class Client:
                                    {"lat": lat, "lon": lon})
             assert s == 204, b
         return body["device_id"], body["device_secret"]
+
+
+async def issued(api: Client, token: str, body: Any, approver: str) -> Any:
+    """Issue an order and return the issue's answer ({id, version, devices}); one held for a
+    second operator's approval (202: level 5 with the shipped settings) is approved with the
+    `approver` token (another operator's) first, as four-eyes asks."""
+    status, answer = await api.call("POST", "/v1/staff/orders", token, body)
+    if status == 202:
+        status, answer = await api.call(
+            "POST", f"/v1/staff/orders/{answer['id']}/approve", approver)
+        assert status == 200, answer
+        return answer
+    assert status == 201, answer
+    return answer
 
 
 async def post_cap(http: aiohttp.ClientSession, daemon: Daemon, token: str,

@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     Sandbox,
     daemon_env,
     free_port_base,
+    issued,
     staff_token,
     wait_for,
 )
@@ -163,7 +164,7 @@ async def test_invalid_tokens_are_disabled_and_never_retried(
     body = await _settled(api, op, first["id"])
     assert body["deliveries"]["invalid_token"] == 3
     assert body["deliveries"]["sent"] == 1
-    _, second = await api.call("POST", "/v1/staff/orders", op, order(level=5))
+    second = await issued(api, op, order(level=5), staff_token(db_url, "operator"))
     assert second["devices"] == 1  # only the healthy device is still reachable
     await _settled(api, op, second["id"])
     counts = Counter(d["token"] for d in await sandbox.deliveries(http))

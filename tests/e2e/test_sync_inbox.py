@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from alertd.sandbox.handle import clean_env
-from tests.e2e.conftest import Client, Daemon, staff_token, wait_for
+from tests.e2e.conftest import Client, Daemon, issued, staff_token, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -73,13 +73,11 @@ async def test_orders_reads_and_shelters_reach_sync_once(
     assert {s["id"] for s in phone.shelters} == {"072010-0001", "072010-0002"}
     first_shelters = len(phone.shelters)
 
-    op = staff_token(db_url, "operator")
+    op, second = staff_token(db_url, "operator"), staff_token(db_url, "operator")
     ids = []
     for level in (3, 4, 5):
-        status, created = await api.call("POST", "/v1/staff/orders", op, {
-            "level": level, "hazard": "flood", "area": SQUARE,
-            "headline": {"ja": f"レベル{level}"}})
-        assert status == 201, created
+        created = await issued(api, op, {"level": level, "hazard": "flood", "area": SQUARE,
+                                          "headline": {"ja": f"レベル{level}"}}, second)
         ids.append(created["id"])
     async def sent() -> bool:
         _, body = await api.call("GET", f"/v1/staff/orders/{ids[0]}", op)

@@ -285,7 +285,9 @@ async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
         ("HEAD", "/v1/staff/warnings"),
         ("PATCH", "/v1/staff/orders/{order_id}"),
         ("POST", "/v1/staff/cap"), ("POST", "/v1/staff/orders"),
-        ("POST", "/v1/staff/orders/{order_id}/lift"), ("POST", "/v1/staff/orders:preview"),
+        ("POST", "/v1/staff/orders/{order_id}/approve"),
+        ("POST", "/v1/staff/orders/{order_id}/lift"),
+        ("POST", "/v1/staff/orders/{order_id}/reject"), ("POST", "/v1/staff/orders:preview"),
         ("POST", "/v1/staff/tips/send"),
         ("PUT", "/v1/staff/shelters/{shelter_id}/status"),
     ], "a staff route was added or removed: list it here so its authorization is checked"

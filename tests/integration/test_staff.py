@@ -145,3 +145,20 @@ async def test_bad_expiries_are_refused_with_a_reason(db_url: str, pool: asyncpg
         out = alertd(db_url, "staff-token", "create", "--role", "admin", *args)
         assert (out.returncode, out.stderr) == (1, message)
     assert await pool.fetchval("SELECT count(*) FROM staff_tokens") == 0
+
+
+async def test_token_changes_from_the_cli_are_on_the_audit_trail(db_url: str,
+                                                                 pool: asyncpg.Pool) -> None:
+    """`staff-token create` and `revoke` each leave one entry (via cli, the token's id as
+    target, never its secret); revoking a revoked token adds none."""
+    token = create(db_url, "--role", "operator", "--label", "夜間当番")
+    (info,) = listed(db_url)
+    assert alertd(db_url, "staff-token", "revoke", info["id"]).returncode == 0
+    assert alertd(db_url, "staff-token", "revoke", info["id"]).returncode == 0
+    rows = await pool.fetch("SELECT action, via, target, staff_id, after FROM audit_log"
+                            " ORDER BY id")
+    assert [(r["action"], r["via"], r["target"], r["staff_id"]) for r in rows] == [
+        ("token.create", "cli", info["id"], None), ("token.revoke", "cli", info["id"], None)]
+    assert (rows[0]["after"]["role"], rows[0]["after"]["label"]) == ("operator", "夜間当番")
+    assert rows[1]["after"]["state"] == "revoked"
+    assert token not in json.dumps([r["after"] for r in rows])

@@ -144,3 +144,17 @@ def test_sync_cursors_may_not_outlive_the_inbox_they_read() -> None:
         settings.load([], environ=env)
     assert settings.load([], environ={"ALERTD_SYNC_CURSOR_MAX_AGE_S": "7000000"}).sync \
         .cursor_max_age_s == 7000000
+
+
+def test_four_eyes_defaults_and_checks() -> None:
+    """Level 5 and orders over 100,000 devices are held by default; `[]` and 0 turn each off
+    (from the environment too); a level beyond 3-5 or a negative limit stops the start."""
+    cfg = settings.load(environ={})
+    assert (cfg.orders.approval_levels, cfg.orders.approval_over_devices) == ((5,), 100000)
+    off = settings.load(environ={"ALERTD_ORDERS_APPROVAL_LEVELS": "[]",
+                                 "ALERTD_ORDERS_APPROVAL_OVER_DEVICES": "0"})
+    assert (off.orders.approval_levels, off.orders.approval_over_devices) == ((), 0)
+    with pytest.raises(errors.ConfigError, match=r"orders\.approval_levels may hold only 3, 4, 5"):
+        settings.load(environ={"ALERTD_ORDERS_APPROVAL_LEVELS": "[6]"})
+    with pytest.raises(errors.ConfigError, match=r"approval_over_devices must be 0 or more"):
+        settings.load(environ={"ALERTD_ORDERS_APPROVAL_OVER_DEVICES": "-1"})
