@@ -176,16 +176,22 @@ async def amend(request: web.Request) -> web.Response:
 @routes.post("/v1/staff/orders/{order_id}/lift")
 @auditing.audited("order.lift", "order_id")
 async def lift(request: web.Request) -> web.Response:
-    """Lift (解除) the order: every device that holds it is told, nobody else."""
+    """Lift (解除) the order: every device that holds it is told, nobody else; a change of
+    it waiting for approval is rejected."""
     who = await plumbing.staff_member(request, "operator")
     c = plumbing.ctx(request)
     async with c.pool.acquire() as conn, conn.transaction():
         order = await pipeline.load(conn, _order_id(request), c.table, c.cfg.orders)
         devices = await pipeline.lift(conn, order)
+        # A change waiting for approval has nothing left to change: it is rejected with it.
+        waiting = await approvals.pending(conn, order.id, lock=True)
+        if waiting is not None:
+            await approvals.decide(conn, waiting, "rejected", who, "the order was lifted")
         await auditing.record(
             conn, request, who, "order.lift", target=str(order.id),
             before=orders.audit_view(order.spec, version=order.version, state=order.state),
-            after={"version": order.version, "state": "lifted", "devices": devices})
+            after={"version": order.version, "state": "lifted", "devices": devices,
+                   "rejected_change": waiting is not None})
     metrics.ORDERS.labels("lifted").inc()
     notified = progress.Notified(order_lifted=devices)
     return plumbing.json_response({"id": str(order.id), "state": "lifted", "devices": devices,

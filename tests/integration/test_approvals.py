@@ -262,3 +262,24 @@ async def test_cap_level_5_is_never_held(api: TestClient, context: Context,
     assert await context.pool.fetchval(
         "SELECT v.level FROM orders o JOIN order_versions v ON v.order_id = o.id") == 5
     assert await context.pool.fetchval("SELECT count(*) FROM order_approvals") == 0
+
+
+async def test_lifting_rejects_the_change_waiting(api: TestClient, context: Context,
+                                                 tokens: dict[str, str]) -> None:
+    """Lifting an order whose raise waits for approval rejects the raise ("the order was
+    lifted"): it leaves the waiting list and cannot be approved (409)."""
+    _, first = await _call(api, "POST", "/v1/staff/orders", tokens["op1"],
+                           {**ORDER, "level": 4})
+    status, _ = await _call(api, "PATCH", f"/v1/staff/orders/{first['id']}", tokens["op1"],
+                            {"level": 5})
+    assert status == 202
+    status, _ = await _call(api, "POST", f"/v1/staff/orders/{first['id']}/lift", tokens["op2"])
+    assert status == 200
+    _, listed = await _call(api, "GET", "/v1/staff/orders?state=pending_approval",
+                            tokens["viewer"])
+    assert listed == {"orders": []}
+    status, refused = await _call(api, "POST", f"/v1/staff/orders/{first['id']}/approve",
+                                  tokens["op2"])
+    assert status == 409 and "rejected already" in refused["error"]
+    assert await context.pool.fetchval("SELECT reason FROM order_approvals") == (
+        "the order was lifted")
