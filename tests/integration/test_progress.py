@@ -211,4 +211,5 @@ async def test_list_filters_by_state(api: TestClient, pool: asyncpg.Pool) -> Non
     assert await ids("?state=all") == [live, gone]
     assert await ids("?state=expired") == []
     refused = await op.call("GET", "/v1/staff/orders?state=old", status=422)
-    assert refused == {"error": "state must be one of active, lifted, expired, all"}
+    assert refused == {"error": "state must be one of active, lifted, expired, all, "
+                                "pending_approval"}
