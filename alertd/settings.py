@@ -228,6 +228,15 @@ class Trust:
 
 
 @dataclass(frozen=True, slots=True)
+class Console:
+    session_ttl_s: float
+    idle_timeout_s: float
+    secure_cookie: bool
+    tile_url: str
+    tile_attribution: str
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     http: Http
     database: Database
@@ -247,6 +256,7 @@ class Settings:
     scheduler: Scheduler
     housekeeping: Housekeeping
     trust: Trust
+    console: Console
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -280,6 +290,7 @@ _POSITIVE = {
     "housekeeping.devices_every_s", "housekeeping.device_max_idle_s",
     "housekeeping.purge_every_s", "housekeeping.deliveries_retention_s",
     "housekeeping.idempotency_retention_s", "housekeeping.quarantine_retention_s",
+    "console.session_ttl_s", "console.idle_timeout_s",
 }
 _NOT_NEGATIVE = {
     "orders.max_self_intersections", "orders.preview_min_count", "orders.accuracy_cap_m",
@@ -511,6 +522,19 @@ def _validate(settings: Settings) -> None:
     for level in settings.apns.critical_levels:
         if level not in (3, 4, 5):
             raise errors.ConfigError("config key apns.critical_levels may hold only 3, 4, 5")
+    _validate_console(settings.console)
+
+
+def _validate_console(console: Console) -> None:
+    if console.idle_timeout_s > console.session_ttl_s:
+        raise errors.ConfigError("config key console.idle_timeout_s must not exceed "
+                                 "console.session_ttl_s")
+    url = console.tile_url
+    if url and not (re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/\S*", url)
+                    and all(part in url for part in ("{z}", "{x}", "{y}"))):
+        raise errors.ConfigError("config key console.tile_url must be an http(s) URL with "
+                                 f"{{z}}, {{x}} and {{y}}, e.g. https://tiles.example.jp/"
+                                 f"{{z}}/{{x}}/{{y}}.png; got {url!r}")
 
 
 def _validate_schedule(settings: Settings) -> None:

@@ -70,3 +70,34 @@ for line in problems:
 sys.exit(1 if problems else 0)
 PY
 }
+
+# The browser tests (tests/browser) drive Debian's Chromium; Playwright never downloads one.
+# Installed with apt-get when missing and we are root; in CI (CI=true) a Chromium that cannot
+# be had stops the run here, elsewhere the browser tests are skipped with the reason.
+# A Japanese font (fonts-ipafont-gothic) comes along when missing, for legible screenshots.
+ensure_chromium() {
+  local want=()
+  if [ -z "${ALERTD_TEST_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    want+=(chromium)
+  fi
+  if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=ja 2>/dev/null | head -n 1)" ]; then
+    want+=(fonts-ipafont-gothic)
+  fi
+  [ "${#want[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${want[*]} (apt-get) for the browser tests" >&2
+    if { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}"; } >&2; then
+      return 0
+    fi
+  fi
+  if [ -n "${ALERTD_TEST_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1; then
+    return 0  # only the font is missing: screenshots show boxes for Japanese, tests still run
+  fi
+  if [ "${CI:-}" = true ]; then
+    echo "scripts/test: chromium is missing and cannot be installed (need root and apt-get);" \
+         "the browser tests (tests/browser) need it: apt-get install chromium" >&2
+    exit 1
+  fi
+  echo "scripts/test: chromium is missing: the browser tests will be skipped" \
+       "(apt-get install chromium)" >&2
+}

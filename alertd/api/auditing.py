@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 
 # The request attribute saying how the caller was authenticated: "console" when by a console
 # session cookie (set by the console's authentication), else the default "api".
-VIA = "alertd.via"
+VIA = plumbing.VIA
 
 
 def origin(request: web.Request) -> audit.Origin:

@@ -22,6 +22,7 @@ from alertd.api import (
     openapi_approvals,
     openapi_auditing,
     openapi_common,
+    openapi_console,
     openapi_mobile,
     openapi_sheets,
     openapi_staff,
@@ -70,6 +71,9 @@ _TAGS = [
      "description": "Crisis-management staff: CAP, feeds, warnings, shelter states."},
     {"name": openapi_auditing.TAG,
      "description": "Crisis-management staff: the audit trail of staff actions (admin)."},
+    {"name": openapi_console.TAG,
+     "description": "The staff console at /console: its files, its session (a cookie; "
+                    "unsafe requests carry X-CSRF-Token), the map's areas."},
     {"name": TAG, "description": "Health, readiness, metrics and this description."},
 ]
 
@@ -116,11 +120,13 @@ def document() -> dict[str, Any]:
         "tags": _TAGS,
         "paths": _with_head(_merged(HEALTH_PATHS, openapi_mobile.PATHS,
                                       openapi_sheets.PATHS, openapi_staff.PATHS,
-                                      openapi_auditing.PATHS, openapi_approvals.PATHS)),
+                                      openapi_auditing.PATHS, openapi_approvals.PATHS,
+                                      openapi_console.PATHS)),
         "components": {
             "schemas": _merged(openapi_common.SCHEMAS, openapi_mobile.SCHEMAS,
                                openapi_sheets.SCHEMAS, openapi_staff.SCHEMAS,
-                               openapi_auditing.SCHEMAS, openapi_approvals.SCHEMAS),
+                               openapi_auditing.SCHEMAS, openapi_approvals.SCHEMAS,
+                               openapi_console.SCHEMAS),
             "responses": openapi_common.RESPONSES,
             "securitySchemes": openapi_common.SECURITY_SCHEMES,
         },

@@ -111,7 +111,14 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "description": "A staff token (`alertd staff-token create --role R`). Roles, each "
                        "allowing what the ones before it allow: viewer (read), operator "
                        "(issue, amend and lift orders, post CAP, shelter states), admin. "
-                       "An operation's security requirement names the least role it needs.",
+                       "An operation's security requirement names the least role it needs. "
+                       "The console's session cookie (consoleSession) stands for the token "
+                       "it signed in with on every staff operation; unsafe methods then need "
+                       "its X-CSRF-Token header too (403 without).",
+    },
+    "consoleSession": {
+        "type": "apiKey", "in": "cookie", "name": "alertd_session",
+        "description": "The staff console's session (POST /v1/console/session), HttpOnly.",
     },
 }
 ROLES = ("viewer", "operator", "admin")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -13,7 +15,7 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from alertd import credentials, db, devices, errors, logs, settings, staff, validate
+from alertd import credentials, db, devices, errors, logs, sessions, settings, staff, validate
 from alertd.context import Context
 
 log = structlog.get_logger(__name__)
@@ -300,17 +302,57 @@ async def device(request: web.Request,
     return found
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+VIA = "alertd.via"  # request key: "api" (a bearer token) or "console" (a session cookie)
+
+
 async def staff_member(request: web.Request, role: str) -> staff.Staff:
-    """The staff identity of the bearer token, required to hold at least `role`."""
-    token = credentials.bearer(request.headers.get("Authorization"))
-    if token is None:
-        raise errors.Unauthenticated("Authorization: Bearer <staff token> is required")
-    who = await staff.authenticate(ctx(request).pool, token)
-    if who is None:
-        raise errors.Unauthenticated("unknown, expired or revoked staff token")
+    """The staff identity of the request, required to hold at least `role`: the bearer token's
+    or, without an Authorization header, the console session's (its cookie, and for an unsafe
+    method its CSRF header). The one place every staff route authenticates."""
+    header = request.headers.get("Authorization")
+    if header is None and sessions.COOKIE in request.cookies:
+        who = (await console_session(request)).who
+        via(request, "console")
+    else:
+        token = credentials.bearer(header)
+        if token is None:
+            raise errors.Unauthenticated("Authorization: Bearer <staff token> is required")
+        found = await staff.authenticate(ctx(request).pool, token)
+        if found is None:
+            raise errors.Unauthenticated("unknown, expired or revoked staff token")
+        who = found
+        via(request, "api")
     request[STAFF] = who  # the audit trail names who was refused, too
     who.require(role)
     return who
+
+
+def via(request: web.Request, channel: str) -> None:
+    """Note how the request was authenticated ("api" or "console"), for the audit trail."""
+    with warnings.catch_warnings():  # a plain key: the audit trail reads it by this name
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        request[VIA] = channel
+
+
+async def console_session(request: web.Request) -> sessions.Session:
+    """The console session of the request's cookie (401 when there is none, or it ended), with
+    its CSRF header checked for an unsafe method (403)."""
+    secret = sessions.cookie_secret(request.cookies.get(sessions.COOKIE))
+    if secret is None:
+        raise errors.Unauthenticated("sign in to the console: no session")
+    cfg = ctx(request).cfg.console
+    found = await sessions.authenticate(ctx(request).pool, secret,
+                                        timedelta(seconds=cfg.idle_timeout_s))
+    if found is None:
+        raise errors.Unauthenticated("the console session ended (signed out, expired, idle "
+                                     "too long, or its staff token was revoked): sign in again")
+    request[STAFF] = found.who  # a refusal for the CSRF header is on the audit trail too
+    if request.method not in SAFE_METHODS and not sessions.csrf_matches(
+            secret, request.headers.get(sessions.CSRF_HEADER)):
+        raise errors.Forbidden(f"a console request that changes something needs the "
+                               f"session's {sessions.CSRF_HEADER} header")
+    return found
 
 
 def int_arg(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:

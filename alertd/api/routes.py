@@ -12,6 +12,7 @@ from alertd import db, logs, metrics
 from alertd.api import (
     auditing,
     connections,
+    console,
     mobile,
     openapi,
     plumbing,
@@ -88,5 +89,5 @@ def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.A
     app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
     plumbing.add_routes(app, health, mobile.routes, sheets.routes, staff_orders.routes,
                         staff_approvals.routes, staff_feeds.routes, staff_tips.routes,
-                        auditing.routes, openapi.routes)
+                        auditing.routes, console.routes, openapi.routes)
     return app

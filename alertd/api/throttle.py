@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from alertd import credentials, metrics, settings
+from alertd import credentials, metrics, sessions, settings
 from alertd.api import plumbing
 
 Clock = Callable[[], float]
@@ -154,7 +154,11 @@ class Throttle:
                     yield self.location, key
                 yield self.device, key
         elif path.startswith("/v1/staff/"):
-            key = _credential_key(request.headers.get("Authorization"))
+            header = request.headers.get("Authorization")
+            if header is None and sessions.COOKIE in request.cookies:
+                # a console session counts against its own bucket, as a token would
+                header = "Bearer " + request.cookies[sessions.COOKIE]
+            key = _credential_key(header)
             if key is not None:
                 yield self.staff, key
 
