@@ -275,11 +275,13 @@ async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
     found = [(r.method, r.resource.canonical) for r in client.app.router.routes()
               if r.resource is not None and r.resource.canonical.startswith("/v1/staff")]
     assert sorted(found) == [
-        ("GET", "/v1/staff/audit"), ("GET", "/v1/staff/feeds"), ("GET", "/v1/staff/orders"),
+        ("GET", "/v1/staff/areas"), ("GET", "/v1/staff/audit"), ("GET", "/v1/staff/feeds"),
+        ("GET", "/v1/staff/orders"),
         ("GET", "/v1/staff/orders/{order_id}"), ("GET", "/v1/staff/quarantine"),
         ("GET", "/v1/staff/tips"), ("GET", "/v1/staff/tips/next"),
         ("GET", "/v1/staff/warnings"),
-        ("HEAD", "/v1/staff/audit"), ("HEAD", "/v1/staff/feeds"), ("HEAD", "/v1/staff/orders"),
+        ("HEAD", "/v1/staff/areas"), ("HEAD", "/v1/staff/audit"), ("HEAD", "/v1/staff/feeds"),
+        ("HEAD", "/v1/staff/orders"),
         ("HEAD", "/v1/staff/orders/{order_id}"), ("HEAD", "/v1/staff/quarantine"),
         ("HEAD", "/v1/staff/tips"), ("HEAD", "/v1/staff/tips/next"),
         ("HEAD", "/v1/staff/warnings"),
