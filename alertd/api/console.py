@@ -126,7 +126,8 @@ def _secure(request: web.Request) -> bool:
 def _session_json(request: web.Request, secret: str,
                   session: sessions.Session) -> dict[str, Any]:
     cfg = plumbing.ctx(request).cfg.console
-    return {"signed_in": True, "role": session.who.role, "label": session.who.label,
+    return {"signed_in": True, "staff_id": str(session.who.id), "role": session.who.role,
+            "label": session.who.label,
             "csrf": sessions.csrf_token(secret), "expires_at": session.expires_at.isoformat(),
             "idle_timeout_s": cfg.idle_timeout_s, "tile_url": cfg.tile_url,
             "tile_attribution": cfg.tile_attribution}

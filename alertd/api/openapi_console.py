@@ -50,6 +50,8 @@ SCHEMAS: dict[str, Schema] = {
     "ConsoleSession": obj({
         "signed_in": {"type": "boolean", "description": "false: no session (the other "
                       "fields are left out)"},
+        "staff_id": string("the staff token's id (as audit entries and approvals name it)",
+                           format="uuid"),
         "role": string("the staff token's role", enum=["viewer", "operator", "admin"]),
         "label": string("the staff token's label"),
         "csrf": string("send as X-CSRF-Token with every unsafe request of this session"),
@@ -58,7 +60,7 @@ SCHEMAS: dict[str, Schema] = {
                                                             "without a request"},
         "tile_url": string("console.tile_url: a tile layer over the areas (empty: none)"),
         "tile_attribution": string("console.tile_attribution"),
-    }, optional=("role", "label", "csrf", "expires_at", "idle_timeout_s", "tile_url",
+    }, optional=("staff_id", "role", "label", "csrf", "expires_at", "idle_timeout_s", "tile_url",
                  "tile_attribution")),
     "SignIn": obj({"token": string("a staff token (alertd staff-token create --role R)",
                                    minLength=1)}),

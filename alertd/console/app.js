@@ -35,6 +35,7 @@ import { fill, h } from "./ui.js";
 const ROUTES = [
   { path: "orders", load: () => import("./orders.js"), nav: { ja: "発令中の避難情報", en: "Active orders" }, role: "viewer" },
   { path: "orders/new", load: () => import("./order_new.js"), nav: { ja: "新規発令", en: "Issue an order" }, role: "operator" },
+  { path: "approvals", load: () => import("./approvals.js"), nav: { ja: "承認待ち", en: "Pending approvals" }, role: "viewer" },
   { path: "history", load: () => import("./history.js"), nav: { ja: "過去の避難情報", en: "Past orders" }, role: "viewer" },
   { path: "orders/:id", load: () => import("./order.js"), role: "viewer" }, // after orders/new
 ];

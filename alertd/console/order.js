@@ -2,7 +2,7 @@
 // the map, its versions; for operators, raise the level, change the area, lift.
 import { areaPicker, strings as areaStrings } from "./area_picker.js";
 import { createMap, orderLayer } from "./map.js";
-import { levelName, previewTable } from "./order_new.js";
+import { levelName, previewTable, previewStrings } from "./order_new.js";
 import { areas } from "./map.js";
 import { pick, num, when } from "./i18n.js";
 import { h, fill, levelChip, HAZARDS, COUNTS, LEVELS, newKey } from "./ui.js";
@@ -10,6 +10,9 @@ import { h, fill, levelChip, HAZARDS, COUNTS, LEVELS, newKey } from "./ui.js";
 export const strings = {
   ja: {
     ...areaStrings.ja,
+    ...previewStrings.ja,
+    "need.area": "対象区域を選んでください。",
+    trail: "監査記録", "trail.at": "日時", "trail.who": "職員", "trail.action": "操作", "trail.status": "結果",
     actions: "操作", progress: "配信状況", matched: "対象", sent: "送信済", pending: "送信待ち", failed: "失敗",
     invalid_token: "無効トークン", lifted: "解除通知", complete: "配信完了", sending: "配信中",
     state: "状態", "state.active": "発令中", "state.lifted": "解除済", "state.expired": "期限切れ",
@@ -19,11 +22,15 @@ export const strings = {
     change: "区域を変更する", "change.preview": "新しい区域の対象端末数を確認", "change.apply": "この区域に変更する",
     "change.confirm": "区域を変更します（新しい区域の対象端末: {n} 台）。よろしいですか？",
     lift: "解除する", "lift.confirm": "この避難情報を解除します。受信した {n} 台の端末に解除が通知されます。よろしいですか？",
-    "lift.ok": "解除する", done: "更新しました。", "pending.approval": "第二の操作者の承認待ちです。承認されるまで何も送信されません。",
+    "lift.ok": "解除する", done: "更新しました。", "pending.link": "承認待ちの一覧へ",
+    "pending.change": "変更（{level}）が第二の操作者の承認待ちです。", "pending.approval": "第二の操作者の承認待ちです。承認されるまで何も送信されません。",
     failed_to: "できませんでした: {reason}", map: "この避難情報の区域", instruction: "行動の指示",
   },
   en: {
     ...areaStrings.en,
+    ...previewStrings.en,
+    "need.area": "Choose the area.",
+    trail: "Audit trail", "trail.at": "At", "trail.who": "Staff", "trail.action": "Action", "trail.status": "Status",
     actions: "Actions", progress: "Delivery progress", matched: "Matched", sent: "Sent", pending: "Pending", failed: "Failed",
     invalid_token: "Invalid token", lifted: "Lifting notices", complete: "Delivery complete", sending: "Sending",
     state: "State", "state.active": "Active", "state.lifted": "Lifted", "state.expired": "Expired",
@@ -33,7 +40,8 @@ export const strings = {
     change: "Change the area", "change.preview": "Preview devices in the new area", "change.apply": "Change to this area",
     "change.confirm": "Change the area (devices in the new area: {n})?",
     lift: "Lift", "lift.confirm": "Lift this order? The {n} devices that received it are told.",
-    "lift.ok": "Lift", done: "Updated.", "pending.approval": "Waiting for a second operator's approval. Nothing is sent until then.",
+    "lift.ok": "Lift", done: "Updated.", "pending.link": "Pending approvals",
+    "pending.change": "A change ({level}) waits for a second operator's approval.", "pending.approval": "Waiting for a second operator's approval. Nothing is sent until then.",
     failed_to: "Could not do it: {reason}", map: "This order's area", instruction: "Instruction",
   },
 };
@@ -44,9 +52,10 @@ export function mount(el, ctx) {
   const head = h("div", { id: "order-head" }, h("p", { class: "loading" }, "…"));
   const progress = h("section", { id: "progress", "aria-labelledby": "progress-title" });
   const versions = h("section", { id: "versions" });
+  const trail = h("section", { id: "trail" });
   const actions = h("section", { id: "actions" });
   const mapEl = h("div", { id: "order-map" });
-  fill(el, head, h("div", { class: "layout" }, h("div", {}, progress, actions, versions), h("section", {}, mapEl)));
+  fill(el, head, h("div", { class: "layout" }, h("div", {}, progress, actions, versions, trail), h("section", {}, mapEl)));
 
   let order = null;
   let mapped = null;
@@ -73,7 +82,10 @@ export function mount(el, ctx) {
         h("span", { class: "chip state", id: "order-state" }, t(`state.${o.expired && o.state === "active" ? "expired" : o.state}`)),
         h("span", {}, `${t("hazard")}: ${pick(HAZARDS[o.hazard]) || o.hazard}`),
         h("span", {}, `${t("issued")}: ${when(o.created_at)}`), h("span", {}, `${t("expires")}: ${when(o.expires_at)}`)),
-      o.instruction && Object.keys(o.instruction).length ? h("p", {}, `${t("instruction")}: ${pick(o.instruction)}`) : null);
+      o.instruction && Object.keys(o.instruction).length ? h("p", {}, `${t("instruction")}: ${pick(o.instruction)}`) : null,
+      o.pending_change ? h("p", { class: "pending-approval", id: "pending-change", role: "status" },
+        t("pending.change", { level: levelName(o.pending_change.level, lang) }), " ",
+        h("a", { href: "#/approvals" }, t("pending.link"))) : null);
     fill(live, [...COUNTS, "lifted"].map((k) => h("div", {}, h("dt", {}, t(k)),
       h("dd", { dataset: { count: k } }, num((o.deliveries || {})[k] ?? o[k] ?? 0)))));
     const matched = o.matched || 0;
@@ -149,12 +161,26 @@ export function mount(el, ctx) {
     });
   }
 
+  // The order's audit trail (admins: the server refuses others, so it is not asked for).
+  let trailFor = null;
+  async function refreshTrail() {
+    if (!ctx.can("admin") || trailFor === order.version + order.state) return;
+    trailFor = order.version + order.state;
+    const r = await api.get(`/v1/staff/audit?target=${encodeURIComponent(id)}`);
+    if (!r.ok) return;
+    fill(trail, h("h2", {}, t("trail")), h("table", {},
+      h("thead", {}, h("tr", {}, ["at", "who", "action", "status"].map((k) => h("th", { scope: "col" }, t(`trail.${k}`))))),
+      h("tbody", {}, r.data.entries.map((e) => h("tr", {}, h("td", {}, when(e.at)),
+        h("td", {}, `${e.staff_label || e.staff_id || ""} (${e.via})`), h("td", {}, e.action), h("td", {}, String(e.status)))))));
+  }
+
   async function refresh() {
     const r = await api.get(`/v1/staff/orders/${encodeURIComponent(id)}`);
     if (!r.ok) { ctx.notify(r.data && r.data.error); return; }
     order = r.data;
     render();
     renderActions();
+    await refreshTrail();
   }
   ctx.every(2000, refresh);
   void LEVELS;

@@ -6,13 +6,19 @@ import { areas, areaByCode } from "./map.js";
 import { pick, num } from "./i18n.js";
 import { h, fill, LEVELS, HAZARDS, levelChip, newKey } from "./ui.js";
 
+/** The strings of previewTable, for every page that shows a preview. */
+export const previewStrings = {
+  ja: { "preview.total": "対象端末: {n} 台", "preview.by": "市町村別", municipality: "市町村", devices: "端末数" },
+  en: { "preview.total": "Devices reached: {n}", "preview.by": "By municipality", municipality: "Municipality", devices: "Devices" },
+};
+
 export const strings = {
   ja: {
     ...areaStrings.ja,
+    ...previewStrings.ja,
     title: "避難情報の新規発令", level: "警戒レベル", hazard: "災害の種類", "headline.ja": "見出し（日本語）",
     "headline.en": "見出し（英語）", "instruction.ja": "行動の指示（日本語）", "instruction.en": "行動の指示（英語）",
     expires: "期限（日本時間、空欄は既定）", preview: "対象端末数を確認", send: "発令する",
-    "preview.total": "対象端末: {n} 台", "preview.by": "市町村別", municipality: "市町村", devices: "端末数",
     "preview.needed": "送信の前に対象端末数を確認してください。", "preview.stale": "入力が変わりました。もう一度確認してください。",
     "need.area": "対象区域を選んでください。", "need.headline": "日本語の見出しを入力してください。",
     "confirm.send": "{level}（{hazard}）を {n} 台の端末に送信します。よろしいですか？", "confirm.ok": "送信する",
@@ -21,10 +27,10 @@ export const strings = {
   },
   en: {
     ...areaStrings.en,
+    ...previewStrings.en,
     title: "Issue an evacuation order", level: "Alert level", hazard: "Hazard", "headline.ja": "Headline (Japanese)",
     "headline.en": "Headline (English)", "instruction.ja": "Instruction (Japanese)", "instruction.en": "Instruction (English)",
     expires: "Expires (Japan time; empty: the default)", preview: "Preview devices reached", send: "Issue",
-    "preview.total": "Devices reached: {n}", "preview.by": "By municipality", municipality: "Municipality", devices: "Devices",
     "preview.needed": "Preview the devices reached before sending.", "preview.stale": "The form changed. Preview again.",
     "need.area": "Choose the area.", "need.headline": "Enter the Japanese headline.",
     "confirm.send": "Send {level} ({hazard}) to {n} devices?", "confirm.ok": "Send",
@@ -40,14 +46,14 @@ export function levelName(level, lang) {
 }
 
 /** A preview answer as a table of municipalities. */
-export function previewTable(answer, collection, t) {
+export function previewTable(answer, collection, t, id = "preview") {
   const rows = Object.entries(answer.by_area || {}).map(([code, n]) => {
     const f = areaByCode(collection, code);
     return h("tr", {}, h("td", {}, f ? pick({ ja: f.properties.name, en: f.properties.name_en }) : code),
       h("td", { class: "num" }, num(n)));
   });
-  return h("div", { class: "preview", id: "preview" },
-    h("p", { id: "preview-total" }, h("strong", {}, t("preview.total", { n: num(answer.devices) }))),
+  return h("div", { class: "preview", id },
+    h("p", { id: `${id}-total` }, h("strong", {}, t("preview.total", { n: num(answer.devices) }))),
     rows.length ? h("table", {}, h("caption", { class: "muted" }, t("preview.by")),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("municipality")), h("th", { scope: "col", class: "num" }, t("devices")))),
       h("tbody", {}, rows)) : null);

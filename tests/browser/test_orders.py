@@ -19,7 +19,8 @@ FUKUSHIMA_CITY = (37.7608, 140.4747)  # 福島市役所
 IWAKI = (37.0505, 140.8877)  # いわき市: in no order below
 
 
-async def _issue_page(c: Console) -> None:
+async def issue_page(c: Console) -> None:
+    """Go to the issue page through the navigation, its map drawn."""
     await c.page.get_by_role("navigation").get_by_role("link", name="新規発令").click()
     await expect(c.page.get_by_role("heading", name="避難情報の新規発令")).to_be_visible()
     await expect(c.page.locator("#issue-map .leaflet-interactive").first).to_be_attached()
@@ -59,7 +60,7 @@ async def test_issue_by_municipality_watch_it_go_out_raise_and_lift(
     await api.device("ios", "iwaki-ios", *IWAKI)
     c: Console = await console_page()
     await c.sign_in(staff_token(db_url, "operator"))
-    await _issue_page(c)
+    await issue_page(c)
     await c.page.get_by_label("福島市", exact=True).check()
     await expect(c.page.locator("#area-status")).to_have_text("1 市町村を選択")
     await c.page.get_by_label("警戒レベル3 高齢者等避難").check()
@@ -129,7 +130,7 @@ async def test_issue_by_a_drawn_polygon(console_page: Any, db_url: str, daemon: 
     await api.device("android", "iwaki-android", *IWAKI)
     c: Console = await console_page()
     await c.sign_in(token)
-    await _issue_page(c)
+    await issue_page(c)
     await c.page.get_by_role("button", name="多角形を描く").click()
     box = await c.page.locator("#issue-map").bounding_box()
     assert box is not None
@@ -152,15 +153,24 @@ async def test_issue_by_a_drawn_polygon(console_page: Any, db_url: str, daemon: 
     assert await wait_for(only_one, "no second push")
 
 
-async def test_the_console_fits_a_tablet(console_page: Any, db_url: str) -> None:
-    """At a tablet's width (820 px) the issue page has no horizontal scrolling, and the form
-    and the map are both shown."""
+async def test_the_console_fits_a_tablet_and_labels_every_control(console_page: Any,
+                                                                 db_url: str) -> None:
+    """At a tablet's width (820 px) the issue page has no horizontal scrolling, the form and
+    the map are both shown, and every form control has a label; a municipality can be
+    chosen with the keyboard alone."""
     c: Console = await console_page({"width": 820, "height": 1180})
     await c.sign_in(staff_token(db_url, "operator"))
-    await _issue_page(c)
+    await issue_page(c)
     assert await c.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     await expect(c.page.locator("#issue-form")).to_be_visible()
     await expect(c.page.locator("#issue-map")).to_be_visible()
+    unlabelled = await c.page.evaluate("""[...document.querySelectorAll(
+        '#issue-form input, #issue-form select, #issue-form textarea')]
+        .filter((e) => !e.labels.length && !e.getAttribute('aria-label')).map((e) => e.id)""")
+    assert unlabelled == []
+    await c.page.get_by_label("福島市", exact=True).focus()
+    await c.page.keyboard.press("Space")
+    await expect(c.page.locator("#area-status")).to_have_text("1 市町村を選択")
     await c.shot("tablet")
 
 
@@ -173,3 +183,51 @@ async def test_english_is_switchable_and_kept(console_page: Any, db_url: str) ->
     await c.page.reload()
     await expect(c.page.get_by_role("heading", name="Active orders")).to_be_visible()
     assert await c.page.evaluate("document.documentElement.lang") == "en"
+
+
+DATE_CITY = (37.8191, 140.5630)  # 伊達市役所
+
+
+async def test_change_the_area_of_an_order(console_page: Any, db_url: str, daemon: Daemon,
+                                           sandbox: Sandbox,
+                                           http: aiohttp.ClientSession) -> None:
+    """On an order's page, an operator grows its area from 福島市 to 福島市 and 伊達市: the
+    preview counts both phones, the change makes a second version, and only the phone in
+    伊達市 gets a push (the one in 福島市 already had the order at that level). An admin's
+    page shows the order's audit trail: issued through the API, changed through the
+    console."""
+    api = Client(http, daemon.url)
+    await api.device("ios", "city-ios", *FUKUSHIMA_CITY)
+    await api.device("android", "date-android", *DATE_CITY)
+    token = staff_token(db_url, "admin")
+    status, body = await api.call("POST", "/v1/staff/orders", token, {
+        "level": 4, "hazard": "flood", "area": {"area_codes": ["072010"]},
+        "headline": {"ja": "阿武隈川が氾濫のおそれ"}})
+    assert status == 201, body
+    assert await received(sandbox, http, 1) == [("city-ios", "order")]
+    c: Console = await console_page()
+    await c.sign_in(token)
+    await c.open(f"orders/{body['id']}")
+    await expect(c.page.locator("#phase")).to_have_text("配信完了")
+    await c.page.get_by_role("button", name="区域を変更する").click()
+    change = c.page.locator("#change-area")
+    await change.get_by_label("福島市", exact=True).check()
+    await change.get_by_label("伊達市", exact=True).check()
+    await change.get_by_role("button", name="新しい区域の対象端末数を確認").click()
+    await expect(change.locator("#preview-total")).to_have_text("対象端末: 2 台")
+    await c.shot("change-previewed")
+    await change.get_by_role("button", name="この区域に変更する").click()
+    dialog = c.page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("2 台")
+    await dialog.get_by_role("button", name="この区域に変更する").click()
+    await expect(c.page.locator("#versions tbody tr")).to_have_count(2)
+    got = await received(sandbox, http, 2)
+    assert got[1] == ("date-android", "order")
+    await expect(c.page.locator('#counts [data-count="sent"]')).to_have_text("2")
+    await expect(c.page.locator("#phase")).to_have_text("配信完了")
+    assert len(await sandbox.deliveries(http)) == 2
+    trail = c.page.locator("#trail tbody")
+    await expect(trail).to_contain_text("order.amend")
+    await expect(trail.locator("tr", has_text="order.amend")).to_contain_text("(console)")
+    await expect(trail.locator("tr", has_text="order.issue")).to_contain_text("(api)")
+    await c.shot("changed")

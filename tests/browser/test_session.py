@@ -77,6 +77,9 @@ async def test_a_viewer_is_not_offered_issuing_and_the_server_refuses_it(
     assert "operator" in (await refused.json())["error"]
     read = await c.page.request.get(f"{c.base}/v1/staff/orders")
     assert read.status == 200
+    await c.open("orders/new")
+    await expect(c.page.locator("main")).to_contain_text("この操作には 操作者 権限が必要です")
+    await expect(c.page.locator("#issue-form")).to_have_count(0)
     await c.shot("viewer")
 
 
