@@ -1,7 +1,8 @@
-"""Shelters: import, status changes and nearest-first search (SQL)."""
+"""Shelters: import, status changes, nearest-first and staff search (SQL)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -190,3 +191,111 @@ async def for_plans(conn: asyncpg.Connection | asyncpg.Pool, shelter_ids: Iterab
     rows = await conn.fetch("SELECT * FROM shelters WHERE status = 'open' OR id = ANY($1::text[])",
                             ids)
     return [StoredShelter.from_row(r) for r in rows]
+
+
+SORTS = ("name", "status_at", "evacuees")
+_ORDER_BY = {
+    "name": "municipality_code NULLS LAST, name, id",
+    "status_at": "status_at DESC NULLS LAST, id",
+    "evacuees": "evacuees DESC NULLS LAST, name, id",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A staff search of the shelters: words, filters and one page of the answer.
+
+    `text` is matched, NFKC-folded and without regard to case, inside the name, the address
+    or the id (全角 and 半角 alike); `statuses` empty means any status."""
+
+    text: str = ""
+    statuses: tuple[str, ...] = ()
+    hazard: str | None = None
+    municipality: str | None = None  # a 6-digit local-government code
+    sort: str = "name"
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A shelter as the staff list shows it: the stored shelter and where its state came
+    from."""
+
+    shelter: StoredShelter
+    municipality_code: str | None
+    status_by: str | None  # "staff", a feed's name, or None (never reported)
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Listed:
+        """Build from a shelters row."""
+        source = row["status_source"]
+        by = "staff" if source and source.startswith("staff:") else source
+        return cls(StoredShelter.from_row(row), row["municipality_code"], by, row["updated_at"])
+
+    def as_json(self) -> dict[str, Any]:
+        """The shelter as the staff list shows it."""
+        return {**self.shelter.as_json(), "municipality_code": self.municipality_code,
+                "status_by": self.status_by, "updated_at": self.updated_at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The counts over every shelter the search's words and filters match, whatever their
+    status (so that each status shows how many it would list)."""
+
+    by_status: dict[str, int]
+    evacuees: int  # reported in open and full shelters
+    capacity: int  # of the open and full shelters that state one
+
+    def as_json(self) -> dict[str, Any]:
+        """The totals as the staff API shows them."""
+        return {"shelters": sum(self.by_status.values()), "by_status": self.by_status,
+                "evacuees": self.evacuees, "open_capacity": self.capacity}
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One page of a search, how many match in all, and the totals."""
+
+    shelters: list[Listed]
+    matched: int
+    totals: Totals
+
+
+def like_pattern(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# $1 the pattern (NULL: any), $2 hazard, $3 municipality code; NFKC folds 全角/半角 and the
+# pattern is folded the same way before it is sent.
+_MATCHES = ("($1::text IS NULL OR normalize(name, NFKC) ILIKE $1"
+            " OR normalize(address, NFKC) ILIKE $1 OR id ILIKE $1)"
+            " AND ($2::text IS NULL OR $2 = ANY(hazards))"
+            " AND ($3::text IS NULL OR municipality_code = $3)")
+
+
+async def search(conn: asyncpg.Connection | asyncpg.Pool, want: Search) -> Found:
+    """Shelters matching a staff search, one page of them, with the totals."""
+    if want.sort not in _ORDER_BY:
+        raise errors.InvalidInput(f"sort must be one of {', '.join(SORTS)}")
+    words = unicodedata.normalize("NFKC", want.text).strip()
+    args = (like_pattern(words) if words else None, want.hazard, want.municipality)
+    rows = await conn.fetch(
+        f"SELECT * FROM shelters WHERE {_MATCHES}"
+        " AND (cardinality($4::text[]) = 0 OR status = ANY($4::text[]))"
+        f" ORDER BY {_ORDER_BY[want.sort]} LIMIT $5 OFFSET $6",
+        *args, list(want.statuses), want.limit, want.offset)
+    sums = await conn.fetch(
+        "SELECT status, count(*) AS n, coalesce(sum(evacuees), 0) AS evacuees,"
+        " coalesce(sum(capacity), 0) AS capacity"
+        f" FROM shelters WHERE {_MATCHES} GROUP BY status", *args)
+    by_status = dict.fromkeys(STATUSES, 0) | {r["status"]: r["n"] for r in sums}
+    in_use = [r for r in sums if r["status"] in _OPEN]
+    totals = Totals(by_status, sum(r["evacuees"] for r in in_use),
+                    sum(r["capacity"] for r in in_use))
+    matched = sum(n for s, n in by_status.items() if not want.statuses or s in want.statuses)
+    return Found([Listed.from_row(r) for r in rows], matched, totals)

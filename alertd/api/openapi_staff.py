@@ -1,6 +1,6 @@
 """The OpenAPI description of the staff API: orders (alertd/api/staff_orders.py), feeds,
-CAP, warnings and shelter states (alertd/api/staff_feeds.py) and tips
-(alertd/api/staff_tips.py)."""
+CAP, quarantine, warnings and shelter states (alertd/api/staff_feeds.py), the shelter list
+(alertd/api/staff_shelters.py) and tips (alertd/api/staff_tips.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from alertd import orders, progress, shelters
 from alertd import tip_catalogue as tc
-from alertd.api import openapi_mobile, staff_feeds, staff_orders
+from alertd.api import openapi_mobile, staff_feeds, staff_orders, staff_shelters
 from alertd.api.openapi_common import (
     COUNT,
     IDEMPOTENCY_KEY,
@@ -66,6 +66,10 @@ _CODES = {"type": "object", "required": ["area_codes"], "properties": {"area_cod
 _COUNTS = {k: COUNT for k in orders.COUNTS}
 _NOTIFIED = obj({kind: COUNT for kind in progress.KINDS},
                 description="pushes queued, by kind")
+
+_HELD = {"quarantined": {**COUNT, "description": "its items in the quarantine (kept for "
+                                                 "housekeeping.quarantine_retention_s)"},
+         "last_quarantined_at": nullable(TIMESTAMP)}
 
 _OUTCOMES = ["order", "updated", "lifted", "waiting", "duplicate", "recorded", "ignored"]
 
@@ -161,16 +165,58 @@ SCHEMAS: dict[str, Schema] = {
         obj({"error": string(), "quarantine_id": integer(minimum=1)}),
     ]},
     "QuarantineItem": obj({
-        "id": integer(minimum=1), "source": string(), "reason": string(),
-        "raw": string("the first 4,096 bytes, as text"), "raw_size": COUNT,
-        "truncated": {"type": "boolean"}, "received_at": TIMESTAMP,
+        "id": integer(minimum=1), "source": string("the feed's name, or staff-api (posted)"),
+        "reason": string(),
+        "raw": string("the beginning of the raw input (4,096 bytes in a list, 64 KiB alone) "
+                      "as UTF-8 text: bytes that are not UTF-8 are U+FFFD. Hostile input: "
+                      "show it as text, never as markup"),
+        "raw_utf8": {"type": "boolean", "description": "the bytes shown are valid UTF-8"},
+        "raw_size": {**COUNT, "description": "the whole input's size in bytes"},
+        "truncated": {"type": "boolean", "description": "raw is only its beginning"},
+        "received_at": TIMESTAMP,
     }),
     "FeedHealth": obj({
         "name": string(), "kind": string(), "url": string(),
         "last_success": nullable(TIMESTAMP), "last_error": nullable(string()),
         "last_error_at": nullable(TIMESTAMP), "failures": COUNT, "items_seen": COUNT,
-        "items_skipped": COUNT, "next_at": TIMESTAMP,
+        "items_skipped": {**COUNT, "description": "index entries with nothing to take"},
+        "next_at": TIMESTAMP, **_HELD,
     }),
+    "CapReceived": obj({
+        "sender": string(), "identifier": string(), "sent": TIMESTAMP,
+        "status": string("CAP status: Actual, Exercise, Test, System"),
+        "msg_type": string("CAP msgType: Alert, Update, Cancel, Ack, Error"),
+        "source": string("the feed's name, or staff-api (posted)"),
+        "outcome": string(enum=_OUTCOMES), "detail": string(),
+        "order_id": nullable(UUID), "received_at": TIMESTAMP,
+    }),
+    "CapOrder": obj({
+        "state": string(enum=list(orders.STATES)), "version": integer(minimum=1),
+        "exercise": {"type": "boolean"}, "level": ref("Level"), "hazard": ref("Hazard"),
+        "headline": {"type": "object", "additionalProperties": string()},
+        "expires_at": TIMESTAMP,
+        "area": {"oneOf": [_GEOJSON_POLYGON, _GEOJSON_MULTI, _CIRCLE, _CODES],
+                 "description": "the current version's area as stored (a CAP message's "
+                                "area is GeoJSON)"},
+    }, optional={"area"}),
+    "StaffShelter": {
+        **openapi_mobile.SCHEMAS["Shelter"],
+        "properties": {**openapi_mobile.SCHEMAS["Shelter"]["properties"],
+                       "municipality_code": nullable(string(pattern="^[0-9]{6}$")),
+                       "status_by": nullable(string("staff, or the feed's name that last "
+                                                    "reported its state; null: never")),
+                       "updated_at": TIMESTAMP},
+        "required": [*openapi_mobile.SCHEMAS["Shelter"]["required"], "municipality_code",
+                     "status_by", "updated_at"],
+    },
+    "ShelterTotals": obj({
+        "shelters": COUNT,
+        "by_status": obj({s: COUNT for s in shelters.STATUSES}),
+        "evacuees": {**COUNT, "description": "reported in open and full shelters"},
+        "open_capacity": {**COUNT, "description": "the stated capacity of the open and full "
+                                                  "ones"},
+    }, description="Over every shelter the words, hazard and municipality match, whatever "
+                   "its status."),
     "ShelterStatusChange": obj({
         "status": string(enum=list(shelters.STATUSES)),
         "crowding": nullable(string(enum=list(shelters.CROWDING))),
@@ -184,6 +230,7 @@ SCHEMAS: dict[str, Schema] = {
     },
 }
 
+_QUARANTINE_ID = path_param("quarantine_id", integer(minimum=1), "the item's id")
 _ORDER = path_param("order_id", UUID, "the order's id (anything else names no order: 404)")
 _ORDER_EXAMPLE = {"level": 4, "hazard": "flood", "area": {"area_codes": ["072010"]},
                   "headline": {"ja": "阿武隈川が氾濫のおそれ", "en": "The Abukuma may flood"}}
@@ -279,9 +326,68 @@ PATHS: dict[str, Schema] = {
                         "(the last id of the previous page)"),
         ],
         answers={"200": answer("The items.", obj({"items": array(ref("QuarantineItem"))}))})},
+    "/v1/staff/quarantine/{quarantine_id}": {
+        "parameters": [_QUARANTINE_ID],
+        "get": _staff("getQuarantined", "One refused feed input, with its reason", "viewer",
+                      tag=TAG_FEEDS, errors=PATH,
+                      answers={"200": answer("The item; raw holds its first 64 KiB.",
+                                             ref("QuarantineItem"))},
+                      description="404 when there is none (or it was purged).")},
+    "/v1/staff/quarantine/{quarantine_id}/raw": {
+        "parameters": [_QUARANTINE_ID],
+        "get": _staff("getQuarantinedRaw", "A refused input's bytes, as a download", "viewer",
+                      tag=TAG_FEEDS, errors=PATH, answers={"200": {
+                          "description": "The bytes as kept (at most 256 KiB), as an "
+                                         "attachment, never to be shown as a page.",
+                          "content": {"application/octet-stream": {
+                              "schema": string(contentMediaType="application/octet-stream")}}}},
+                      description="404 when there is none (or it was purged).")},
+    "/v1/staff/cap/messages": {"get": _staff(
+        "listCapMessages", "The CAP messages received, newest first", "viewer", tag=TAG_FEEDS,
+        errors=(), parameters=[
+            query_param("limit", integer(minimum=1, maximum=200, default=50), "at most"),
+            query_param("cursor", string(), "the cursor of the previous page"),
+            query_param("areas", {"type": "boolean", "default": True},
+                        "false: the orders without their areas"),
+        ],
+        answers={"200": answer(
+            "The messages (posted or polled) and what became of each; the orders they made or "
+            "changed, each once, as they stand now; cursor: null on the last page. Refused "
+            "messages are in the quarantine instead.",
+            obj({"messages": array(ref("CapReceived")),
+                 "orders": {"type": "object", "additionalProperties": ref("CapOrder"),
+                            "description": "order id -> the order"},
+                 "cursor": nullable(string())}))})},
     "/v1/staff/feeds": {"get": _staff(
         "listFeeds", "Health of every polled feed", "viewer", tag=TAG_FEEDS, errors=(),
-        answers={"200": answer("The feeds.", obj({"feeds": array(ref("FeedHealth"))}))})},
+        answers={"200": answer("The feeds; posted: the quarantine of CAP posted to the API.",
+                               obj({"feeds": array(ref("FeedHealth")),
+                                    "posted": obj({"source": {"const": "staff-api"},
+                                                   **_HELD})}))})},
+    "/v1/staff/shelters": {"get": _staff(
+        "listShelters", "Search the shelters, with their totals", "viewer", tag=TAG_FEEDS,
+        errors=(), parameters=[
+            query_param("q", string(maxLength=staff_shelters.MAX_TEXT),
+                        "words found in the name, address or id (NFKC-folded: 全角 and 半角 "
+                        "alike; case ignored)"),
+            query_param("status", string(pattern="^[a-z_]+(,[a-z_]+)*$"),
+                        f"one or more of {', '.join(shelters.STATUSES)}, comma-separated"),
+            query_param("hazard", ref("Hazard"), "only shelters designated for it"),
+            query_param("municipality", string(pattern="^[0-9]{5,7}$"),
+                        "only shelters of this municipality (5, 6 or 7-digit code)"),
+            query_param("sort", string(enum=list(shelters.SORTS), default="name"),
+                        "name: by municipality, then name; status_at: latest report first; "
+                        "evacuees: most first"),
+            query_param("limit", integer(minimum=1, maximum=staff_shelters.MAX_LIMIT,
+                                         default=100), "at most"),
+            query_param("offset", integer(minimum=0, maximum=staff_shelters.MAX_OFFSET,
+                                          default=0), "shelters to skip"),
+        ],
+        answers={"200": answer(
+            "A page of the matching shelters; matched: how many in all; next_offset: null on "
+            "the last page.",
+            obj({"shelters": array(ref("StaffShelter")), "matched": COUNT, "offset": COUNT,
+                 "next_offset": nullable(COUNT), "totals": ref("ShelterTotals")}))})},
     "/v1/staff/warnings": {"get": _staff(
         "listWarnings", "JMA warnings in force in the prefecture", "viewer", tag=TAG_FEEDS,
         errors=(), answers={"200": answer("The warnings, by area.", obj({

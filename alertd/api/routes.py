@@ -20,6 +20,7 @@ from alertd.api import (
     staff_approvals,
     staff_feeds,
     staff_orders,
+    staff_shelters,
     staff_tips,
     throttle,
 )
@@ -88,6 +89,6 @@ def build_app(context: Context, clock: throttle.Clock = time.monotonic) -> web.A
     app[plumbing.CONTEXT] = context
     app[throttle.THROTTLE] = throttle.Throttle(context.cfg, clock)
     plumbing.add_routes(app, health, mobile.routes, sheets.routes, staff_orders.routes,
-                        staff_approvals.routes, staff_feeds.routes, staff_tips.routes,
-                        auditing.routes, console.routes, openapi.routes)
+                        staff_approvals.routes, staff_feeds.routes, staff_shelters.routes,
+                        staff_tips.routes, auditing.routes, console.routes, openapi.routes)
     return app

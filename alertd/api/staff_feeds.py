@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from alertd import errors, openings, points, shelters, validate
 from alertd.api import auditing, plumbing
-from alertd.ingest import cap_documents, cap_trust, feedstate, jma_states, quarantine
+from alertd.ingest import (
+    cap_documents,
+    cap_history,
+    cap_trust,
+    feedstate,
+    jma_states,
+    quarantine,
+)
 
 routes = web.RouteTableDef()
 CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml")
@@ -88,24 +96,95 @@ def _message(handled: cap_documents.Handled) -> dict[str, Any]:
 plumbing.OWN_BODY_LIMITS[post_cap] = lambda cfg: cfg.cap.max_bytes
 
 
+MAX_SOURCE = 200  # characters of a source name in a query
+
+
 @routes.get("/v1/staff/quarantine")
 async def list_quarantine(request: web.Request) -> web.Response:
-    """Rejected feed inputs with their reasons, newest first."""
+    """Rejected feed inputs with their reasons, newest first (`source`: of one feed only)."""
     await plumbing.staff_member(request, "viewer")
     before = request.query.get("before")
+    source = request.query.get("source") or None
+    if source is not None and len(source) > MAX_SOURCE:
+        raise errors.InvalidInput(f"source must be at most {MAX_SOURCE} characters")
     items = await quarantine.listing(
         plumbing.ctx(request).pool, plumbing.int_arg(request, "limit", 50, 1, 500),
-        plumbing.int_arg(request, "before", 0, 1, 2**62) if before else None,
+        plumbing.int_arg(request, "before", 0, 1, 2**62) if before else None, source,
     )
     return plumbing.json_response({"items": items})
 
 
+def _quarantine_id(request: web.Request) -> int:
+    text = request.match_info["quarantine_id"]
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 18):
+        raise errors.NotFound("no such quarantined item")
+    return int(text)
+
+
+@routes.get("/v1/staff/quarantine/{quarantine_id}")
+async def get_quarantined(request: web.Request) -> web.Response:
+    """One rejected input: its source, reason, and raw input as text (the first 64 KiB)."""
+    await plumbing.staff_member(request, "viewer")
+    qid = _quarantine_id(request)
+    found = await quarantine.item(plumbing.ctx(request).pool, qid)
+    if found is None:
+        raise errors.NotFound(f"no quarantined item {qid} (never, or purged after its "
+                              "retention)")
+    return plumbing.json_response(found)
+
+
+@routes.get("/v1/staff/quarantine/{quarantine_id}/raw")
+async def get_quarantined_raw(request: web.Request) -> web.Response:
+    """The raw input of a rejected item, byte for byte as kept, as a download: never shown
+    by a browser as a page of its own (it is hostile input, as likely as not)."""
+    await plumbing.staff_member(request, "viewer")
+    qid = _quarantine_id(request)
+    raw = await quarantine.raw_bytes(plumbing.ctx(request).pool, qid)
+    if raw is None:
+        raise errors.NotFound(f"no quarantined item {qid}")
+    return web.Response(body=raw, content_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="quarantine-{qid}.bin"',
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "no-store"})
+
+
+@routes.get("/v1/staff/cap/messages")
+async def list_cap_messages(request: web.Request) -> web.Response:
+    """The CAP messages received (posted or polled), newest first, what became of each, and
+    the orders they made or changed as those stand now (with their areas unless
+    `areas=false`). Refused messages are in the quarantine instead."""
+    await plumbing.staff_member(request, "viewer")
+    flag = request.query.get("areas", "true")
+    if flag not in ("true", "false"):
+        raise errors.InvalidInput("areas must be true or false")
+    cursor = request.query.get("cursor")
+    page = await cap_history.recent(
+        plumbing.ctx(request).pool, plumbing.int_arg(request, "limit", 50, 1, 200),
+        cap_history.Position.from_cursor(cursor) if cursor else None, flag == "true")
+    return plumbing.json_response({
+        "messages": [m.as_json() for m in page.messages], "orders": page.orders,
+        "cursor": page.next.cursor() if page.next else None})
+
+
 @routes.get("/v1/staff/feeds")
 async def list_feeds(request: web.Request) -> web.Response:
-    """Health of every polled feed: last success, last error, items seen."""
+    """Health of every polled feed: last success, last error, items seen and skipped, and
+    what of it sits in the quarantine; `posted`: the quarantine of CAP posted to the API."""
     await plumbing.staff_member(request, "viewer")
-    feeds = await feedstate.listing(plumbing.ctx(request).pool)
-    return plumbing.json_response({"feeds": [f.as_json() for f in feeds]})
+    pool = plumbing.ctx(request).pool
+    feeds = await feedstate.listing(pool)
+    held = await quarantine.by_source(pool)
+    return plumbing.json_response({
+        "feeds": [{**f.as_json(), **_held(held, f.name)} for f in feeds],
+        "posted": {"source": cap_trust.STAFF, **_held(held, cap_trust.STAFF)}})
+
+
+def _held(held: dict[str, tuple[int, datetime]], source: str) -> dict[str, Any]:
+    found = held.get(source)
+    if found is None:
+        return {"quarantined": 0, "last_quarantined_at": None}
+    return {"quarantined": found[0], "last_quarantined_at": found[1].isoformat()}
 
 
 @routes.get("/v1/staff/warnings")

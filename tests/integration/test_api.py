@@ -275,14 +275,20 @@ async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
     found = [(r.method, r.resource.canonical) for r in client.app.router.routes()
               if r.resource is not None and r.resource.canonical.startswith("/v1/staff")]
     assert sorted(found) == [
-        ("GET", "/v1/staff/areas"), ("GET", "/v1/staff/audit"), ("GET", "/v1/staff/feeds"),
+        ("GET", "/v1/staff/areas"), ("GET", "/v1/staff/audit"),
+        ("GET", "/v1/staff/cap/messages"), ("GET", "/v1/staff/feeds"),
         ("GET", "/v1/staff/orders"),
         ("GET", "/v1/staff/orders/{order_id}"), ("GET", "/v1/staff/quarantine"),
+        ("GET", "/v1/staff/quarantine/{quarantine_id}"),
+        ("GET", "/v1/staff/quarantine/{quarantine_id}/raw"), ("GET", "/v1/staff/shelters"),
         ("GET", "/v1/staff/tips"), ("GET", "/v1/staff/tips/next"),
         ("GET", "/v1/staff/warnings"),
-        ("HEAD", "/v1/staff/areas"), ("HEAD", "/v1/staff/audit"), ("HEAD", "/v1/staff/feeds"),
+        ("HEAD", "/v1/staff/areas"), ("HEAD", "/v1/staff/audit"),
+        ("HEAD", "/v1/staff/cap/messages"), ("HEAD", "/v1/staff/feeds"),
         ("HEAD", "/v1/staff/orders"),
         ("HEAD", "/v1/staff/orders/{order_id}"), ("HEAD", "/v1/staff/quarantine"),
+        ("HEAD", "/v1/staff/quarantine/{quarantine_id}"),
+        ("HEAD", "/v1/staff/quarantine/{quarantine_id}/raw"), ("HEAD", "/v1/staff/shelters"),
         ("HEAD", "/v1/staff/tips"), ("HEAD", "/v1/staff/tips/next"),
         ("HEAD", "/v1/staff/warnings"),
         ("PATCH", "/v1/staff/orders/{order_id}"),
@@ -295,7 +301,7 @@ async def test_every_staff_route_needs_a_token_and_mutations_need_operator(
     ], "a staff route was added or removed: list it here so its authorization is checked"
     for method, path in found:
         url = path.replace("{order_id}", "00000000-0000-0000-0000-000000000000").replace(
-            "{shelter_id}", "S-1")
+            "{shelter_id}", "S-1").replace("{quarantine_id}", "1")
         r = await client.request(method, url)
         assert r.status == 401, (method, path)
         if method in ("POST", "PUT", "PATCH", "DELETE") and not path.endswith(":preview"):
@@ -429,6 +435,9 @@ async def test_warnings_where_the_device_is_and_for_staff(
         _warning_json("0720200", "05", 4), _warning_json("0720400", "04", 4)]}
 
 
+NOTHING_HELD = {"quarantined": 0, "last_quarantined_at": None}
+
+
 async def test_staff_feed_list_shows_each_feed_s_health(
         client: TestClient, pool: asyncpg.Pool) -> None:  # type: ignore[type-arg]
     """GET /v1/staff/feeds lists every feed by name with its last success, error and counts."""
@@ -446,11 +455,12 @@ async def test_staff_feed_list_shows_each_feed_s_health(
         {"name": "cap:v", "kind": "cap", "url": "v", "last_success": "2026-06-01T00:01:00+00:00",
          "last_error": None, "last_error_at": None, "failures": 0, "items_seen": 7,
          "items_skipped": 2,
-         "next_at": "2026-06-01T00:02:00+00:00"},
+         "next_at": "2026-06-01T00:02:00+00:00", **NOTHING_HELD},
         {"name": "jma:u", "kind": "jma", "url": "u", "last_success": None,
          "last_error": "HTTP 503 from u", "last_error_at": "2026-06-01T00:00:00+00:00",
          "failures": 2, "items_seen": 0, "items_skipped": 0,
-         "next_at": "2026-06-01T00:05:00+00:00"}]}
+         "next_at": "2026-06-01T00:05:00+00:00", **NOTHING_HELD}],
+        "posted": {"source": "staff-api", **NOTHING_HELD}}
 
 
 async def test_staff_order_list_shows_active_orders_unless_all_are_asked_for(

@@ -143,7 +143,8 @@ SHAPES: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
     ("PUT", "/v1/staff/shelters/{shelter_id}/status"): (("status", "crowding", "evacuees"),),
 }
 QUERY_KEYS = ["lat", "lon", "hazard", "open", "limit", "before", "state", "cursor",
-              "device_id", "since"]
+              "device_id", "since", "q", "status", "offset", "sort", "municipality", "areas",
+              "source"]
 # Bytes an HTTP header value may hold (no CR, LF, NUL or other controls: those are malformed
 # HTTP, refused by the parser before the app, see test_hostile_input).
 HEADER_BYTES = st.binary(max_size=40).map(
@@ -238,6 +239,7 @@ def _pct(text: str) -> bytes:
 
 def _path(data: st.DataObject, canonical: str, env: Env) -> bytes:
     known = {"order_id": env.order_id, "shelter_id": "S-1", "place_id": "home",
+             "quarantine_id": "1",
              "sheet_id": "6d1f4a52-3c4e-4d7b-9a55-0d5d3f3b2a11"}
 
     def param(match: re.Match[str]) -> str:

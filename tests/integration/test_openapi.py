@@ -21,7 +21,8 @@ from tests import described
 DOC = openapi.document()
 FILLED = {"{order_id}": "00000000-0000-0000-0000-000000000000", "{shelter_id}": "S-1",
           "{sheet_id}": "00000000-0000-4000-8000-000000000000",
-          "{place_id}": "home", "{entry_id}": "1", "{file}": "app.js"}
+          "{place_id}": "home", "{entry_id}": "1", "{file}": "app.js",
+          "{quarantine_id}": "1"}
 
 
 def _url(template: str) -> str:
