@@ -24,15 +24,15 @@ def _search(request: web.Request) -> shelters.Search:
     text = q.get("q", "")
     if len(text) > MAX_TEXT:
         raise errors.InvalidInput(f"q must be at most {MAX_TEXT} characters")
-    statuses = tuple(s for s in q.get("status", "").split(",") if s)
-    for s in statuses:
-        if s not in shelters.STATUSES:
-            raise errors.InvalidInput(
-                f"status must be one or more (comma-separated) of {', '.join(shelters.STATUSES)}")
-    hazard = q.get("hazard") or None
+    # An argument given is an argument to check: an empty one is no wildcard.
+    statuses = tuple(q["status"].split(",")) if "status" in q else ()
+    if any(s not in shelters.STATUSES for s in statuses):
+        raise errors.InvalidInput(
+            f"status must be one or more (comma-separated) of {', '.join(shelters.STATUSES)}")
+    hazard = q.get("hazard")
     if hazard is not None and hazard not in HAZARDS:
         raise errors.InvalidInput(f"hazard must be one of {', '.join(HAZARDS)}")
-    municipality = q.get("municipality") or None
+    municipality = q.get("municipality")
     if municipality is not None:
         try:
             municipality = municipalities.to_code6(municipality)

@@ -102,6 +102,10 @@ async def test_pages_walk_every_match_once(api: TestClient,  # type: ignore[type
 @pytest.mark.parametrize(("query", "reason"), [
     ("?status=opened", "status must be one or more (comma-separated) of not_open, open, full, "
                        "closed"),
+    ("?status=open,", "status must be one or more (comma-separated) of not_open, open, full, "
+                      "closed"),
+    ("?hazard=", "hazard must be one of flood, landslide, storm_surge, earthquake, "
+                 "tsunami, fire, inland_flood, volcano"),
     ("?hazard=meteor", "hazard must be one of flood, landslide, storm_surge, earthquake, "
                        "tsunami, fire, inland_flood, volcano"),
     ("?municipality=07201x", "municipality: area code '07201x' must be a string of 5, 6 or 7 "
