@@ -89,17 +89,19 @@ async def recent(conn: asyncpg.Connection | asyncpg.Pool, limit: int,
                  after: Position | None = None, with_areas: bool = True) -> Page:
     """The CAP messages received, newest first, from after a position, with the current
     version of each order they name (its area as stored: GeoJSON, when `with_areas`)."""
+    # Two statements, not one with "$n IS NULL OR": only a plain row comparison is an index
+    # condition, so that a later page starts where the last ended instead of walking to it.
+    where = ("WHERE (m.received_at, m.sender, m.identifier) < ($3, $4::text, $5::text)"
+             if after else "")
+    keys = (after.received_at, after.sender, after.identifier) if after else ()
     rows = await conn.fetch(
         "SELECT m.*, o.state AS order_state, o.version AS order_version,"
         " o.exercise AS order_exercise, v.level, v.hazard, v.headline, v.expires_at,"
-        " CASE WHEN $5 THEN v.area END AS area"
+        " CASE WHEN $2 THEN v.area END AS area"
         " FROM cap_messages m LEFT JOIN orders o ON o.id = m.order_id"
         " LEFT JOIN order_versions v ON v.order_id = o.id AND v.version = o.version"
-        " WHERE $2::timestamptz IS NULL"
-        "   OR (m.received_at, m.sender, m.identifier) < ($2, $3::text, $4::text)"
-        " ORDER BY m.received_at DESC, m.sender DESC, m.identifier DESC LIMIT $1",
-        limit, *(after.received_at, after.sender, after.identifier) if after else (None,) * 3,
-        with_areas)
+        f" {where} ORDER BY m.received_at DESC, m.sender DESC, m.identifier DESC LIMIT $1",
+        limit, with_areas, *keys)
     messages = [Received.from_row(r) for r in rows]
     orders: dict[str, dict[str, Any]] = {}
     for r in rows:
