@@ -38,6 +38,10 @@ const ROUTES = [
   { path: "approvals", load: () => import("./approvals.js"), nav: { ja: "承認待ち", en: "Pending approvals" }, role: "viewer" },
   { path: "history", load: () => import("./history.js"), nav: { ja: "過去の避難情報", en: "Past orders" }, role: "viewer" },
   { path: "orders/:id", load: () => import("./order.js"), role: "viewer" }, // after orders/new
+  { path: "shelters", load: () => import("./shelters.js"), nav: { ja: "避難所", en: "Shelters" }, role: "viewer" },
+  { path: "feeds", load: () => import("./feeds.js"), nav: { ja: "フィード", en: "Feeds" }, role: "viewer" },
+  { path: "feeds/quarantine/:id", load: () => import("./feeds.js"), role: "viewer" },
+  { path: "audit", load: () => import("./audit.js"), nav: { ja: "監査ログ", en: "Audit log" }, role: "admin" },
 ];
 const HOME = "orders";
 const ROLES = ["viewer", "operator", "admin"];
