@@ -16,7 +16,7 @@ export const strings = {
     "approve.confirm": "{level}（{hazard}）を {n} 台の端末に送信します。承認しますか？", "approve.ok": "承認して送信",
     "reject.confirm": "この依頼を却下します。何も送信されません。よろしいですか？", "reject.reason": "却下の理由（任意）",
     approved: "承認しました。送信を開始しました。", rejected: "却下しました。", failed: "できませんでした（{status}）: {reason}",
-    "reason.level": "レベル {level} は承認が必要です", "reason.devices": "対象端末数が多いため", expired: "期限切れ",
+    expired: "期限切れ",
   },
   en: {
     ...previewStrings.en,
@@ -27,7 +27,7 @@ export const strings = {
     "approve.confirm": "Send {level} ({hazard}) to {n} devices? Approve?", "approve.ok": "Approve and send",
     "reject.confirm": "Reject this request? Nothing is sent.", "reject.reason": "Reason for rejecting (optional)",
     approved: "Approved: sending has started.", rejected: "Rejected.", failed: "Could not do it ({status}): {reason}",
-    "reason.level": "Level {level} needs approval", "reason.devices": "It reaches many devices", expired: "expired",
+    expired: "expired",
   },
 };
 
@@ -66,6 +66,8 @@ export function mount(el, ctx) {
         item.expired ? ` · ${t("expired")}` : ""),
       h("p", {}, `${pick(HAZARDS[item.hazard]) || item.hazard}`),
       previewTable(item, collection, t, `preview-${item.id}`),
+      item.reasons && item.reasons.length ? h("div", { class: "reasons" }, h("p", {}, t("reasons")),
+        h("ul", {}, item.reasons.map((r) => h("li", { lang: "en" }, r)))) : null,
       own ? h("p", { class: "pending-approval own" }, t("own")) : null,
       buttons);
   }

@@ -3,7 +3,6 @@ preview numbers and approves it; the operator who asked cannot approve it."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from typing import Any
 
@@ -15,12 +14,7 @@ from tests.browser.conftest import Console
 from tests.browser.test_orders import FUKUSHIMA_CITY, IWAKI, issue_page
 from tests.e2e.conftest import Client, Daemon, Sandbox, received, staff_token
 
-pytestmark = [
-    pytest.mark.e2e, pytest.mark.browser,
-    # four-eyes (alertd.approvals, POST .../approve) lands on its own branch
-    pytest.mark.skipif(importlib.util.find_spec("alertd.approvals") is None,
-                       reason="four-eyes approvals are not in this tree yet"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 async def test_a_level_5_order_waits_for_a_second_operator(
@@ -62,6 +56,7 @@ async def test_a_level_5_order_waits_for_a_second_operator(
     card = b.page.locator(f'article.approval[data-order="{order_id}"]')
     await expect(card).to_contain_text("対象端末: 1 台")
     await expect(card).to_contain_text("福島市")
+    await expect(card.locator(".reasons")).to_contain_text("level 5")
     await b.shot("to-approve")
     await card.get_by_role("button", name="承認して送信").click()
     dialog = b.page.get_by_role("dialog")
