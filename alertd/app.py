@@ -189,6 +189,7 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...],
     dispatcher: Dispatcher | None = None
     workers: supervisor.Supervisor | None = None
     reporting: asyncio.Task[None] | None = None
+    outbox_pool: Any = None
     senders: dict[str, tuple[Sender, int]] = {}
     try:
         await jobs.start()
@@ -209,7 +210,11 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...],
             tasks.append(asyncio.create_task(workers.run(stop)))
         elif "worker" in roles:
             senders = await start_senders(cfg, quiet=reporter is not None)
-            dispatcher = Dispatcher(pool, cfg, senders)
+            # Claims, outcomes and releases leave nothing in the session: a pool of their own
+            # skips the reset query on every hand-back.
+            outbox_pool = await db.connect(cfg.database.url, min_size=2, max_size=4,
+                                           bounds=cfg.database, session_state=False)
+            dispatcher = Dispatcher(outbox_pool, cfg, senders)
             tasks.append(asyncio.create_task(dispatcher.run()))
             if reporter is not None:
                 reporter.ready()
@@ -235,10 +240,11 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...],
         for sender, _ in senders.values():
             with contextlib.suppress(Exception):
                 await sender.close()
-        try:
-            await pool.close()
-        except db.UNAVAILABLE as exc:  # a hung database: its connections are dropped
-            log.warning("database_close_failed", error=logs.describe(exc))
+        for opened in (outbox_pool, pool) if outbox_pool is not None else (pool,):
+            try:
+                await opened.close()
+            except db.UNAVAILABLE as exc:  # a hung database: its connections are dropped
+                log.warning("database_close_failed", error=logs.describe(exc))
         log.info("alertd_stopped")
     if workers is not None and workers.failure is not None:
         raise workers.failure

@@ -7,8 +7,8 @@ SKIP LOCKED and a lease, a session lock per dispatcher, peers reaping the dead: 
 alertd.delivery.presence), so a process that dies loses nothing and the others, and its
 replacement, send what it held at once. The parent speaks to a child through two pipes: the
 child's stdin, whose end (the parent gone, even by SIGKILL) stops the child as SIGTERM does,
-and the child's stdout, on which the child says it is ready and reports its delivery counts,
-so that the parent's /metrics counts every process's deliveries.
+and the child's stdout, on which the child says it is ready and reports its delivery counts
+and send latencies, so that the parent's /metrics counts every process's deliveries.
 """
 
 from __future__ import annotations
@@ -178,12 +178,19 @@ class Supervisor:
 
 
 def counts() -> dict[str, float]:
-    """This process's delivery counts so far, by `service/outcome`."""
+    """This process's delivery counts and send latency counts so far, by key:
+    `deliveries/<service>/<outcome>`, `send_seconds/<service>/<bucket index>` and
+    `send_seconds/<service>/sum`."""
     out: dict[str, float] = {}
     for family in metrics.DELIVERIES.collect():
         for sample in family.samples:
             if sample.name.endswith("_total"):
-                out[f"{sample.labels['service']}/{sample.labels['outcome']}"] = sample.value
+                labels = sample.labels
+                out[f"deliveries/{labels['service']}/{labels['outcome']}"] = sample.value
+    for service, child in metrics.SEND_LATENCY.children().items():
+        for i, n in enumerate(child.counts):
+            out[f"send_seconds/{service}/{i}"] = n
+        out[f"send_seconds/{service}/sum"] = child.total
     return out
 
 
@@ -199,9 +206,16 @@ def add_counts(line: str) -> None:
     try:
         grown = json.loads(line)
         for key, value in grown.items():
-            service, _, outcome = key.partition("/")
-            metrics.DELIVERIES.labels(service, outcome).inc(float(value))
-    except (ValueError, AttributeError, TypeError):
+            what, service, which = key.split("/")
+            if what == "deliveries":
+                metrics.DELIVERIES.labels(service, which).inc(float(value))
+            elif what == "send_seconds":
+                child = metrics.SEND_LATENCY.labels(service)
+                if which == "sum":
+                    child.total += float(value)
+                else:
+                    child.counts[int(which)] += int(value)
+    except (ValueError, AttributeError, TypeError, IndexError):
         log.warning("worker_line_ignored", line=line[:200])
 
 

@@ -89,6 +89,7 @@ async def first_push(http: aiohttp.ClientSession, sb: harness.Sandbox, alert_id:
     """Wall-clock time (sandbox `at`) of the first push for alert_id; returns once all
     `expected` pushes for it have arrived, so the next measurement starts quiet."""
     seen: list[float] = []
+    tokens: set[str] = set()
     since = 0
     until = time.monotonic() + deadline_s
     while len(seen) < expected:
@@ -96,7 +97,11 @@ async def first_push(http: aiohttp.ClientSession, sb: harness.Sandbox, alert_id:
             raise RuntimeError(f"only {len(seen)} of {expected} pushes for {alert_id} arrived")
         fresh = await sb.deliveries(http, since)
         since += len(fresh)
-        seen += [_at(d) for d in fresh if _alert_id(d) == alert_id]
+        mine = [d for d in fresh if _alert_id(d) == alert_id]
+        if tokens & {d["token"] for d in mine} or len({d["token"] for d in mine}) < len(mine):
+            raise RuntimeError(f"a device received {alert_id} more than once")
+        tokens |= {d["token"] for d in mine}
+        seen += [_at(d) for d in mine]
         if len(seen) < expected:
             await asyncio.sleep(0.005)
     return min(seen)
@@ -157,7 +162,7 @@ def summary(values: list[float]) -> str:
             f"  max {max(values):7.1f} ms")
 
 
-async def main(n: int, orders: int) -> int:
+async def main(n: int, orders: int, workers: int) -> int:
     """Seed, start, measure, print."""
     platforms = ["ios" if i % 2 else "android" for i in range(n)]
     tokens = [f"lat-{i:07d}" for i in range(n)]
@@ -174,7 +179,8 @@ async def main(n: int, orders: int) -> int:
                 await harness.seed(url, platforms, tokens, lon, lat)
                 seeded = time.perf_counter() - started
                 print(f"seeded {n:,} devices with a location in {seeded:.1f} s")
-                async with harness.daemon(url, sb.config, Path(tmp) / "daemon.log", http) as d:
+                async with harness.daemon(url, sb.config, Path(tmp) / "daemon.log", http,
+                                          workers=workers) as d:
                     print(f"daemon ready in {d.ready_s:.2f} s with {n:,} points"
                           f" (empty database: {empty_start:.2f} s;"
                           f" index load ~{d.ready_s - empty_start:.2f} s)")
@@ -183,7 +189,8 @@ async def main(n: int, orders: int) -> int:
             raw_fcm, raw_apns = await raw_latency(http, sb, orders)
     raw = raw_fcm + raw_apns
     print(f"\n{orders} orders, each a {RADIUS_M} m circle reaching a few devices, among {n:,}"
-          f" indexed points; cpus {os.cpu_count()}")
+          f" indexed points; {workers} worker process(es); cpus {os.cpu_count()};"
+          f" every device received its order once")
     print(f"POST round-trip (201)             {summary(post_ms)}")
     print(f"POST sent -> first push recorded  {summary(first_ms)}")
     print(f"baseline: raw push -> recorded    {summary(raw)}"
@@ -225,5 +232,7 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--orders", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="--workers of alertd run (1: the dispatcher in the main process)")
     options = parser.parse_args()
-    sys.exit(asyncio.run(main(options.points, options.orders)))
+    sys.exit(asyncio.run(main(options.points, options.orders, options.workers)))

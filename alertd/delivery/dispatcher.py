@@ -146,9 +146,11 @@ class Dispatcher:
         self.batch = Batch()  # outcomes not committed yet
         self._flush_now = asyncio.Event()
         self._closing = False
-        # Labelled metric children looked up once, not per delivery.
+        # Labelled metric children looked up once, not per delivery; outcomes are counted here
+        # and added to the Prometheus counter once per flush, not per delivery.
         self._latency = {service: metrics.SEND_LATENCY.labels(service) for service in senders}
         self._counted: dict[tuple[str, str], Any] = {}
+        self._tally: dict[tuple[str, str], int] = {}
 
     async def run(self) -> None:
         """Run until stop() is called, then finish or release in-flight deliveries."""
@@ -278,10 +280,12 @@ class Dispatcher:
             return early
         outcome = await self._send(sender, c, now)
         dcfg = self.cfg.dispatch
-        result = outbox.decide(c, outcome, datetime.now(UTC),
+        # Only a retry's due time needs the clock after the send.
+        result = outbox.decide(c, outcome, datetime.now(UTC) if outcome.status == "retry" else now,
                                max_attempts=dcfg.max_attempts, base_s=dcfg.backoff_base_s,
                                max_s=dcfg.backoff_max_s)
-        self._count(c.service, result.state)
+        key = (c.service, result.state)
+        self._tally[key] = self._tally.get(key, 0) + 1
         if result.state != "sent":
             log.info("delivery_outcome", state=result.state, reason=result.reason,
                      attempts=c.attempts, **_ids(c))
@@ -329,11 +333,14 @@ class Dispatcher:
             return Result(c.id, "pending", due, None, "service paused", refund=True)
         return None
 
-    def _count(self, service: str, state: str) -> None:
-        counter = self._counted.get((service, state))
-        if counter is None:
-            counter = self._counted[(service, state)] = metrics.DELIVERIES.labels(service, state)
-        counter.inc()
+    def _publish_counts(self) -> None:
+        """Add the outcomes counted since the last call to the Prometheus counter."""
+        for key, n in self._tally.items():
+            counter = self._counted.get(key)
+            if counter is None:
+                counter = self._counted[key] = metrics.DELIVERIES.labels(*key)
+            counter.inc(n)
+        self._tally.clear()
 
     async def _flusher(self) -> None:
         interval = self.cfg.dispatch.flush_ms / 1000
@@ -344,6 +351,7 @@ class Dispatcher:
             await self._flush()
 
     async def _flush(self) -> None:
+        self._publish_counts()
         if not self.batch:
             return
         batch, self.batch = self.batch, Batch()

@@ -50,3 +50,19 @@ async def test_bulk_changes_nothing_without_bounds(pool: asyncpg.Pool) -> None:
     """On a pool opened without bounds (tools, tests) db.bulk sets nothing."""
     async with pool.acquire() as conn, conn.transaction(), db.bulk(conn):
         assert await conn.fetchval("SHOW statement_timeout") == "0"
+
+
+@pytest.mark.parametrize(("session_state", "seen"), [(True, ""), (False, "kept")])
+async def test_only_a_pool_with_session_state_resets_a_connection_handed_back(
+        db_url: str, session_state: bool, seen: str) -> None:
+    """A pool whose users keep session state resets each connection handed back (RESET ALL:
+    a setting is gone); one promised to keep none (the dispatcher's) skips that round trip,
+    so the setting is still there."""
+    pool = await db.connect(db_url, min_size=1, max_size=1, session_state=session_state)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SET application_name = 'kept'")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW application_name") == seen
+    finally:
+        await pool.close()

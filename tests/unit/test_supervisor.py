@@ -3,6 +3,7 @@ the delivery counts a worker reports."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 
@@ -49,13 +50,19 @@ def _sent() -> float:
 
 def test_reported_counts_add_what_grew_to_the_supervisors_counter() -> None:
     """A worker reports only what grew since its last report; the supervisor adds it to its
-    own counter, so that its /metrics counts every worker's deliveries."""
-    line = supervisor.counts_line({"apns/sent": 12.0, "fcm/failed": 1.0},
-                                  {"apns/sent": 2.0, "fcm/failed": 1.0})
-    assert line == '{"apns/sent": 10.0}'
+    own counter and latency histogram, so that its /metrics counts every worker's deliveries."""
+    line = supervisor.counts_line(
+        {"deliveries/apns/sent": 12.0, "deliveries/fcm/failed": 1.0, "send_seconds/apns/2": 3,
+         "send_seconds/apns/sum": 0.06},
+        {"deliveries/apns/sent": 2.0, "deliveries/fcm/failed": 1.0})
+    assert json.loads(line) == {"deliveries/apns/sent": 10.0, "send_seconds/apns/2": 3,
+                                "send_seconds/apns/sum": 0.06}
     before = _sent()
+    latency = metrics.SEND_LATENCY.labels("apns")
+    bucket, total = latency.counts[2], latency.total
     supervisor.add_counts(line)
     assert _sent() == before + 10
+    assert latency.counts[2] == bucket + 3 and latency.total == pytest.approx(total + 0.06)
 
 
 def test_a_line_that_is_no_report_is_logged_and_ignored() -> None:
@@ -64,5 +71,6 @@ def test_a_line_that_is_no_report_is_logged_and_ignored() -> None:
     with capture_logs() as logs:
         supervisor.add_counts("not json")
         supervisor.add_counts("[1, 2]")
-    assert [e["event"] for e in logs] == ["worker_line_ignored"] * 2
+        supervisor.add_counts('{"deliveries/apns": 1}')
+    assert [e["event"] for e in logs] == ["worker_line_ignored"] * 3
     assert _sent() == before
