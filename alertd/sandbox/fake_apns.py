@@ -1,4 +1,5 @@
-"""A fake APNs provider API: HTTP/2 over TLS on asyncio + h2, answering the way Apple does."""
+"""A fake APNs provider API: HTTP/2 over TLS on asyncio (alertd.sandbox.h2server), answering
+the way Apple does."""
 
 from __future__ import annotations
 
@@ -9,14 +10,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
 import jwt
 
 from alertd.sandbox import material as mat
+from alertd.sandbox.h2server import H2ServerConnection
 from alertd.sandbox.recorder import REDACTED, SLOW_S, Recorder
 
 MAX_CONCURRENT_STREAMS = 1000
@@ -25,14 +22,6 @@ JWT_MAX_AGE_S = 3600  # Apple refuses provider tokens older than one hour
 PUSH_TYPES = frozenset(
     {"alert", "background", "location", "voip", "complication", "fileprovider", "mdm",
      "liveactivity", "pushtotalk"}
-)
-_H2_CONFIG = h2.config.H2Configuration(
-    client_side=False,
-    header_encoding=None,
-    validate_inbound_headers=False,
-    normalize_inbound_headers=False,
-    validate_outbound_headers=False,
-    normalize_outbound_headers=False,
 )
 
 
@@ -169,100 +158,35 @@ def _parse(body: bytes) -> Any:
         return None
 
 
-class _Stream:
-    __slots__ = ("body", "headers")
-
-    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
-        self.headers = headers
-        self.body = bytearray()
-
-
-class ApnsConnection(asyncio.Protocol):
+class ApnsConnection(H2ServerConnection):
     """One client connection: many concurrent streams, flow control, abrupt closes."""
 
+    max_concurrent_streams = MAX_CONCURRENT_STREAMS
+
     def __init__(self, fake: FakeApns) -> None:
+        super().__init__()
         self._fake = fake
-        self._conn = h2.connection.H2Connection(config=_H2_CONFIG)
-        self._transport: asyncio.Transport | None = None
-        self._streams: dict[int, _Stream] = {}
-        self._pending: dict[int, bytes] = {}  # response bodies waiting for window
         self._cert_auth = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._cert_auth = bool(transport.get_extra_info("peercert"))
+    def on_open(self) -> None:
+        assert self.transport is not None
+        self._cert_auth = bool(self.transport.get_extra_info("peercert"))
         self._fake.connections.add(self)
         self._fake.accepted += 1
-        self._conn.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
-            },
-        )
-        self._conn.initiate_connection()
-        self._flush()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def on_close(self) -> None:
         self._fake.connections.discard(self)
-        self._streams.clear()
-        self._pending.clear()
-        self._transport = None
 
-    def close(self) -> None:
-        """Say goodbye (GOAWAY) and close the transport."""
-        if self._transport is not None:
-            self._conn.close_connection()
-            self._flush()
-            self._transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            events = self._conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
-            self._flush()  # h2 queued a GOAWAY explaining the error
-            if self._transport is not None:
-                self._transport.close()
-            return
-        for event in events:
-            self._handle(event)
-        self._flush()
-
-    def _handle(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.RequestReceived) and event.stream_id:
-            # A header-only request is answered on the StreamEnded event that h2 also emits.
-            self._streams[event.stream_id] = _Stream(list(event.headers or ()))
-        elif isinstance(event, h2.events.DataReceived) and event.stream_id:
-            stream = self._streams.get(event.stream_id)
-            if stream is not None and event.data:
-                stream.body += event.data
-            self._conn.acknowledge_received_data(
-                event.flow_controlled_length or 0, event.stream_id
-            )
-        elif isinstance(event, h2.events.StreamEnded) and event.stream_id:
-            self._respond(event.stream_id)
-        elif isinstance(event, h2.events.StreamReset) and event.stream_id:
-            self._streams.pop(event.stream_id, None)
-            self._pending.pop(event.stream_id, None)
-        elif isinstance(event, h2.events.WindowUpdated):
-            self._send_pending()
-        elif isinstance(event, h2.events.ConnectionTerminated) and self._transport:
-            self._transport.close()
-
-    def _respond(self, stream_id: int) -> None:
-        stream = self._streams.pop(stream_id, None)
-        if stream is None:
-            return
+    def on_request(self, stream_id: int, fields: list[tuple[bytes, bytes]], body: bytes) -> None:
         pseudo: dict[bytes, bytes] = {}
         headers: dict[str, str] = {}
-        for name, value in stream.headers:
-            if name.startswith(b":"):
+        for name, value in fields:
+            if name[:1] == b":":
                 pseudo[name] = value
             else:
                 headers[name.decode("latin-1").lower()] = value.decode("utf-8", "replace")
         try:
-            answer = self._fake.judge(pseudo, headers, bytes(stream.body), self._cert_auth)
+            answer = self._fake.judge(pseudo, headers, body, self._cert_auth)
         except Exception:  # a bug here must not take the connection down
             answer = Answer(500, "InternalServerError")
         if "authorization" in headers:
@@ -279,38 +203,15 @@ class ApnsConnection(asyncio.Protocol):
 
     def _reply_late(self, stream_id: int, answer: Answer, apns_id: str) -> None:
         self._fake.delayed -= 1
-        if self._transport is not None:
-            self._reply(stream_id, answer, apns_id)
-            self._flush()
+        self._reply(stream_id, answer, apns_id)
 
     def _reply(self, stream_id: int, answer: Answer, apns_id: str) -> None:
-        reply = [(b":status", str(answer.status).encode()), (b"apns-id", apns_id.encode())]
-        try:
-            if answer.status == 200:
-                self._conn.send_headers(stream_id, reply, end_stream=True)
-                return
-            body = _error_body(answer)
-            reply.append((b"content-type", b"application/json"))
-            self._conn.send_headers(stream_id, reply)
-            self._pending[stream_id] = body
-            self._send_pending()
-        except h2.exceptions.ProtocolError:  # the client reset the stream or went away
-            self._pending.pop(stream_id, None)
-
-    def _send_pending(self) -> None:
-        for stream_id, body in list(self._pending.items()):
-            try:
-                if self._conn.local_flow_control_window(stream_id) < len(body):
-                    continue  # wait for the client's WINDOW_UPDATE
-                self._conn.send_data(stream_id, body, end_stream=True)
-            except h2.exceptions.ProtocolError:  # includes closed streams and flow control
-                pass
-            del self._pending[stream_id]
-
-    def _flush(self) -> None:
-        data = self._conn.data_to_send()
-        if data and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        if answer.status == 200:
+            self.respond(stream_id, 200, [(b"apns-id", apns_id.encode())])
+        else:
+            self.respond(stream_id, answer.status,
+                         [(b"apns-id", apns_id.encode()), (b"content-type", b"application/json")],
+                         _error_body(answer))
 
 
 def _error_body(answer: Answer) -> bytes:
