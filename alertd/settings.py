@@ -134,6 +134,7 @@ class Apns:
 class Fcm:
     enabled: bool
     transport: str
+    cleartext_http2: bool
     endpoint: str
     service_account_file: str
     project_id: str

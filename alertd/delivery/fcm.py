@@ -212,7 +212,8 @@ class FcmSender:
         if self._config.transport == "aiohttp":
             self._wire = wire.AiohttpWire(endpoint, connections=connections)
         else:
-            self._wire = wire.CurlWire(endpoint, http2="tls", max_connections=connections,
+            http2 = "prior" if self._config.cleartext_http2 else "tls"
+            self._wire = wire.CurlWire(endpoint, http2=http2, max_connections=connections,
                                        max_streams=connections)
         self._tokens = AccessTokens(account, self._wire, self._config.timeout_s)
         if not await self._tokens.start(self._config.timeout_s):

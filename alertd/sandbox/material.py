@@ -108,6 +108,7 @@ def config_text(material: Material, apns_host: str, apns_port: int, fcm_port: in
             "",
             "[fcm]",
             f"endpoint = {q(f'http://127.0.0.1:{fcm_port}')}",
+            "cleartext_http2 = true",
             f"service_account_file = {q(material.path(SERVICE_ACCOUNT))}",
             f"project_id = {q(PROJECT_ID)}",
             "",

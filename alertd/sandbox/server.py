@@ -64,7 +64,7 @@ class Sandbox:
         hooks = InspectionHooks(stats=self._stats, revoke_fcm_tokens=self.fcm.revoke)
         try:
             await self.apns.start(self.host, self.apns_port)
-            await self._serve(self.fcm.app(), self.fcm_port)
+            await self.fcm.start(self.host, self.fcm_port)
             await self._serve(inspection_app(self.recorder, hooks), self.inspect_port)
         except BaseException:
             await self.close()
@@ -92,6 +92,8 @@ class Sandbox:
         self.config_path.unlink(missing_ok=True)
         if self.apns is not None:
             await self.apns.close()
+        if self.fcm is not None:
+            await self.fcm.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

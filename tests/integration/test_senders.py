@@ -64,18 +64,21 @@ async def plain(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
     await sandbox.close()
 
 
-TRANSPORTS = {"curl": ("curl", "curl"), "aioapns+aiohttp": ("aioapns", "aiohttp")}
+# apns.transport, fcm.transport, fcm.cleartext_http2 (the sandbox's FCM is plain http)
+TRANSPORTS = {"curl": ("curl", "curl", True), "curl-http1.1": ("curl", "curl", False),
+              "aioapns+aiohttp": ("aioapns", "aiohttp", False)}
 
 
 @pytest.fixture(params=list(TRANSPORTS))
 def running(plain: Running, request: pytest.FixtureRequest) -> Running:
     """The sandbox, with the settings naming one of the transports (apns, fcm): every sender
     test runs over both."""
-    apns_transport, fcm_transport = TRANSPORTS[request.param]
+    apns_transport, fcm_transport, cleartext_http2 = TRANSPORTS[request.param]
     cfg = plain.settings
     return Running(plain.sandbox, dataclasses.replace(
         cfg, apns=dataclasses.replace(cfg.apns, transport=apns_transport),
-        fcm=dataclasses.replace(cfg.fcm, transport=fcm_transport)))
+        fcm=dataclasses.replace(cfg.fcm, transport=fcm_transport,
+                                cleartext_http2=cleartext_http2)))
 
 
 def read(path: str) -> bytes:
@@ -503,6 +506,24 @@ async def test_fcm_push_uses_the_oauth_token_and_contract_body(running: Running)
     expected = push.fcm_message(msg)["message"]
     assert abs(int(sent["android"].pop("ttl")[:-1]) - int(expected["android"].pop("ttl")[:-1])) <= 2
     assert sent == expected
+
+
+async def test_fcm_over_http2_multiplexes_on_one_connection(running: Running) -> None:
+    """curl with cleartext_http2 speaks HTTP/2 to the sandbox's FCM (h2c) and carries every
+    concurrent send and the token request on one connection; the others speak HTTP/1.1."""
+    fake = running.sandbox.fcm
+    assert fake is not None
+    before = fake.stats()["fcm_h2_connections_accepted"]
+    devices = [token() for _ in range(40)]
+    async with fcm_sender(running.settings.fcm) as sender:
+        outcomes_ = await asyncio.gather(*(sender.send(message(d, "android")) for d in devices))
+        open_h2 = fake.stats()["fcm_h2_connections"]
+    assert [o.status for o in outcomes_] == ["sent"] * len(devices)
+    got = {e["token"] for e in await deliveries(running) if e["service"] == "fcm"}
+    assert got >= set(devices)
+    http2 = running.settings.fcm.transport == "curl" and running.settings.fcm.cleartext_http2
+    assert fake.stats()["fcm_h2_connections_accepted"] - before == (1 if http2 else 0)
+    assert open_h2 == (1 if http2 else 0)
 
 
 @pytest.mark.parametrize(("prefix", "status"), [("gone-", 404), ("bad-", 400)])
