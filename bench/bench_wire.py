@@ -5,7 +5,8 @@ at the sandbox by each client, measured in the same run.
   APNs sender builds it (apns.curl_wire: `--max-connections` connections, HTTP/2 multiplexed,
   one provider JWT), the sender's own headers.
 - FCM: a plain aiohttp session (HTTP/1.1, as raw_push_loop) against CurlWire as the FCM sender
-  builds it (HTTP/1.1 to the sandbox's plain-http FCM: it does not speak HTTP/2).
+  builds it, over HTTP/1.1 and over HTTP/2 (prior knowledge to the sandbox's plain-http FCM,
+  fcm.cleartext_http2; FCM itself negotiates HTTP/2 over https).
 
 Each client sends `--requests` requests (fresh tokens) with `--concurrency` in flight; rounds
 alternate the clients and the medians are printed. CPU is read from /proc for this process
@@ -136,20 +137,24 @@ def clients(cfg: settings.Settings, max_connections: int, concurrency: int) -> l
 
         return send, session.close
 
-    async def curl_fcm() -> tuple[Push, Callable[[], Awaitable[None]]]:
-        headers = {"Authorization": f"Bearer {await fcm_token()}",
-                   "Content-Type": "application/json; charset=utf-8"}
-        line = wire.CurlWire(cfg.fcm.endpoint, http2="tls", max_connections=concurrency + 1,
-                             max_streams=concurrency + 1)
+    def curl_fcm(http2: str) -> Callable[[], Awaitable[tuple[Push, Callable[[],
+                                                                             Awaitable[None]]]]]:
+        async def opened() -> tuple[Push, Callable[[], Awaitable[None]]]:
+            headers = {"Authorization": f"Bearer {await fcm_token()}",
+                       "Content-Type": "application/json; charset=utf-8"}
+            line = wire.CurlWire(cfg.fcm.endpoint, http2=http2,
+                                 max_connections=concurrency + 1, max_streams=concurrency + 1)
 
-        async def send(device: str) -> bool:
-            answer = await line.request("POST", path, headers, fcm_body(device), 10.0)
-            return answer.status == 200
+            async def send(device: str) -> bool:
+                answer = await line.request("POST", path, headers, fcm_body(device), 10.0)
+                return answer.status == 200
 
-        return send, line.close
+            return send, line.close
+        return opened
 
     return [Client("aioapns", "apns", aioapns_client), Client("curl", "apns", curl_apns),
-            Client("aiohttp", "fcm", aiohttp_fcm), Client("curl", "fcm", curl_fcm)]
+            Client("aiohttp", "fcm", aiohttp_fcm), Client("curl-h1", "fcm", curl_fcm("tls")),
+            Client("curl-h2", "fcm", curl_fcm("prior"))]
 
 
 async def measure(client: Client, sb: SandboxProcess, http: aiohttp.ClientSession,
@@ -202,7 +207,8 @@ async def main(requests: int, concurrency: int, rounds: int, max_connections: in
         print(f"{key:13} {rate:7,.0f} req/s  client {client:4.0f} us CPU/req"
               f"  sandbox {sandbox:4.0f} us CPU/req")
     print(f"client CPU curl/aioapns {med['apns curl'][1] / med['apns aioapns'][1]:.2f};"
-          f" curl/aiohttp (FCM, HTTP/1.1) {med['fcm curl'][1] / med['fcm aiohttp'][1]:.2f}")
+          f" FCM curl HTTP/1.1 / aiohttp {med['fcm curl-h1'][1] / med['fcm aiohttp'][1]:.2f},"
+          f" curl HTTP/2 / aiohttp {med['fcm curl-h2'][1] / med['fcm aiohttp'][1]:.2f}")
 
 
 if __name__ == "__main__":
