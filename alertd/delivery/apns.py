@@ -311,7 +311,7 @@ class ApnsSender:
         if msg.expires_at <= datetime.now(UTC):
             return push.Outcome("failed", reason="expired")
         try:
-            payload = push.apns_payload(msg)
+            body = push.apns_bytes(msg)
         except errors.PayloadTooLarge as exc:
             return push.Outcome("failed", reason=exc.reason)
         await self.start()
@@ -320,12 +320,11 @@ class ApnsSender:
         token = self._tokens.current if self._tokens is not None else ""
         if token:
             headers["authorization"] = f"bearer {token}"
-        timeout_s = self._config.timeout_s
         try:
-            # asyncio.timeout, not wait_for: no extra task per push on the hot path.
-            async with asyncio.timeout(timeout_s):
-                answer = await self._wire.request("POST", self._path + msg.token, headers,
-                                                  push.encode_apns(payload), timeout_s)
+            # Every wire bounds its own wait by timeout_s (TimeoutError): no timer object of
+            # ours per push.
+            answer = await self._wire.request("POST", self._path + msg.token, headers, body,
+                                              self._config.timeout_s)
         except outcomes.TRANSPORT_ERRORS as exc:  # anything else is a bug: let it be seen
             outcome = outcomes.from_exception(exc)
             _log_unsent("apns_send_error", msg, outcome)

@@ -230,8 +230,7 @@ class FcmSender:
         if not await self._wait_out_pause():
             return push.Outcome("retry", reason="sender closed")
         try:
-            async with asyncio.timeout(self._config.timeout_s):  # no extra task per push
-                return await self._post(msg)
+            return await self._post(msg)
         except outcomes.TRANSPORT_ERRORS as exc:  # anything else is a bug: let it be seen
             outcome = outcomes.from_exception(exc)
             log.warning("fcm_send_error", delivery_id=msg.delivery_id,
@@ -248,17 +247,25 @@ class FcmSender:
     async def _post(self, msg: push.PushMessage) -> push.Outcome:
         assert self._wire is not None and self._tokens is not None
         try:
-            message = push.fcm_message(msg)
+            body = push.fcm_bytes(msg)
         except errors.PayloadTooLarge as exc:
             return push.Outcome("failed", reason=exc.reason)
-        token = await self._tokens.usable()
-        body = json.dumps(message, ensure_ascii=False).encode()
+        timeout_s = self._config.timeout_s
+        token = self._tokens.current
+        if token is None or token.expires_at <= time.monotonic():
+            # Rare: no usable token yet. Waiting for one counts against timeout_s; the wire
+            # bounds its own wait by the rest (no timer object of ours on the common path).
+            started = time.monotonic()
+            async with asyncio.timeout(timeout_s):
+                token = await self._tokens.usable()
+            timeout_s -= time.monotonic() - started
+            if timeout_s <= 0:
+                raise TimeoutError("no FCM access token within timeout_s")
         headers = {
             "Authorization": f"Bearer {token.value}",
             "Content-Type": "application/json; charset=utf-8",
         }
-        answer = await self._wire.request("POST", self._path, headers, body,
-                                          self._config.timeout_s)
+        answer = await self._wire.request("POST", self._path, headers, body, timeout_s)
         status = answer.status
         if 200 <= status < 300:  # the common case: no Retry-After to read
             return outcomes.from_fcm(status, _json(answer.body), None)

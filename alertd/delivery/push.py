@@ -93,6 +93,32 @@ def redact_token(token: str) -> str:
     return token[:8] + "…" if len(token) > 8 else "…"
 
 
+# One fan-out sends the same notification to every device of a language: the bytes that do not
+# depend on the device are encoded once per distinct message, not once per push. Bounded: the
+# cache is emptied when full (a few hundred texts are in use at once at most).
+_CACHE_MAX = 512
+_apns_bytes: dict[tuple[object, ...], bytes] = {}
+_fcm_parts: dict[tuple[object, ...], tuple[str, str]] = {}
+_JSON = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) uses
+
+
+def _remember(cache: dict[tuple[object, ...], Any], key: tuple[object, ...], value: Any) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+
+
+def apns_bytes(msg: PushMessage) -> bytes:
+    """encode_apns(apns_payload(msg)), encoded once per distinct notification (the APNs body
+    names no device); raises PayloadTooLarge like apns_payload."""
+    key = (msg.title, msg.body, msg.kind, msg.alert_id, msg.level, msg.thread_id, msg.critical)
+    body = _apns_bytes.get(key)
+    if body is None:
+        body = encode_apns(apns_payload(msg))
+        _remember(_apns_bytes, key, body)
+    return body
+
+
 def encode_apns(payload: dict[str, Any]) -> bytes:
     """The APNs payload as bytes on the wire (aioapns sends json.dumps(ensure_ascii=False))."""
     return json.dumps(payload, ensure_ascii=False).encode()
@@ -220,3 +246,27 @@ def fcm_message(msg: PushMessage, now: datetime | None = None) -> dict[str, Any]
             },
         }
     }
+
+
+def fcm_bytes(msg: PushMessage, now: datetime | None = None) -> bytes:
+    """The FCM request body, byte for byte json.dumps(fcm_message(msg, now),
+    ensure_ascii=False).encode(): only the token and the ttl are encoded per push, the rest
+    once per distinct notification; raises PayloadTooLarge like fcm_message."""
+    key = (msg.title, msg.body, msg.kind, msg.alert_id, msg.level, msg.priority,
+           msg.collapse_id)
+    parts = _fcm_parts.get(key)
+    if parts is None:
+        # Split a whole encoding at the two values that vary: token and ttl (json.dumps keeps
+        # the dict order of fcm_message, so the rest is the same text for every push).
+        whole = fcm_message(msg, datetime.now(UTC))["message"]
+        head = _JSON.encode({"notification": whole["notification"], "data": whole["data"]})
+        android = whole["android"]
+        parts = (
+            ", " + head[1:-1] + ', "android": {"priority": ' + _JSON.encode(android["priority"])
+            + ', "ttl": ',
+            ', "collapse_key": ' + _JSON.encode(android["collapse_key"]) + "}}}",
+        )
+        _remember(_fcm_parts, key, parts)
+    ttl = fcm_ttl(msg.expires_at, now if now is not None else datetime.now(UTC))
+    return ('{"message": {"token": ' + _JSON.encode(msg.token) + parts[0] + _JSON.encode(ttl)
+            + parts[1]).encode()

@@ -260,3 +260,39 @@ def test_cluster_boundaries() -> None:
     assert push.shorten("避難所", 3) == "避難所"
     assert push.shorten("避難  所", 3) == "避難…"
     assert push.shorten("e\u0302\u0301x", 2) == "…"
+
+
+_ENCODED_ONCE_CASES = [
+    {},
+    {"platform": "android", "token": 'fcm:tok"\\\n', "level": None},
+    {"platform": "android", "kind": "tip", "priority": 5, "critical": False},
+    {"critical": True, "body": "x" * 5000},  # shortened to fit
+    {"platform": "android", "title": "t\u2028\"é", "body": "避難" * 3000},  # shortened
+    {"expires_at": NOW + timedelta(weeks=9)},  # ttl clamped
+]
+
+
+@pytest.mark.parametrize("changes", _ENCODED_ONCE_CASES)
+def test_cached_encodings_are_the_bytes_of_a_full_encoding(changes: dict[str, Any]) -> None:
+    """apns_bytes and fcm_bytes, asked twice (the second from the cache), give byte for byte
+    the encoding of apns_payload and fcm_message, with each push's own token and ttl."""
+    msg = message(**changes)
+    later = NOW + timedelta(seconds=30)
+    for _ in range(2):
+        assert push.apns_bytes(msg) == push.encode_apns(push.apns_payload(msg))
+        for now in (NOW, later):
+            expected = json.dumps(push.fcm_message(msg, now), ensure_ascii=False).encode()
+            assert push.fcm_bytes(msg, now) == expected
+    other = dataclasses.replace(msg, token="b" * 64, delivery_id=43)
+    assert json.loads(push.fcm_bytes(other, NOW))["message"]["token"] == "b" * 64
+
+
+def test_cached_encodings_refuse_what_the_builders_refuse() -> None:
+    """A title too long for any payload raises PayloadTooLarge from the cached encoders too,
+    every time (a refusal is not cached as bytes)."""
+    msg = message(title="x" * 5000)
+    for _ in range(2):
+        with pytest.raises(errors.PayloadTooLarge):
+            push.apns_bytes(msg)
+        with pytest.raises(errors.PayloadTooLarge):
+            push.fcm_bytes(dataclasses.replace(msg, platform="android"), NOW)
