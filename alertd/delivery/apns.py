@@ -314,7 +314,8 @@ class ApnsSender:
             body = push.apns_bytes(msg)
         except errors.PayloadTooLarge as exc:
             return push.Outcome("failed", reason=exc.reason)
-        await self.start()
+        if self._wire is None:
+            await self.start()
         assert self._wire is not None
         headers = self.headers(msg)
         token = self._tokens.current if self._tokens is not None else ""

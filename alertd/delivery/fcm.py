@@ -222,15 +222,17 @@ class FcmSender:
     async def send(self, msg: push.PushMessage) -> push.Outcome:
         """Send one push and return its outcome; raises only for a bug (the dispatcher's
         send slots bound how many run at once)."""
-        if msg.expires_at <= datetime.now(UTC):
+        now = datetime.now(UTC)
+        if msg.expires_at <= now:
             return push.Outcome("failed", reason="expired")
         if self._closed.is_set():
             return push.Outcome("retry", reason="sender closed")
-        await self.start()
-        if not await self._wait_out_pause():
+        if self._wire is None:
+            await self.start()
+        if self._paused_until and not await self._wait_out_pause():
             return push.Outcome("retry", reason="sender closed")
         try:
-            return await self._post(msg)
+            return await self._post(msg, now)
         except outcomes.TRANSPORT_ERRORS as exc:  # anything else is a bug: let it be seen
             outcome = outcomes.from_exception(exc)
             log.warning("fcm_send_error", delivery_id=msg.delivery_id,
@@ -244,10 +246,10 @@ class FcmSender:
                 await asyncio.wait_for(self._closed.wait(), left)
         return not self._closed.is_set()
 
-    async def _post(self, msg: push.PushMessage) -> push.Outcome:
+    async def _post(self, msg: push.PushMessage, now: datetime) -> push.Outcome:
         assert self._wire is not None and self._tokens is not None
         try:
-            body = push.fcm_bytes(msg)
+            body = push.fcm_bytes(msg, now)
         except errors.PayloadTooLarge as exc:
             return push.Outcome("failed", reason=exc.reason)
         timeout_s = self._config.timeout_s
