@@ -223,7 +223,9 @@ class Dispatcher:
         # here instead of waiting for a claim query's round trip. At most `slots.size` rows
         # wait here; their lease is far longer than the wait.
         ahead = self.ahead[service]
-        top_up = max(1, min(dcfg.batch_size, slots.size) // 4)
+        # Claims of half the slots, not smaller: PostgreSQL spends a fixed ~0.5-0.8 ms on each
+        # statement (planning, commit), and half the slots still wait here when a claim starts.
+        top_up = max(1, min(dcfg.batch_size, slots.size) // 2)
         exhausted = False
         while not self.stopping.is_set():
             if not self.presence.holding.is_set():
