@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
 from alertd import db, devices
 from alertd.delivery import outbox
@@ -75,6 +76,22 @@ async def test_only_the_holder_records(pool: asyncpg.Pool) -> None:
     row = await pool.fetchrow("SELECT state, provider_id, done_at FROM deliveries")
     assert (row["state"], row["provider_id"]) == ("sent", "p-1")
     assert row["done_at"] is not None
+
+
+async def test_outcomes_beyond_one_statement_are_all_written(
+        pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More outcomes than one statement takes are all written, each with its own state and
+    provider id, and writing them all again (a retried flush) writes none twice."""
+    monkeypatch.setattr(outbox, "RECORD_CHUNK", 3)
+    await _seed(pool, 8)
+    claimed = await outbox.claim(pool, "apns", 10, 30.0, "w")
+    results = [outbox.Result(c.id, "sent" if i % 2 else "failed", None, f"p-{c.id}", None)
+               for i, c in enumerate(claimed)]
+    assert await outbox.record(pool, results, ["w"]) == 8
+    rows = await pool.fetch("SELECT id, state, provider_id FROM deliveries")
+    assert {(r["id"], r["state"], r["provider_id"]) for r in rows} == {
+        (r.id, r.state, r.provider_id) for r in results}
+    assert await outbox.record(pool, results, ["w"]) == 0
 
 
 async def test_retry_is_not_due_before_its_time(pool: asyncpg.Pool) -> None:
