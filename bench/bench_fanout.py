@@ -164,12 +164,26 @@ async def _commits(conn: asyncpg.Connection) -> int:
                                    " WHERE datname = current_database()"))
 
 
+async def send_seconds(http: aiohttp.ClientSession, url: str) -> dict[str, tuple[float, int]]:
+    """The daemon's alertd_send_seconds sum and count per service (its /metrics)."""
+    async with http.get(f"{url}/metrics") as resp:
+        text = await resp.text()
+    out: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for suffix, index in (("_sum", 0), ("_count", 1)):
+            if line.startswith(f"alertd_send_seconds{suffix}{{"):
+                service = line.split('service="', 1)[1].split('"', 1)[0]
+                out.setdefault(service, [0.0, 0.0])[index] += float(line.rsplit(" ", 1)[1])
+    return {service: (total, int(count)) for service, (total, count) in out.items()}
+
+
 async def engine_run(http: aiohttp.ClientSession, conn: asyncpg.Connection,
                      d: harness.Daemon, sb: harness.Sandbox, token: str, devices: int,
-                     cpu: Cpu) -> Run:
+                     cpu: Cpu, slots: int) -> Run:
     """One order to every device: seconds from the 201 to the last outcome recorded, CPU
     seconds the daemon (all its processes), the sandbox and PostgreSQL used meanwhile."""
     await sb.clear(http)
+    sends_before = await send_seconds(http, d.url)
     before = cpu.snapshot()
     posted = time.perf_counter()
     answer = await harness.post_order(http, d.url, token, ORDER)
@@ -215,6 +229,17 @@ async def engine_run(http: aiohttp.ClientSession, conn: asyncpg.Connection,
     print(f"         cpu s while accepting: {Cpu.spent(before, accepted_cpu)};"
           f" while sending: {Cpu.spent(accepted_cpu, done_cpu)}; {xacts:,} transactions",
           flush=True)
+    sends = await send_seconds(http, d.url)
+    waits = []
+    for service, (total, count) in sorted(sends.items()):
+        total -= sends_before.get(service, (0.0, 0))[0]
+        count -= sends_before.get(service, (0.0, 0))[1]
+        if count:
+            waits.append(f"{service} {total / count * 1000:.1f} ms")
+    # Little's law: with every send slot busy, a slot is held slots / rate seconds per delivery:
+    # the push request itself (above), then the wait for its outcome's group commit.
+    print(f"         mean push request: {', '.join(waits)}; each of the {slots} send slots"
+          f" held {slots * elapsed / devices * 1000:.1f} ms per delivery", flush=True)
     return Run(elapsed, Cpu.used(accepted_cpu, done_cpu))
 
 
@@ -267,7 +292,7 @@ def postgres_backends(database: str) -> Pids:
 
 async def alternate(http: aiohttp.ClientSession, url: str, d: harness.Daemon,
                     sb: harness.Sandbox, devices: int, concurrency: int, rounds: int,
-                    profile: Path | None) -> tuple[list[Run], list[Run]]:
+                    profile: Path | None, workers: int) -> tuple[list[Run], list[Run]]:
     """raw, engine, raw, engine, ...: the runs of each."""
     token = harness.staff_token(url)
     raw: list[Run] = []
@@ -283,7 +308,8 @@ async def alternate(http: aiohttp.ClientSession, url: str, d: harness.Daemon,
             with profiled({"client": os.getpid(), "sandbox-raw": sb.proc.pid}, out):
                 raw.append(await raw_run(http, sb, devices, concurrency, r, raw_cpu))
             with profiled({"daemon": d.proc.pid, "sandbox": sb.proc.pid}, out):
-                engine.append(await engine_run(http, conn, d, sb, token, devices, engine_cpu))
+                engine.append(await engine_run(http, conn, d, sb, token, devices, engine_cpu,
+                                               2 * concurrency * workers))
     finally:
         await conn.close()
     return raw, engine
@@ -360,7 +386,7 @@ async def main(devices: int, concurrency: int, rounds: int, batch_size: int | No
                 async with harness.daemon(url, sb.config, Path(tmp) / f"daemon-w{n}.log", http,
                                           workers=n, **extra) as d:
                     results[n] = await alternate(http, url, d, sb, devices, concurrency,
-                                                 rounds, profile and profile / f"w{n}")
+                                                 rounds, profile and profile / f"w{n}", n)
             stats = await sb.stats(http)
     received = sum(stats["received"].values())
     if received != 2 * rounds * devices * len(workers):
