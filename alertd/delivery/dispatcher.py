@@ -24,6 +24,7 @@ from alertd.delivery.push import Outcome, PushMessage, thread_id_for
 log = structlog.get_logger(__name__)
 
 LEASE_MARGIN_S = 2.0  # a claim with less lease left than this is handed back, not sent
+FLUSHES_IN_FLIGHT = 2  # group commits of outcomes under way at once (see Dispatcher._flusher)
 
 
 class Sender(Protocol):
@@ -345,12 +346,30 @@ class Dispatcher:
         self._tally.clear()
 
     async def _flusher(self) -> None:
+        """Group commits of outcomes, FLUSHES_IN_FLIGHT at a time: a send slot is held until
+        its outcome is committed, so while one commit is under way the next one starts with
+        what came meanwhile instead of waiting for it. Rows of different flushes are distinct
+        (each is held by one claim); a batch that disables tokens waits for the others to end,
+        so two transactions never lock the same devices in turn."""
         interval = self.cfg.dispatch.flush_ms / 1000
-        while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), interval)
-            self._flush_now.clear()
-            await self._flush()
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush_now.wait(), interval)
+                self._flush_now.clear()
+                if running and (len(running) >= FLUSHES_IN_FLIGHT or self.batch.invalid):
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    if self.batch.invalid and running:
+                        await asyncio.wait(running)
+                if not self.batch:
+                    self._publish_counts()
+                    continue
+                task = asyncio.create_task(self._flush())
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _flush(self) -> None:
         self._publish_counts()

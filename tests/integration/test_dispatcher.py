@@ -261,3 +261,62 @@ async def test_a_stopped_presence_returns_without_being_cancelled(db_url: str) -
         assert await outbox.register(conn, p.identities[-1])  # its lock is free again
     finally:
         await conn.close()
+
+
+class Gated:
+    """A sender that answers `sent` for a token once that token's gate opens."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Event] = {}
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def send(self, msg: PushMessage) -> Outcome:
+        """Wait for this token's gate."""
+        await self.gates.setdefault(msg.token, asyncio.Event()).wait()
+        return Outcome("sent")
+
+    def paused_for(self) -> float:
+        """Never paused."""
+        return 0.0
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+async def test_an_outcome_commits_while_an_earlier_group_commit_waits(
+        pool: asyncpg.Pool, db_url: str) -> None:
+    """Group commits overlap: while one outcome's commit waits on a row lock, a later outcome
+    is committed (its send slot freed) by the next group commit instead of queueing behind."""
+    await _queue(pool, 2)
+    tokens = {r["push_token"]: r["id"] for r in await pool.fetch(
+        "SELECT v.push_token, d.id FROM deliveries d JOIN devices v ON v.id = d.device_id")}
+    sender = Gated()
+    async with dispatching(pool, db_url, sender) as dispatcher:
+        async def both_claimed() -> bool:
+            return len(dispatcher.inflight) == 2
+        await wait_for(both_claimed, "both deliveries in flight")
+        first, second = sorted(tokens)
+        async with pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE",
+                                  tokens[first])
+            sender.gates.setdefault(first, asyncio.Event()).set()
+
+            async def first_commit_waiting() -> bool:
+                return bool(await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE deliveries d%'"))
+            await wait_for(first_commit_waiting, "the first outcome's commit blocked")
+            sender.gates.setdefault(second, asyncio.Event()).set()
+
+            async def second_sent() -> bool:
+                return await pool.fetchval("SELECT state FROM deliveries WHERE id = $1",
+                                           tokens[second]) == "sent"
+            await wait_for(second_sent, "the second outcome committed meanwhile")
+            assert await pool.fetchval("SELECT state FROM deliveries WHERE id = $1",
+                                       tokens[first]) == "sending"
+
+        async def both_sent() -> bool:
+            return await _states(pool) == [("sent", 1)] * 2
+        await wait_for(both_sent, "the first outcome committed once the lock went")
