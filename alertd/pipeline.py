@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,7 +71,7 @@ async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
                    drill_only: bool = False) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         # FOR KEY SHARE: a device erased meanwhile must wait for this order's rows, not make
-        # the whole order fail on its foreign key.
+        # the whole order fail on the reference check of its deliveries (migration 0026).
         "SELECT id, platform, locale FROM devices WHERE seq = ANY($1::bigint[])"
         " AND token_state = 'active' AND ($2::boolean IS FALSE OR drill) FOR KEY SHARE",
         seqs.tolist(), drill_only,
@@ -88,11 +88,12 @@ async def _plans(conn: asyncpg.Connection, spec: OrderSpec, devices: list[asyncp
 
 def _rows(order_id: uuid.UUID, version: int, spec: OrderSpec, kind: str,
           devices: list[asyncpg.Record], expires_at: datetime,
-          plan_of: Mapping[uuid.UUID, render.Plan] | None = None) -> list[outbox.NewDelivery]:
+          plan_of: Mapping[uuid.UUID, render.Plan] | None = None
+          ) -> Iterator[outbox.NewDelivery]:
     # One text per language, and one per language and plan for households with sheets (many
     # share a plan: the same shelter, the same trigger).
+    # A generator: enqueue consumes it while its COPY streams.
     texts: dict[tuple[str, render.Plan | None], render.Text] = {}
-    out = []
     for dev in devices:
         locale = dev["locale"]
         plan = plan_of.get(dev["id"]) if plan_of else None
@@ -101,11 +102,10 @@ def _rows(order_id: uuid.UUID, version: int, spec: OrderSpec, kind: str,
             text = render.order_text(kind, locale, spec.level, spec.hazard, spec.headline,
                                      spec.instruction, plan)
             texts[locale, plan] = text
-        out.append(outbox.NewDelivery(
+        yield outbox.NewDelivery(
             device_id=dev["id"], service=outbox.service_for(dev["platform"]), kind=kind,
             title=text.title, body=text.body, expires_at=expires_at, level=spec.level,
-            order_id=order_id, version=version))
-    return out
+            order_id=order_id, version=version)
 
 
 async def _insert_version(conn: asyncpg.Connection, order_id: uuid.UUID, version: int,
@@ -221,7 +221,7 @@ async def amend(conn: asyncpg.Connection, points: Points, order: Order,
         raised = [d for d in devices if d["id"] in holders] if spec.level > order.spec.level \
             else []
         plan_of = await _plans(conn, spec, new + raised)
-        rows = _rows(order.id, version, spec, "order", new, spec.expires_at, plan_of)
+        rows = list(_rows(order.id, version, spec, "order", new, spec.expires_at, plan_of))
         rows += _rows(order.id, version, spec, "order_update", raised, spec.expires_at, plan_of)
         dropped = holders - covered
         if dropped:

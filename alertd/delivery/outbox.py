@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -43,38 +44,45 @@ class NewDelivery:
     version: int = 0
     alert_id: str | None = None  # what the phone is told it is about when there is no order
     ref: str | None = None  # unique per device when set: the event the push is about
-    apns_id: uuid.UUID = field(default_factory=uuid.uuid4)
     due_at: datetime | None = None  # None: due at once (the transaction's time)
 
 
-_NEW_COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level",
-                "title", "body", "priority", "expires_at", "ref", "alert_id")
+# apns_id is drawn by the server (migration 0026): a uuid4 per row here cost a fifth of a
+# large order's acceptance.
+_NEW_COLUMNS = ("order_id", "version", "device_id", "kind", "service", "level", "title", "body",
+                "priority", "expires_at", "ref", "alert_id", "due_at")
 
 
-async def enqueue(conn: asyncpg.Connection, rows: Sequence[NewDelivery]) -> int:
-    """Write delivery rows (COPY) and wake the dispatchers once the transaction commits.
+async def enqueue(conn: asyncpg.Connection, rows: Iterable[NewDelivery]) -> int:
+    """Write delivery rows (COPY) and wake the dispatchers once the transaction commits;
+    returns how many were written.
 
     The only writer of delivery rows. Rows are unique per (order, version, device, kind) and
-    per (ref, device): a duplicate raises, so the caller's transaction cannot half-happen.
-    Rows with a due time wait until then (tips outside quiet hours, paced).
+    per (ref, device): a duplicate raises, so the caller's transaction cannot half-happen. A
+    device or order that does not exist raises asyncpg.ForeignKeyViolationError; the ones that
+    do stay locked FOR KEY SHARE until the transaction ends (migration 0026: checked once per
+    statement), so an erasure waits for the rows and then erases them too.
+    Rows with a due time wait until then (tips outside quiet hours, paced); the others are due
+    at the transaction's time. `rows` may be a generator: it is consumed while the COPY
+    streams, so building the rows overlaps the server's writing them.
     """
-    if not rows:
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
         return 0
-    now = [r for r in rows if r.due_at is None]
-    later = [r for r in rows if r.due_at is not None]
-    if now:
-        await conn.copy_records_to_table("deliveries", columns=_NEW_COLUMNS, records=[
-            _record(r) for r in now])
-    if later:
-        await conn.copy_records_to_table("deliveries", columns=(*_NEW_COLUMNS, "due_at"),
-                                         records=[(*_record(r), r.due_at) for r in later])
+    now: datetime = await conn.fetchval("SELECT now()")  # the column default, in one COPY
+    written = 0
+
+    def records() -> Iterator[tuple[object, ...]]:
+        nonlocal written
+        for r in itertools.chain((first,), it):
+            written += 1
+            yield (r.order_id, r.version, r.device_id, r.kind, r.service, r.level, r.title,
+                   r.body, r.priority, r.expires_at, r.ref, r.alert_id, r.due_at or now)
+
+    await conn.copy_records_to_table("deliveries", columns=_NEW_COLUMNS, records=records())
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
-    return len(rows)
-
-
-def _record(r: NewDelivery) -> tuple[object, ...]:
-    return (r.apns_id, r.order_id, r.version, r.device_id, r.kind, r.service, r.level, r.title,
-            r.body, r.priority, r.expires_at, r.ref, r.alert_id)
+    return written
 
 
 @dataclass(frozen=True, slots=True)

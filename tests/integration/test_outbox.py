@@ -13,6 +13,7 @@ import pytest
 
 from alertd import db, devices
 from alertd.delivery import outbox
+from tests.waiting import wait_for
 
 COLUMNS = ("apns_id", "order_id", "version", "device_id", "kind", "service", "level", "title",
            "body", "priority", "expires_at")
@@ -192,6 +193,124 @@ async def test_enqueue_writes_rows_and_wakes_dispatchers_at_commit(pool: asyncpg
         (android, "shelter_opened", None, "shelter-S1", None, expires)]
     assert await pool.fetchval("SELECT ref FROM deliveries WHERE device_id = $1",
                                android) == "shelter:S1:1"
+
+
+def _order_row(device_id: uuid.UUID, order_id: uuid.UUID | None,
+               kind: str = "order") -> outbox.NewDelivery:
+    return outbox.NewDelivery(device_id=device_id, service="apns", kind=kind, title="t",
+                              body="b", expires_at=datetime.now(UTC) + timedelta(hours=1),
+                              level=4, order_id=order_id, version=1,
+                              alert_id=None if order_id else "shelter-S1",
+                              ref=None if order_id else f"ref-{uuid.uuid4()}")
+
+
+async def test_enqueue_draws_a_distinct_apns_id_per_row(pool: asyncpg.Pool) -> None:
+    """The server draws each row's apns-id (version 4 UUIDs, all distinct), and a generator of
+    rows is written whole."""
+    order_id, _ = await _seed(pool, 0)
+    ids = [(await devices.register(pool, "ios", f"gen-{i}", "ja"))[0] for i in range(30)]
+    async with pool.acquire() as conn, conn.transaction():
+        assert await outbox.enqueue(conn, (_order_row(d, order_id) for d in ids)) == 30
+        assert await outbox.enqueue(conn, iter(())) == 0
+    found = await pool.fetch("SELECT apns_id FROM deliveries WHERE order_id = $1", order_id)
+    assert len({r["apns_id"] for r in found}) == 30
+    assert {r["apns_id"].version for r in found} == {4}
+
+
+@pytest.mark.parametrize("missing", ["device", "order"])
+async def test_enqueue_refuses_rows_naming_what_does_not_exist(pool: asyncpg.Pool,
+                                                               missing: str) -> None:
+    """A delivery for a device or an order that does not exist is refused as a foreign key
+    violation, and none of the statement's rows are written."""
+    order_id, ids = await _seed(pool, 2)
+    await pool.execute("DELETE FROM deliveries")
+    rows = [_order_row(d, order_id, kind="order_update") for d in ids]
+    if missing == "device":
+        rows.append(_order_row(uuid.uuid4(), order_id, kind="order_update"))
+    else:
+        rows.append(_order_row(ids[0], uuid.uuid4()))
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match=missing):
+            async with conn.transaction():
+                await outbox.enqueue(conn, rows)
+    assert await pool.fetchval("SELECT count(*) FROM deliveries") == 0
+
+
+async def test_the_keys_of_a_delivery_never_change(pool: asyncpg.Pool) -> None:
+    """Moving a delivery to another device or order is refused (what the foreign keys checked
+    on update)."""
+    order_id, ids = await _seed(pool, 2)
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await pool.execute("UPDATE deliveries SET device_id = $1 WHERE device_id = $2",
+                           uuid.uuid4(), ids[0])
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await pool.execute("UPDATE deliveries SET order_id = NULL")
+    assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE order_id = $1",
+                               order_id) == 2
+
+
+async def test_erasing_devices_and_orders_erases_their_deliveries(pool: asyncpg.Pool) -> None:
+    """Deleting a device, several at once, or an order deletes their deliveries (and no
+    others)."""
+    order_id, ids = await _seed(pool, 4)
+    other_order, others = await _seed(pool, 2, token="other")
+    await devices.delete(pool, ids[0])
+    await pool.execute("DELETE FROM devices WHERE id = ANY($1::uuid[])", ids[1:3])
+    assert {r["device_id"] for r in await pool.fetch("SELECT device_id FROM deliveries")} == {
+        ids[3], *others}
+    await pool.execute("DELETE FROM orders WHERE id = $1", order_id)
+    assert {r["order_id"] for r in await pool.fetch("SELECT order_id FROM deliveries")} == {
+        other_order}
+
+
+async def test_an_erasure_waits_for_a_fan_out_writing_to_the_device(pool: asyncpg.Pool) -> None:
+    """A device erased while a transaction is writing its delivery waits for that transaction,
+    then erases the delivery too: nothing is left for a device that is gone."""
+    order_id, ids = await _seed(pool, 1)
+    await pool.execute("DELETE FROM deliveries")
+    async with pool.acquire() as writer, pool.acquire() as eraser:
+        tx = writer.transaction()
+        await tx.start()
+        await outbox.enqueue(writer, [_order_row(ids[0], order_id)])
+        erasing = asyncio.create_task(devices.delete(eraser, ids[0]))
+        pid = eraser.get_server_pid()
+
+        async def erasure_waits() -> bool:
+            return bool(await pool.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid))
+        await wait_for(erasure_waits, "the erasure to wait for the writer")
+        assert not erasing.done()
+        await tx.commit()
+        await asyncio.wait_for(erasing, 10)
+    assert await pool.fetchval("SELECT count(*) FROM deliveries") == 0
+    assert await pool.fetchval("SELECT count(*) FROM devices WHERE id = $1", ids[0]) == 0
+
+
+async def test_a_fan_out_writing_to_a_device_being_erased_fails_whole(
+        pool: asyncpg.Pool) -> None:
+    """A transaction writing deliveries while a device's erasure is uncommitted waits for it,
+    then fails whole once the device is gone."""
+    order_id, ids = await _seed(pool, 2)
+    await pool.execute("DELETE FROM deliveries")
+    async with pool.acquire() as writer, pool.acquire() as eraser:
+        tx = eraser.transaction()
+        await tx.start()
+        await eraser.execute("DELETE FROM devices WHERE id = $1", ids[0])
+
+        async def write() -> None:
+            async with writer.transaction():
+                await outbox.enqueue(writer, [_order_row(d, order_id) for d in ids])
+        writing = asyncio.create_task(write())
+        pid = writer.get_server_pid()
+
+        async def writer_waits() -> bool:
+            return bool(await pool.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid))
+        await wait_for(writer_waits, "the writer to wait for the erasure")
+        await tx.commit()
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await asyncio.wait_for(writing, 10)
+    assert await pool.fetchval("SELECT count(*) FROM deliveries") == 0
 
 
 @asynccontextmanager
