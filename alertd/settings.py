@@ -60,6 +60,10 @@ class Ratelimit:
     location_per_s: float
     staff_burst: int
     staff_per_s: float
+    search_burst: int
+    search_per_s: float
+    search_concurrency: int
+    search_wait_s: float
     max_tracked: int
 
 
@@ -281,7 +285,9 @@ _POSITIVE = {
     "sync.cursor_max_age_s", "ratelimit.register_burst",
     "ratelimit.register_per_s", "ratelimit.device_burst", "ratelimit.device_per_s",
     "ratelimit.location_burst", "ratelimit.location_per_s", "ratelimit.staff_burst",
-    "ratelimit.staff_per_s", "ratelimit.max_tracked", "compute.timeout_s", "compute.wait_s",
+    "ratelimit.staff_per_s", "ratelimit.search_burst", "ratelimit.search_per_s",
+    "ratelimit.search_concurrency", "ratelimit.search_wait_s", "ratelimit.max_tracked",
+    "compute.timeout_s", "compute.wait_s",
     "database.connect_timeout_s", "database.acquire_timeout_s", "database.statement_timeout_s",
     "database.bulk_timeout_s", "database.idle_in_transaction_s", "database.ready_timeout_s",
     "tips.rate_per_s", "tips.ttl_s", "tips.batch_size",

@@ -162,10 +162,12 @@ async def set_status(conn: asyncpg.Connection, shelter_id: str, status: str,
 async def nearest(conn: asyncpg.Connection | asyncpg.Pool, lat: float, lon: float,
                   hazard: str | None, open_only: bool,
                   limit: int) -> list[tuple[StoredShelter, float]]:
-    """Shelters nearest first by great-circle distance, optionally by hazard and open state."""
+    """Shelters nearest first by great-circle distance, optionally by hazard and open state
+    (open_only: open or full, as the shelter answers its door; the phone shows which)."""
     rows = await conn.fetch(
         f"SELECT *, {_DISTANCE} AS distance_m FROM shelters"
-        " WHERE ($3::text IS NULL OR $3 = ANY(hazards)) AND (NOT $4 OR status = 'open')"
+        " WHERE ($3::text IS NULL OR $3 = ANY(hazards))"
+        " AND (NOT $4 OR status IN ('open', 'full'))"
         " ORDER BY distance_m, id LIMIT $5",
         lat, lon, hazard, open_only, limit,
     )

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from alertd import devices, errors, inbox, shelters, validate
-from alertd.api import plumbing
+from alertd.api import plumbing, throttle
 from alertd.ingest import jma_states
 from alertd.orders import HAZARDS
 
@@ -218,7 +218,9 @@ async def nearest_shelters(request: web.Request) -> web.Response:
     if flag not in ("true", "false"):
         raise errors.InvalidInput("open must be true or false")
     open_only = flag == "true"
-    found = await shelters.nearest(plumbing.ctx(request).pool, lat, lon, hazard, open_only,
-                                   plumbing.int_arg(request, "limit", 20, 1, 200))
+    limit = plumbing.int_arg(request, "limit", 20, 1, 200)
+    async with throttle.searching(request):
+        found = await shelters.nearest(plumbing.ctx(request).pool, lat, lon, hazard, open_only,
+                                       limit)
     return plumbing.json_response({"shelters": [
         {**s.as_json(), "distance_m": round(d, 1)} for s, d in found]})

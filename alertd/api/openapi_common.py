@@ -87,7 +87,8 @@ SCHEMAS: dict[str, Schema] = {
                              "(named in the answer's description)."),
     "RateLimited": obj({
         "error": string(),
-        "limit": string("the limit reached", enum=["register", "location", "device", "staff"]),
+        "limit": string("the limit reached", enum=["register", "location", "device", "staff",
+                                                    "search"]),
         "retry_after": integer("seconds to wait (as the Retry-After header)", minimum=1),
     }, closed=False),
     "Hazard": string("the eight hazard flags of the national designated-evacuation-site data",
@@ -159,9 +160,11 @@ RESPONSES: dict[str, Schema] = {
                   "query argument holding NUL or an unpaired surrogate is refused so on "
                   "every route."),
     "428": _error("The request must be conditional (If-Match)."),
-    "429": _error("A rate limit is reached (per client address for registrations, per "
-                  "credential otherwise).", "RateLimited", Retry_After=_RETRY_AFTER),
-    "503": _error("Busy, starting or stopping, or the database is unreachable; also the "
+    "429": _error("A rate limit is reached (per client address for registrations and shelter "
+                  "searches, per credential otherwise).", "RateLimited",
+                  Retry_After=_RETRY_AFTER),
+    "503": _error("Busy (for shelter searches: more than ratelimit.search_concurrency at "
+                  "once), starting or stopping, or the database is unreachable; also the "
                   "answer of a connection beyond http.max_connections. Retry after the "
                   "time given.", Retry_After=_RETRY_AFTER),
 }

@@ -214,7 +214,7 @@ PATHS: dict[str, Schema] = {
         answers={"200": answer("Warnings in force, highest level first.",
                                obj({"warnings": array(ref("Warning"))}))})},
     "/v1/shelters": {"get": operation(
-        "nearestShelters", "Shelters nearest first", tag=TAG, errors=(),
+        "nearestShelters", "Shelters nearest first", tag=TAG, errors=THROTTLED,
         parameters=[
             {**query_param("lat", LATITUDE, "latitude of the point"), "required": True},
             {**query_param("lon", LONGITUDE, "longitude of the point"), "required": True},

@@ -1,4 +1,5 @@
-"""Rate limits: token buckets per client address (registration), per device, per staff token.
+"""Rate limits: token buckets per client address (registration, shelter search), per device,
+per staff token; and a bound on the shelter searches one process runs at once.
 
 A bucket holds up to `burst` tokens and gains `per_s` a second; a request takes one or is
 answered 429 with Retry-After. Buckets live in this process's memory, so each API node limits
@@ -6,23 +7,26 @@ on its own. A bucket idle long enough to be full again is the same as no bucket 
 and at most `ratelimit.max_tracked` buckets are kept per limit (least recently used go first).
 
 Devices and staff are keyed by a digest of the credential they present, before it is looked
-up: a flood costs no database work. Registrations are keyed by the client address: the peer,
+up: a flood costs no database work. Registrations and shelter searches (which need no
+credential) are keyed by the client address: the peer,
 or, when the peer is one of `http.trusted_proxies`, the nearest untrusted address of
 X-Forwarded-For. IPv6 clients are keyed by their /64 (one subscriber's usual prefix).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from alertd import credentials, metrics, sessions, settings
+from alertd import credentials, errors, metrics, sessions, settings
 from alertd.api import plumbing
 
 Clock = Callable[[], float]
@@ -140,6 +144,13 @@ class Throttle:
                               r.device_per_s)
         self.staff = buckets("staff", "requests with this staff token", r.staff_burst,
                              r.staff_per_s)
+        self.search = buckets("search", "shelter searches from this address", r.search_burst,
+                              r.search_per_s)
+        # Shelter searches using the database at once: always one connection of the pool left
+        # for everything else (staff, sync, the fan-out), whatever the searches do.
+        self.searching = asyncio.Semaphore(max(1, min(r.search_concurrency,
+                                                      cfg.database.pool_max - 1)))
+        self.search_wait_s = r.search_wait_s
 
     def applying(self, request: web.Request) -> Iterator[tuple[Buckets, str]]:
         """The limits a request counts against, with its key in each."""
@@ -147,6 +158,9 @@ class Throttle:
         if path == "/v1/devices" and method == "POST":
             forwarded = request.headers.get("X-Forwarded-For")
             yield self.register, client_address(request.remote, forwarded, self.trusted)
+        elif path == "/v1/shelters":
+            forwarded = request.headers.get("X-Forwarded-For")
+            yield self.search, client_address(request.remote, forwarded, self.trusted)
         elif path == "/v1/me" or path.startswith("/v1/me/"):
             key = _credential_key(request.headers.get("Authorization"))
             if key is not None:
@@ -164,6 +178,24 @@ class Throttle:
 
 
 THROTTLE = web.AppKey("throttle", Throttle)
+
+
+@contextlib.asynccontextmanager
+async def searching(request: web.Request) -> AsyncIterator[None]:
+    """A turn of this process's shelter searches (ratelimit.search_concurrency at once), waited
+    for at most ratelimit.search_wait_s: then Overloaded (503 with Retry-After)."""
+    throttle = request.app[THROTTLE]
+    try:
+        async with asyncio.timeout(throttle.search_wait_s):
+            await throttle.searching.acquire()
+    except TimeoutError:
+        metrics.RATE_LIMITED.labels("search_concurrency").inc()
+        raise errors.Overloaded("too many shelter searches at once on this server; "
+                                "retry in a few seconds") from None
+    try:
+        yield
+    finally:
+        throttle.searching.release()
 
 
 @web.middleware

@@ -111,7 +111,7 @@ async def test_the_roles_described_are_the_roles_enforced(api: TestClient, conte
 async def strict(context: Context) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     """The app with every rate limit at a burst of one and no refill."""
     limits = {f"ALERTD_RATELIMIT_{kind}_{what}": value
-              for kind in ("REGISTER", "DEVICE", "LOCATION", "STAFF")
+              for kind in ("REGISTER", "DEVICE", "LOCATION", "STAFF", "SEARCH")
               for what, value in (("BURST", "1"), ("PER_S", "0.0001"))}
     cfg = settings.load(environ={"ALERTD_DATABASE_URL": context.cfg.database.url, **limits})
     client = TestClient(TestServer(routes.build_app(dataclasses.replace(context, cfg=cfg))))

@@ -180,6 +180,13 @@ async def test_nearest_first_with_filters(
     r = await api.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525",
                                               "open": "true"})
     assert [s["id"] for s in (await r.json())["shelters"]] == ["S-EAST"]
+    for status, listed in (("full", ["S-EAST"]), ("closed", [])):
+        await api.put("/v1/staff/shelters/S-EAST/status", json={"status": status},
+                      headers={"Authorization": f"Bearer {op}"})
+        r = await api.get("/v1/shelters", params={"lat": "37.7525", "lon": "140.4525",
+                                                  "open": "true"})
+        assert [(s["id"], s["status"]) for s in (await r.json())["shelters"]] == [
+            (i, status) for i in listed]
     r = await api.get("/v1/shelters", params={"lat": "95", "lon": "140"})
     assert r.status == 422
     r = await api.get("/v1/shelters", params={"lat": "37", "lon": "140", "hazard": "x"})

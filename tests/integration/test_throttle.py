@@ -3,6 +3,7 @@ token, 429 with Retry-After and a reason (on a hand-driven clock)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from alertd import settings, staff
 from alertd.api import plumbing, routes
 from alertd.context import Context
+from tests.waiting import wait_for
 
 
 class Clock:
@@ -139,3 +141,50 @@ async def test_limits_can_be_switched_off(app_with: Start) -> None:
     client, _ = await app_with(ALERTD_RATELIMIT_ENABLED="false",
                                ALERTD_RATELIMIT_REGISTER_BURST="1")
     assert await _register(client, 3) == [201, 201, 201]
+
+
+SEARCH = {"lat": "37.7525", "lon": "140.4525"}
+
+
+async def test_shelter_searches_are_limited_per_address(app_with: Start) -> None:
+    """GET /v1/shelters needs no credential: searches count per client address (as
+    registrations do), and the refill lets them through again."""
+    client, clock = await app_with(ALERTD_RATELIMIT_SEARCH_BURST="3",
+                                   ALERTD_RATELIMIT_SEARCH_PER_S="1")
+    searches = [await client.get("/v1/shelters", params=SEARCH) for _ in range(4)]
+    assert [r.status for r in searches] == [200, 200, 200, 429]
+    await _check_refusal(searches[-1], "search")
+    clock.now += 1.0
+    assert (await client.get("/v1/shelters", params=SEARCH)).status == 200
+
+
+async def test_a_surge_of_shelter_searches_leaves_the_database_to_the_rest(
+        app_with: Start) -> None:
+    """At most ratelimit.search_concurrency searches use the database at once: while one hangs
+    on the database, the next waits search_wait_s, then gets 503 with Retry-After; staff
+    requests are served meanwhile, and the hung search answers once the database does."""
+    client, _ = await app_with(ALERTD_RATELIMIT_SEARCH_CONCURRENCY="1",
+                               ALERTD_RATELIMIT_SEARCH_WAIT_S="0.2")
+    pool = client.server.app[plumbing.CONTEXT].pool
+    viewer = await staff.create(pool, "viewer")
+    async with pool.acquire() as blocker:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE shelters IN ACCESS EXCLUSIVE MODE")
+        hung = asyncio.create_task(client.get("/v1/shelters", params=SEARCH))
+
+        async def search_waits_on_the_lock() -> bool:
+            return bool(await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'SELECT %FROM shelters%'"))
+        await wait_for(search_waits_on_the_lock, "the first search to wait on the database")
+        refused = await client.get("/v1/shelters", params=SEARCH)
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == str(plumbing.RETRY_AFTER_S)
+        assert (await refused.json())["error"].startswith("too many shelter searches at once")
+        r = await client.get("/v1/staff/orders", headers={"Authorization": f"Bearer {viewer}"})
+        assert r.status == 200
+        assert not hung.done()
+        await tx.rollback()
+    assert (await asyncio.wait_for(hung, 10)).status == 200
+    assert (await client.get("/v1/shelters", params=SEARCH)).status == 200
