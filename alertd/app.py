@@ -16,6 +16,7 @@ from aiohttp import web
 from alertd import (
     db,
     errors,
+    fanout,
     housekeeping,
     logs,
     points,
@@ -195,6 +196,8 @@ async def serve(cfg: settings.Settings, roles: tuple[str, ...],
         await jobs.start()
         if "api" in roles or "feeds" in roles:
             tasks.append(asyncio.create_task(points.follow(cfg.database.url, pts, stop)))
+            # The processes that accept orders write the rest of their large fan-outs.
+            tasks.append(asyncio.create_task(fanout.Runner(context).run(stop)))
         if "feeds" in roles:
             from alertd.ingest import pollers
 

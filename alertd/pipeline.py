@@ -1,4 +1,10 @@
-"""Accepting orders: one transaction from order version to rendered outbox rows and NOTIFY."""
+"""Accepting orders: one transaction from order version to rendered outbox rows and NOTIFY.
+
+An order reaching more devices than `chunk` (orders.fanout_chunk) is accepted with the rows of
+its first chunk and a fan-out row naming the devices it matched beyond (migration 0027); once
+it commits, a fan-out runner (alertd.fanout) writes the rest a chunk per transaction through
+continue_fanout, so the first pushes go out without waiting for a million rows.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from geo import municipalities
 log = structlog.get_logger(__name__)
 
 LIFT_TTL = timedelta(hours=24)
+# Fan-out runners LISTEN on it; accepting an order that streams NOTIFYs it (delivered at commit).
+FANOUT_CHANNEL = "alertd_fanout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,18 @@ async def _devices(conn: asyncpg.Connection, seqs: np.ndarray, *,
     return rows
 
 
+async def _reachable(conn: asyncpg.Connection, seqs: np.ndarray, *,
+                     drill_only: bool = False) -> int:
+    """How many of these devices _devices would take (nothing locked: a count for the answer
+    and the progress; the rows are written from what holds when each chunk is written)."""
+    n: int = await conn.fetchval(
+        "SELECT count(*) FROM devices WHERE seq = ANY($1::bigint[])"
+        " AND token_state = 'active' AND ($2::boolean IS FALSE OR drill)",
+        seqs.tolist(), drill_only,
+    )
+    return n
+
+
 async def _plans(conn: asyncpg.Connection, spec: OrderSpec, devices: list[asyncpg.Record]
                  ) -> dict[uuid.UUID, render.Plan]:
     """The households' plans of the devices with live sheets (the others are left out)."""
@@ -122,10 +142,15 @@ async def _insert_version(conn: asyncpg.Connection, order_id: uuid.UUID, version
 async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
                  source: str = "staff", source_key: str | None = None,
                  created_by: uuid.UUID | None = None, exercise: bool = False,
-                 order_id: uuid.UUID | None = None) -> Accepted:
+                 order_id: uuid.UUID | None = None, chunk: int | None = None) -> Accepted:
     """Store a new order (under `order_id` when given: the id a held order was promised)
-    and its deliveries in one transaction; a known source_key is a no-op."""
+    and its deliveries in one transaction; a known source_key is a no-op. With `chunk`, an
+    order matching more devices than that writes the first `chunk` here and leaves the rest
+    to the fan-out runners once the caller's transaction commits (see the module)."""
     matched = points.match(spec.area.geometry, spec.area.area_codes)
+    first, rest = matched.seqs, None
+    if chunk is not None and len(first) > chunk:
+        first, rest = first[:chunk], first[chunk:]
     order_id = order_id or uuid.uuid4()
     async with conn.transaction(), db.bulk(conn):
         inserted = await conn.fetchval(
@@ -141,14 +166,88 @@ async def accept(conn: asyncpg.Connection, points: Points, spec: OrderSpec, *,
             )
             return Accepted(row["id"], row["version"], row["matched"], created=False)
         # An exercise reaches only the devices enrolled in drills.
-        devices = await _devices(conn, matched.seqs, drill_only=exercise)
-        await _insert_version(conn, order_id, 1, spec, len(devices))
+        devices = await _devices(conn, first, drill_only=exercise)
+        reach = len(devices)
+        if rest is not None:
+            reach += await _reachable(conn, rest, drill_only=exercise)
+        await _insert_version(conn, order_id, 1, spec, reach)
         plan_of = await _plans(conn, spec, devices)
         await outbox.enqueue(conn, _rows(order_id, 1, spec, "order", devices, spec.expires_at,
                                          plan_of))
-    log.info("order_accepted", order_id=str(order_id), version=1, devices=len(devices),
-             level=spec.level)
-    return Accepted(order_id, 1, len(devices), created=True)
+        if rest is not None:
+            await conn.execute("INSERT INTO fanouts (order_id, version, seqs) VALUES ($1, 1, $2)",
+                               order_id, rest.tolist())
+            await conn.execute("SELECT pg_notify($1, '')", FANOUT_CHANNEL)
+    log.info("order_accepted", order_id=str(order_id), version=1, devices=reach,
+             level=spec.level, streamed=rest is not None)
+    return Accepted(order_id, 1, reach, created=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What one step of a streamed fan-out did."""
+
+    order_id: uuid.UUID
+    written: int  # delivery rows written
+    finished: bool  # the fan-out is over (all written, or the order changed or ended)
+
+
+async def continue_fanout(pool: asyncpg.Pool, table: municipalities.Table,
+                          cfg: settings.Settings, owner: str) -> Chunk | None:
+    """Write the next chunk of one streamed fan-out that no other runner holds, in one
+    transaction with its progress; None when there is none to take.
+
+    The fan-out row is locked first, then the order (FOR SHARE): amending, lifting and
+    expiring an order lock only the order, so each waits for a chunk in progress, and the next
+    chunk sees the change and ends the fan-out. That is all they need: an amendment covers
+    its whole area itself (a device not reached yet gets the new version as a new order), a
+    lifting tells the devices reached so far, and an ended order is sent nothing more."""
+    async with pool.acquire() as conn, conn.transaction(), db.bulk(conn):
+        row = await conn.fetchrow(
+            "SELECT order_id, version, done, cardinality(seqs) AS total FROM fanouts"
+            " WHERE owner IS NULL OR owner = $1 OR lease_until < now()"
+            " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED", owner)
+        if row is None:
+            return None
+        order_id, version = row["order_id"], row["version"]
+        current = await conn.fetchrow(
+            "SELECT state, version FROM orders WHERE id = $1 FOR SHARE", order_id)
+        if current is None or current["state"] != "active" or current["version"] != version:
+            await conn.execute("DELETE FROM fanouts WHERE order_id = $1 AND version = $2",
+                               order_id, version)
+            log.info("fanout_ended", order_id=str(order_id), version=version,
+                     written=row["done"], of=row["total"],
+                     because=current["state"] if current else "gone")
+            return Chunk(order_id, 0, finished=True)
+        end = min(row["done"] + cfg.orders.fanout_chunk, row["total"])
+        seqs = await conn.fetchval(
+            "SELECT seqs[$3:$4] FROM fanouts WHERE order_id = $1 AND version = $2",
+            order_id, version, row["done"] + 1, end)
+        order = await load(conn, order_id, table, cfg.orders)
+        devices = await _devices(conn, np.asarray(seqs, dtype=np.int64),
+                                 drill_only=order.exercise)
+        plan_of = await _plans(conn, order.spec, devices)
+        written = await outbox.enqueue(conn, _rows(order_id, version, order.spec, "order",
+                                                   devices, order.spec.expires_at, plan_of))
+        finished = end >= row["total"]
+        if finished:
+            await conn.execute("DELETE FROM fanouts WHERE order_id = $1 AND version = $2",
+                               order_id, version)
+        else:
+            await conn.execute(
+                "UPDATE fanouts SET done = $3, owner = $4,"
+                " lease_until = now() + make_interval(secs => $5)"
+                " WHERE order_id = $1 AND version = $2",
+                order_id, version, end, owner, cfg.orders.fanout_lease_s)
+    log.info("fanout_chunk", order_id=str(order_id), version=version, devices=written,
+             done=end, of=row["total"])
+    return Chunk(order_id, written, finished)
+
+
+async def release_fanouts(conn: asyncpg.Connection | asyncpg.Pool, owner: str) -> None:
+    """Hand the fan-outs this runner holds to any runner at once (a clean stop)."""
+    await conn.execute("UPDATE fanouts SET owner = NULL, lease_until = now() WHERE owner = $1",
+                       owner)
 
 
 async def _current_recipients(conn: asyncpg.Connection, order_id: uuid.UUID) -> set[uuid.UUID]:

@@ -85,6 +85,8 @@ class Orders:
     accuracy_cap_m: float
     approval_levels: tuple[int, ...]
     approval_over_devices: int
+    fanout_chunk: int
+    fanout_lease_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +276,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _POSITIVE = {
     "http.max_body_bytes", "http.header_timeout_s", "http.body_timeout_s", "http.keepalive_s",
     "http.max_connections", "database.pool_min", "database.pool_max", "orders.default_ttl_s",
-    "orders.max_ttl_s", "orders.max_vertices", "orders.max_area_km2", "orders.circle_segments",
+    "orders.max_ttl_s", "orders.fanout_chunk", "orders.fanout_lease_s", "orders.max_vertices",
+    "orders.max_area_km2", "orders.circle_segments",
     "geo.cell_deg", "dispatch.batch_size", "dispatch.lease_s", "dispatch.max_attempts",
     "dispatch.backoff_base_s", "dispatch.backoff_max_s", "dispatch.flush_ms",
     "dispatch.poll_s", "dispatch.reap_s", "apns.max_connections", "apns.concurrency",

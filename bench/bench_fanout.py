@@ -359,7 +359,8 @@ def report(devices: int, concurrency: int, results: dict[int, tuple[list[Run], l
 
 
 async def main(devices: int, concurrency: int, rounds: int, batch_size: int | None,
-               profile: Path | None, workers: list[int], transport: str) -> int:
+               profile: Path | None, workers: list[int], transport: str,
+               fanout_chunk: int | None = None) -> int:
     """Set everything up, alternate raw and engine runs for each number of worker processes,
     print the comparison."""
     lon, lat = city_points(devices)
@@ -372,6 +373,8 @@ async def main(devices: int, concurrency: int, rounds: int, batch_size: int | No
     print(f"daemon transports: apns {extra['apns_transport']}, fcm {extra['fcm_transport']}")
     if batch_size:
         extra["dispatch_batch_size"] = str(batch_size)
+    if fanout_chunk:
+        extra["orders_fanout_chunk"] = str(fanout_chunk)
     timeout = aiohttp.ClientTimeout(total=120)
     results: dict[int, tuple[list[Run], list[Run]]] = {}
     with tempfile.TemporaryDirectory(prefix="alertd-bench-fanout-") as tmp:
@@ -412,6 +415,9 @@ if __name__ == "__main__":
     parser.add_argument("--transport", choices=("curl", "classic"), default="curl",
                         help="the daemon's apns.transport / fcm.transport: curl (the default)"
                              " or classic (aioapns and aiohttp, the baseline's own clients)")
+    parser.add_argument("--fanout-chunk", type=int, default=None,
+                        help="orders.fanout_chunk for the daemon (default: its configuration;"
+                             " more than --devices: the whole fan-out in one transaction)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record py-spy collapsed stacks of the daemon and the sandbox"
                              " during the engine runs into this directory")
@@ -419,4 +425,4 @@ if __name__ == "__main__":
     sys.exit(asyncio.run(main(options.devices, options.concurrency, options.rounds,
                               options.batch_size, options.profile,
                               [int(n) for n in options.workers.split(",")],
-                              options.transport)))
+                              options.transport, options.fanout_chunk)))

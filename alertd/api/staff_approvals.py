@@ -111,7 +111,8 @@ async def _approve_issue(request: web.Request, c: Context, who: staff.Staff,
     async with c.pool.acquire() as conn, conn.transaction():
         decided = await approvals.decide(conn, held, "approved", who)
         accepted = await pipeline.accept(conn, c.points, spec, created_by=held.requested_by,
-                                         order_id=held.order_id)
+                                         order_id=held.order_id,
+                                         chunk=c.cfg.orders.fanout_chunk)
         await auditing.record(conn, request, who, "order.approve", target=str(held.order_id),
                               before=held.audit_view(), after={
                                   **decided.audit_view(), **orders.audit_view(

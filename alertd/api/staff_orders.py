@@ -68,7 +68,8 @@ async def create(request: web.Request) -> web.Response:
                                                 spec, reach)
             status = 202
         else:
-            accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id)
+            accepted = await pipeline.accept(conn, c.points, spec, created_by=who.id,
+                                             chunk=c.cfg.orders.fanout_chunk)
             answer = {"id": str(accepted.order_id), "version": accepted.version,
                       "devices": accepted.devices}
             status = 201

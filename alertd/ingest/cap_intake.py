@@ -145,7 +145,7 @@ async def _new_order(c: Context, conn: asyncpg.Connection, prepared: cap_mapping
     await points.catch_up(c.points)  # takes no pool connection: safe inside our transaction
     accepted = await pipeline.accept(
         conn, c.points, spec, source="cap", source_key=" ".join(alert.key),
-        exercise=alert.status == "Exercise",
+        exercise=alert.status == "Exercise", chunk=c.cfg.orders.fanout_chunk,
     )
     return Intake("order", accepted.order_id, f"{accepted.devices} devices")
 

@@ -191,3 +191,42 @@ async def test_sigterm_finishes_or_releases_inflight(
     got = await sandbox.deliveries(http)
     assert await _repeats(db_url, order_id, got, [daemon], n) == {"apns": 0, "fcm": 0}
     daemon.kill(signal.SIGTERM)
+
+
+async def _fanout_left(db_url: str, order_id: str) -> int | None:
+    """Device seqs of the order's streamed fan-out not written yet (None: no fan-out left)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        left: int | None = await conn.fetchval(
+            "SELECT cardinality(seqs) - done FROM fanouts WHERE order_id = $1",
+            uuid.UUID(order_id))
+    finally:
+        await conn.close()
+    return left
+
+
+async def test_a_streamed_fan_out_survives_a_kill_mid_stream(
+        db_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """An order over more devices than orders.fanout_chunk answers at once with all of them and
+    its first pushes go out while the rest is written; killed with SIGKILL mid-stream, the
+    restarted daemon takes the fan-out over once its lease has passed, and every device gets the
+    order exactly once (nothing was sent twice: the kill came while the rows were written)."""
+    n = 3000
+    daemon, _, order_id = await _started(db_url, sandbox, tmp_path, http, n,
+                                         ALERTD_APNS_CONCURRENCY=str(APNS_CONCURRENCY),
+                                         ALERTD_FCM_CONCURRENCY=str(FCM_CONCURRENCY),
+                                         ALERTD_ORDERS_FANOUT_CHUNK="2",
+                                         ALERTD_ORDERS_FANOUT_LEASE_S="2",
+                                         ALERTD_DISPATCH_LEASE_S="3")
+    await _under_way(sandbox, http, 2)
+    daemon.kill(signal.SIGKILL)
+    left = await _fanout_left(db_url, order_id)
+    assert left, "the fan-out was written whole before the kill; raise n"
+
+    daemon.start()
+    await daemon.ready(http)
+    await _all_sent(db_url, order_id, n)
+    assert await _fanout_left(db_url, order_id) is None
+    got = await sandbox.deliveries(http)
+    repeated = await _repeats(db_url, order_id, got, [daemon], n)
+    assert repeated["apns"] <= APNS_CONCURRENCY and repeated["fcm"] <= FCM_CONCURRENCY, repeated
