@@ -8,6 +8,7 @@ continue_fanout, so the first pushes go out without waiting for a million rows.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import asyncpg
 import numpy as np
 import structlog
 
-from alertd import db, errors, households, orders, plans, progress, render, settings
+from alertd import db, errors, households, logs, orders, plans, progress, render, settings
 from alertd.delivery import outbox
 from alertd.orders import Order, OrderSpec
 from alertd.points import Points
@@ -29,6 +30,9 @@ log = structlog.get_logger(__name__)
 LIFT_TTL = timedelta(hours=24)
 # Fan-out runners LISTEN on it; accepting an order that streams NOTIFYs it (delivered at commit).
 FANOUT_CHANNEL = "alertd_fanout"
+# The owner of a fan-out set aside after its chunk failed: no runner is named so, so it waits
+# out its lease (orders.fanout_lease_s) before any runner tries it again.
+FANOUT_SET_ASIDE = "(set aside after a failure)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,46 +206,73 @@ async def continue_fanout(pool: asyncpg.Pool, table: municipalities.Table,
     chunk sees the change and ends the fan-out. That is all they need: an amendment covers
     its whole area itself (a device not reached yet gets the new version as a new order), a
     lifting tells the devices reached so far, and an ended order is sent nothing more."""
-    async with pool.acquire() as conn, conn.transaction(), db.bulk(conn):
-        row = await conn.fetchrow(
-            "SELECT order_id, version, done, cardinality(seqs) AS total FROM fanouts"
-            " WHERE owner IS NULL OR owner = $1 OR lease_until < now()"
-            " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED", owner)
-        if row is None:
-            return None
-        order_id, version = row["order_id"], row["version"]
-        current = await conn.fetchrow(
-            "SELECT state, version FROM orders WHERE id = $1 FOR SHARE", order_id)
-        if current is None or current["state"] != "active" or current["version"] != version:
-            await conn.execute("DELETE FROM fanouts WHERE order_id = $1 AND version = $2",
-                               order_id, version)
-            log.info("fanout_ended", order_id=str(order_id), version=version,
-                     written=row["done"], of=row["total"],
-                     because=current["state"] if current else "gone")
-            return Chunk(order_id, 0, finished=True)
-        end = min(row["done"] + cfg.orders.fanout_chunk, row["total"])
-        seqs = await conn.fetchval(
-            "SELECT seqs[$3:$4] FROM fanouts WHERE order_id = $1 AND version = $2",
-            order_id, version, row["done"] + 1, end)
-        order = await load(conn, order_id, table, cfg.orders)
-        devices = await _devices(conn, np.asarray(seqs, dtype=np.int64),
-                                 drill_only=order.exercise)
-        plan_of = await _plans(conn, order.spec, devices)
-        written = await outbox.enqueue(conn, _rows(order_id, version, order.spec, "order",
-                                                   devices, order.spec.expires_at, plan_of))
-        finished = end >= row["total"]
-        if finished:
-            await conn.execute("DELETE FROM fanouts WHERE order_id = $1 AND version = $2",
-                               order_id, version)
-        else:
-            await conn.execute(
-                "UPDATE fanouts SET done = $3, owner = $4,"
-                " lease_until = now() + make_interval(secs => $5)"
-                " WHERE order_id = $1 AND version = $2",
-                order_id, version, end, owner, cfg.orders.fanout_lease_s)
-    log.info("fanout_chunk", order_id=str(order_id), version=version, devices=written,
-             done=end, of=row["total"])
-    return Chunk(order_id, written, finished)
+    async with pool.acquire() as conn:
+        picked: tuple[uuid.UUID, int] | None = None
+        try:
+            async with conn.transaction(), db.bulk(conn):
+                row = await conn.fetchrow(
+                    "SELECT order_id, version, done, cardinality(seqs) AS total FROM fanouts"
+                    " WHERE owner IS NULL OR owner = $1 OR lease_until < now()"
+                    " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED", owner)
+                if row is None:
+                    return None
+                picked = (row["order_id"], row["version"])
+                step, end = await _chunk(conn, row, table, cfg, owner)
+        except db.UNAVAILABLE:
+            raise
+        except Exception as exc:
+            if picked is None:
+                raise
+            # A fan-out that cannot be written (a bug, a stored order that no longer loads)
+            # must not hold back the others: it waits a lease, then is tried again. Loudly.
+            log.error("fanout_chunk_failed", order_id=str(picked[0]), version=picked[1],
+                      error=logs.describe(exc), exc_info=exc)
+            with contextlib.suppress(Exception):
+                await conn.execute(
+                    "UPDATE fanouts SET owner = $3, lease_until = now() + make_interval(secs =>"
+                    " $4) WHERE order_id = $1 AND version = $2",
+                    *picked, FANOUT_SET_ASIDE, cfg.orders.fanout_lease_s)
+            raise
+    if not (step.finished and step.written == 0):
+        log.info("fanout_chunk", order_id=str(step.order_id), version=picked[1],
+                 devices=step.written, done=end, of=row["total"])
+    return step
+
+
+async def _chunk(conn: asyncpg.Connection, row: asyncpg.Record, table: municipalities.Table,
+                 cfg: settings.Settings, owner: str) -> tuple[Chunk, int]:
+    """One step of continue_fanout, on the fan-out row it locked: the step and how many of
+    the fan-out's devices are written after it."""
+    order_id, version = row["order_id"], row["version"]
+    current = await conn.fetchrow(
+        "SELECT state, version FROM orders WHERE id = $1 FOR SHARE", order_id)
+    if current is None or current["state"] != "active" or current["version"] != version:
+        await conn.execute("DELETE FROM fanouts WHERE order_id = $1 AND version = $2",
+                           order_id, version)
+        log.info("fanout_ended", order_id=str(order_id), version=version,
+                 written=row["done"], of=row["total"],
+                 because=current["state"] if current else "gone")
+        return Chunk(order_id, 0, finished=True), row["done"]
+    end = min(row["done"] + cfg.orders.fanout_chunk, row["total"])
+    seqs = await conn.fetchval(
+        "SELECT seqs[$3:$4] FROM fanouts WHERE order_id = $1 AND version = $2",
+        order_id, version, row["done"] + 1, end)
+    order = await load(conn, order_id, table, cfg.orders)
+    devices = await _devices(conn, np.asarray(seqs, dtype=np.int64), drill_only=order.exercise)
+    plan_of = await _plans(conn, order.spec, devices)
+    written = await outbox.enqueue(conn, _rows(order_id, version, order.spec, "order", devices,
+                                               order.spec.expires_at, plan_of))
+    finished = end >= row["total"]
+    if finished:
+        await conn.execute("DELETE FROM fanouts WHERE order_id = $1 AND version = $2",
+                           order_id, version)
+    else:
+        await conn.execute(
+            "UPDATE fanouts SET done = $3, owner = $4,"
+            " lease_until = now() + make_interval(secs => $5)"
+            " WHERE order_id = $1 AND version = $2",
+            order_id, version, end, owner, cfg.orders.fanout_lease_s)
+    return Chunk(order_id, written, finished), end
 
 
 async def release_fanouts(conn: asyncpg.Connection | asyncpg.Pool, owner: str) -> None:

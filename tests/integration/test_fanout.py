@@ -226,3 +226,33 @@ async def test_an_exercise_streams_to_drill_devices_only(pool: asyncpg.Pool,
     assert accepted.devices == len(drill)
     await fanout.Runner(streaming).drain()
     assert await kinds(pool, accepted.order_id) == [(t, 1, "order") for t in drill]
+
+
+async def test_a_fan_out_that_fails_is_set_aside_and_the_others_go_on(
+        pool: asyncpg.Pool, streaming: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk that fails for another reason than the database (a bug) sets its fan-out aside
+    for a lease and raises; the next fan-out is written meanwhile, and the failed one is tried
+    again once its lease has passed."""
+    await _devices(pool, streaming.points, 8)
+    broken = await _accept(streaming)
+    fine = await _accept(streaming)
+    real = pipeline.load
+
+    async def load(conn: object, order_id: object, *args: object) -> object:
+        if order_id == broken.order_id:
+            raise RuntimeError("cannot load this order")
+        return await real(conn, order_id, *args)  # type: ignore[arg-type]
+    monkeypatch.setattr(pipeline, "load", load)
+    with pytest.raises(RuntimeError, match="cannot load"):
+        await _step(streaming)
+    assert await pool.fetchval("SELECT owner FROM fanouts WHERE order_id = $1",
+                               broken.order_id) == pipeline.FANOUT_SET_ASIDE
+    step = await _step(streaming)
+    assert step is not None and step.order_id == fine.order_id and step.written == CHUNK
+    monkeypatch.setattr(pipeline, "load", real)
+    runner = fanout.Runner(streaming, owner="runner")
+    assert await runner.drain() == 2  # the rest of the fine one; the broken one waits
+    assert await _left(pool) == [(0, 5, pipeline.FANOUT_SET_ASIDE)]
+    await pool.execute("UPDATE fanouts SET lease_until = now() - interval '1 second'")
+    assert await runner.drain() == 5
+    assert len(await kinds(pool, broken.order_id)) == len(await kinds(pool, fine.order_id)) == 8
