@@ -275,6 +275,14 @@ async def _chunk(conn: asyncpg.Connection, row: asyncpg.Record, table: municipal
     return Chunk(order_id, written, finished), end
 
 
+async def queuing(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID) -> int:
+    """Devices the order's streamed fan-out has still to queue (0: none, or all queued)."""
+    n: int = await conn.fetchval(
+        "SELECT coalesce(sum(cardinality(seqs) - done), 0) FROM fanouts WHERE order_id = $1",
+        order_id)
+    return n
+
+
 async def release_fanouts(conn: asyncpg.Connection | asyncpg.Pool, owner: str) -> None:
     """Hand the fan-outs this runner holds to any runner at once (a clean stop)."""
     await conn.execute("UPDATE fanouts SET owner = NULL, lease_until = now() WHERE owner = $1",

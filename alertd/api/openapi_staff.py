@@ -139,6 +139,8 @@ SCHEMAS: dict[str, Schema] = {
         "instruction": {"type": "object", "additionalProperties": string()},
         "expires_at": TIMESTAMP, "created_at": TIMESTAMP,
         "expired": {"type": "boolean"},
+        "queuing": {**COUNT, "description": "devices the order's streamed fan-out has still to "
+                                            "queue (not counted as pending yet; 0: none)"},
         "pending_change": {**ref("PendingOrder"),
                            "description": "a change of it waiting for approval"},
         "deliveries": obj({k: COUNT for k in (*orders.COUNTS, "cancelled", "lifted")},

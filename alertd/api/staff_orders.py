@@ -113,7 +113,8 @@ async def list_orders(request: web.Request) -> web.Response:
 @routes.get("/v1/staff/orders/{order_id}")
 async def get_order(request: web.Request) -> web.Response:
     """The order with its delivery counts: as a whole (devices, at the top level and in
-    `deliveries`) and per version (`versions`), and its change waiting for approval
+    `deliveries`) and per version (`versions`), the devices its streamed fan-out has still to
+    queue (`queuing`: not counted as pending yet), and its change waiting for approval
     (`pending_change`) if any. An order held for approval (or rejected) before it was ever
     issued answers as the held request (`state` `pending_approval` or `rejected`)."""
     await plumbing.staff_member(request, "viewer")
@@ -132,6 +133,7 @@ async def get_order(request: web.Request) -> web.Response:
     out = orders.as_json(order, counts.as_json())
     out["versions"] = [v.as_json() for v in await progress.of_versions(c.pool, order.id)]
     out["expired"] = order.spec.expires_at <= now
+    out["queuing"] = await pipeline.queuing(c.pool, order.id)
     waiting = await approvals.pending(c.pool, order.id)
     if waiting is not None:
         out["pending_change"] = waiting.as_json(floor, now)

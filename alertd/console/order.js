@@ -14,7 +14,7 @@ export const strings = {
     "need.area": "対象区域を選んでください。",
     trail: "監査記録", "trail.at": "日時", "trail.who": "職員", "trail.action": "操作", "trail.status": "結果",
     actions: "操作", progress: "配信状況", matched: "対象", sent: "送信済", pending: "送信待ち", failed: "失敗",
-    invalid_token: "無効トークン", lifted: "解除通知", complete: "配信完了", sending: "配信中",
+    invalid_token: "無効トークン", lifted: "解除通知", complete: "配信完了", sending: "配信中", queuing: "あと{n}台を配信待ちに追加中",
     state: "状態", "state.active": "発令中", "state.lifted": "解除済", "state.expired": "期限切れ",
     "state.pending_approval": "承認待ち", "state.rejected": "却下",
     hazard: "災害", expires: "期限", issued: "発令", versions: "版の履歴", version: "版", level: "レベル", at: "日時",
@@ -32,7 +32,7 @@ export const strings = {
     "need.area": "Choose the area.",
     trail: "Audit trail", "trail.at": "At", "trail.who": "Staff", "trail.action": "Action", "trail.status": "Status",
     actions: "Actions", progress: "Delivery progress", matched: "Matched", sent: "Sent", pending: "Pending", failed: "Failed",
-    invalid_token: "Invalid token", lifted: "Lifting notices", complete: "Delivery complete", sending: "Sending",
+    invalid_token: "Invalid token", lifted: "Lifting notices", complete: "Delivery complete", sending: "Sending", queuing: "{n} more devices being queued",
     state: "State", "state.active": "Active", "state.lifted": "Lifted", "state.expired": "Expired",
     "state.pending_approval": "Waiting for approval", "state.rejected": "Rejected",
     hazard: "Hazard", expires: "Expires", issued: "Issued", versions: "Versions", version: "Version", level: "Level", at: "At",
@@ -95,7 +95,9 @@ export function mount(el, ctx) {
     bar.setAttribute("aria-valuenow", String(finished));
     bar.setAttribute("aria-label", t("progress"));
     bar.firstChild.style.width = `${share}%`;
-    phase.textContent = (o.pending || 0) === 0 ? t("complete") : `${t("sending")} ${share}%`;
+    const queuing = o.queuing || 0;  // a streamed fan-out still queuing devices
+    phase.textContent = (o.pending || 0) === 0 && queuing === 0 ? t("complete")
+      : `${t("sending")} ${share}%` + (queuing ? ` · ${t("queuing", { n: num(queuing) })}` : "");
     fill(versions, h("h2", {}, t("versions")), h("table", {},
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("version")), h("th", { scope: "col" }, t("level")),
         h("th", { scope: "col" }, t("at")), COUNTS.map((k) => h("th", { scope: "col", class: "num" }, t(k))))),

@@ -9,8 +9,10 @@ import dataclasses
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from alertd import fanout, pipeline, points, settings
+from alertd import fanout, pipeline, points, settings, staff
+from alertd.api import routes
 from alertd.context import Context
 from tests.integration.test_pipeline import NORTH, SQUARE, device_at, kinds, sent, spec
 from tests.waiting import wait_for
@@ -256,3 +258,27 @@ async def test_a_fan_out_that_fails_is_set_aside_and_the_others_go_on(
     await pool.execute("UPDATE fanouts SET lease_until = now() - interval '1 second'")
     assert await runner.drain() == 5
     assert len(await kinds(pool, broken.order_id)) == len(await kinds(pool, fine.order_id)) == 8
+
+
+async def test_the_order_says_how_many_devices_are_still_to_queue(
+        pool: asyncpg.Pool, streaming: Context) -> None:
+    """GET /v1/staff/orders/{id} counts the devices a streamed fan-out has still to queue
+    (`queuing`), down to 0 once it is written: the order's counts grow as chunks are queued,
+    while its version was matched with every device from the start."""
+    await _devices(pool, streaming.points, 8)
+    viewer = {"Authorization": f"Bearer {await staff.create(pool, 'viewer')}"}
+    client = TestClient(TestServer(routes.build_app(streaming)))
+    await client.start_server()
+    try:
+        accepted = await _accept(streaming)
+        seen = []
+        for _ in range(3):
+            r = await client.get(f"/v1/staff/orders/{accepted.order_id}", headers=viewer)
+            assert r.status == 200
+            body = await r.json()
+            seen.append((body["queuing"], body["matched"], body["pending"],
+                         body["versions"][0]["matched"]))
+            await _step(streaming)
+    finally:
+        await client.close()
+    assert seen == [(5, 3, 3, 8), (2, 6, 6, 8), (0, 8, 8, 8)]
