@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 
 # 2 ** 64 times any sane base is far beyond every cap; a larger exponent would only risk an
@@ -24,3 +26,10 @@ def delay(attempt: int, base_s: float, max_s: float, retry_after: float | None =
     if retry_after is not None:
         wait = max(wait, min(retry_after, max_s))
     return float(min(max(wait, 0.0), max_s))
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less once `stop` is set (the loops of feeds, scheduler and fan-out
+    runners wait by it between rounds and after failures)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

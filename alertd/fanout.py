@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import uuid
 from typing import Any
 
 import structlog
 
-from alertd import db, logs, pipeline
+from alertd import backoff, db, logs, pipeline
 from alertd.context import Context
+from alertd.delivery import presence
 
 log = structlog.get_logger(__name__)
 
@@ -25,17 +24,12 @@ POLL_S = 5.0  # how often a runner looks for fan-outs left by a dead runner
 RETRY_S = 1.0  # the wait before reconnecting after the database failed
 
 
-def owner_name() -> str:
-    """A runner's name in fanouts.owner: unique per process start."""
-    return f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 class Runner:
     """Writes every streamed fan-out it can take until stopped."""
 
     def __init__(self, context: Context, owner: str | None = None) -> None:
         self.context = context
-        self.owner = owner or owner_name()
+        self.owner = owner or presence.identity()  # never reused
         self.wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -48,7 +42,7 @@ class Runner:
                     conn = await db.connect_one(self.context.cfg.database.url)
                 except Exception as exc:
                     log.warning("fanout_connect_failed", error=logs.describe(exc))
-                    await self._pause(stop, RETRY_S)
+                    await backoff.pause(stop, RETRY_S)
                     continue
                 try:
                     await conn.add_listener(pipeline.FANOUT_CHANNEL, self._notified)
@@ -59,7 +53,7 @@ class Runner:
                             await asyncio.wait_for(self.wake.wait(), POLL_S)
                 except Exception as exc:  # the database went away: the leases keep the rows
                     log.warning("fanout_failed", error=logs.describe(exc))
-                    await self._pause(stop, RETRY_S)
+                    await backoff.pause(stop, RETRY_S)
                 finally:
                     with contextlib.suppress(Exception):
                         await conn.close()
@@ -81,7 +75,3 @@ class Runner:
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
         self.wake.set()
-
-    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)

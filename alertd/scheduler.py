@@ -227,7 +227,7 @@ class Scheduler:
                 conn = await db.connect_one(self.cfg.database.url)
             except Exception as exc:
                 log.warning("scheduler_connect_failed", error=logs.describe(exc))
-                await _sleep(stop, poll)
+                await backoff.pause(stop, poll)
                 continue
             try:
                 await conn.execute(_KEEPALIVE)
@@ -237,7 +237,7 @@ class Scheduler:
                             LOCK_CHECK_S):
                         await self._lead(conn, stop)
                         break
-                    await _sleep(stop, poll)
+                    await backoff.pause(stop, poll)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("scheduler_lock_lost", node=self.node, error=logs.describe(exc))
             finally:
@@ -246,7 +246,7 @@ class Scheduler:
                     await conn.close(timeout=1.0)
                 if not conn.is_closed():
                     conn.terminate()
-            await _sleep(stop, poll)
+            await backoff.pause(stop, poll)
 
     async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         aps = AsyncIOScheduler(timezone=UTC, job_defaults={
@@ -261,7 +261,7 @@ class Scheduler:
         catching_up = asyncio.create_task(self._catch_up())
         try:
             while not stop.is_set() and not conn.is_closed():
-                await _sleep(stop, self.cfg.scheduler.standby_retry_s)
+                await backoff.pause(stop, self.cfg.scheduler.standby_retry_s)
                 await asyncio.wait_for(conn.fetchval("SELECT 1"), LOCK_CHECK_S)
         finally:
             aps.shutdown(wait=False)
@@ -318,11 +318,6 @@ class Scheduler:
             if ran is None:
                 return
             failures = 0
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def describe(jobs: Sequence[Job]) -> list[str]:

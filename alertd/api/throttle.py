@@ -156,11 +156,9 @@ class Throttle:
         """The limits a request counts against, with its key in each."""
         path, method = request.path, request.method
         if path == "/v1/devices" and method == "POST":
-            forwarded = request.headers.get("X-Forwarded-For")
-            yield self.register, client_address(request.remote, forwarded, self.trusted)
+            yield self.register, self._address(request)
         elif path == "/v1/shelters":
-            forwarded = request.headers.get("X-Forwarded-For")
-            yield self.search, client_address(request.remote, forwarded, self.trusted)
+            yield self.search, self._address(request)
         elif path == "/v1/me" or path.startswith("/v1/me/"):
             key = _credential_key(request.headers.get("Authorization"))
             if key is not None:
@@ -175,6 +173,12 @@ class Throttle:
             key = _credential_key(header)
             if key is not None:
                 yield self.staff, key
+
+
+    def _address(self, request: web.Request) -> str:
+        """The client address a request without a credential counts by."""
+        return client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                              self.trusted)
 
 
 THROTTLE = web.AppKey("throttle", Throttle)

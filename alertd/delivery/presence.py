@@ -27,7 +27,8 @@ LOCK_CHECK_S = 10.0  # a lock connection that answers no query for this long cou
 
 
 def identity() -> str:
-    """A new dispatcher identity (host:pid:random): never reused, not even by this process."""
+    """A new identity of a dispatcher or a fan-out runner (host:pid:random): never reused, not
+    even by this process."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 

@@ -92,14 +92,14 @@ class Poller:
             except db.UNAVAILABLE as exc:
                 log.warning("poller_database_error", feed=self.spec.name,
                             error=logs.describe(exc))
-                await _sleep(stop, 1.0)
+                await backoff.pause(stop, 1.0)
         while not stop.is_set():
             try:
                 conn = await db.connect_one(self.c.cfg.database.url)
             except Exception as exc:
                 log.warning("poller_connect_failed", feed=self.spec.name,
                             error=logs.describe(exc))
-                await _sleep(stop, self.spec.interval_s)
+                await backoff.pause(stop, self.spec.interval_s)
                 continue
             try:
                 got = await feedstate.try_lock(conn, self.spec.name)
@@ -108,11 +108,11 @@ class Poller:
                 if got:
                     await self._loop(conn, stop)
                 else:
-                    await _sleep(stop, self.spec.interval_s)  # someone else polls it
+                    await backoff.pause(stop, self.spec.interval_s)  # someone else polls it
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("poller_database_error", feed=self.spec.name,
                             error=logs.describe(exc))
-                await _sleep(stop, 1.0)
+                await backoff.pause(stop, 1.0)
             finally:
                 self.holding = False
                 with contextlib.suppress(Exception):
@@ -122,7 +122,7 @@ class Poller:
         while not stop.is_set() and not lock_conn.is_closed():
             due = await feedstate.seconds_until_due(self.c.pool, self.spec.name)
             if due > 0:
-                await _sleep(stop, min(due, self.spec.interval_s))
+                await backoff.pause(stop, min(due, self.spec.interval_s))
                 continue
             failures = await self.poll_once()
             delay = next_delay(self.spec, failures, self.c.cfg.feeds.max_backoff_s)
@@ -321,11 +321,6 @@ def _reason(exc: BaseException) -> str:
 def _age(entry: atom.Entry) -> tuple[bool, datetime]:
     """Sort key: entries by time, those without one last (in their feed order)."""
     return (entry.updated is None, entry.updated or datetime.min.replace(tzinfo=UTC))
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def run_all(c: Context, stop: asyncio.Event) -> None:
